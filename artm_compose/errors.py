@@ -1,0 +1,25 @@
+"""Errors that artm-compose reports to users: each names the offending value."""
+
+
+class ArtmComposeError(Exception):
+    """Base class: the CLI prints these as one line, without a traceback."""
+
+
+class ConfigError(ArtmComposeError, ValueError):
+    """A configuration value is invalid; raised before anything is started."""
+
+
+class DataError(ArtmComposeError):
+    """A batch, vocabulary or corpus file cannot be used; the message names the file."""
+
+
+class BootstrapError(ArtmComposeError):
+    """The Redis Cluster did not reach a healthy state; the message says what is missing."""
+
+
+class RuntimeUnavailable(ArtmComposeError):
+    """A runtime's prerequisite (docker, compose plugin, swarm, redis-server) is missing."""
+
+
+class TrainingError(ArtmComposeError):
+    """Training stopped: an executor died, a timeout expired, or the model is inconsistent."""
