@@ -1,0 +1,153 @@
+"""The cluster configuration: validated once here, plain values everywhere after.
+
+A config comes from CLI flags, a YAML file (``--config``), or Python (``ClusterConfig(...)``);
+every path ends in :class:`ClusterConfig`, whose constructor rejects bad values with a
+:class:`~artm_compose.errors.ConfigError` naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from artm_compose.errors import ConfigError
+from artm_compose.slots import SLOT_COUNT
+
+RUNTIMES = ("local", "compose", "swarm")
+SPLITS = ("balanced", "even")
+CLUSTER_BUS_OFFSET = 10000
+MAX_PORT = 65535
+_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Everything needed to plan, run and train one cluster."""
+
+    name: str = "artm"
+    runtime: Literal["local", "compose", "swarm"] = "compose"
+    nodes: int = 1
+    executors_per_node: int = 1
+    base_port: int = 7000
+    state_dir: Path = Path("state")
+    data_dir: Path | None = None
+    vocab_path: Path | None = None
+    topics: int = 20
+    iterations: int = 10
+    inner_iterations: int = 10
+    threads: int = 1
+    seed: int = 0
+    split: Literal["balanced", "even"] = "balanced"
+    allow_idle: bool = False
+    continue_fitting: bool = False
+    init_phi: Path | None = None
+    show_top_tokens: bool = True
+    node_timeout_ms: int = 5000
+    heartbeat_timeout: float = 30.0
+    publish: bool = False
+    redis_memory: str | None = None
+    executor_memory: str | None = None
+    master_memory: str | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"{f.name}={value!r} is invalid: must be a number")
+            if f.type == "int" and not isinstance(value, int):
+                raise ConfigError(f"{f.name}={value!r} is invalid: must be a whole number")
+        _check(_NAME_PATTERN.match(self.name) is not None, "name", self.name,
+               "use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit")
+        _check(self.runtime in RUNTIMES, "runtime", self.runtime, f"choose one of {', '.join(RUNTIMES)}")
+        _check(1 <= self.nodes <= SLOT_COUNT, "nodes", self.nodes,
+               f"a Redis Cluster has between 1 and {SLOT_COUNT} nodes (one hash slot each at least)")
+        _check(self.executors_per_node >= 1, "executors_per_node", self.executors_per_node, "must be >= 1")
+        _check(self.split in SPLITS, "split", self.split, f"choose one of {', '.join(SPLITS)}")
+        for field_name in ("topics", "threads"):
+            _check(getattr(self, field_name) >= 1, field_name, getattr(self, field_name), "must be >= 1")
+        _check(self.iterations >= 0, "iterations", self.iterations, "must be >= 0")
+        _check(self.inner_iterations >= 1, "inner_iterations", self.inner_iterations, "must be >= 1")
+        _check(self.node_timeout_ms >= 100, "node_timeout_ms", self.node_timeout_ms, "must be >= 100")
+        _check(self.heartbeat_timeout > 0, "heartbeat_timeout", self.heartbeat_timeout, "must be > 0")
+        self._check_ports()
+        for field_name in ("redis_memory", "executor_memory", "master_memory"):
+            value = getattr(self, field_name)
+            _check(value is None or _MEMORY_PATTERN.match(str(value)) is not None, field_name, value,
+                   "use a Docker memory size such as 512m or 2g")
+        if self.vocab_path is not None and self.data_dir is None:
+            raise ConfigError(f"vocab_path={self.vocab_path}: a vocabulary needs a data directory (data_dir)")
+
+    def _check_ports(self) -> None:
+        # Locally every node listens on the host, so node i takes base_port + i and its cluster bus
+        # base_port + i + 10000; in containers every node has its own address and the same port.
+        node_ports = self.nodes if self.runtime == "local" else 1
+        highest = self.base_port + node_ports - 1
+        _check(1024 <= self.base_port and highest + CLUSTER_BUS_OFFSET <= MAX_PORT, "base_port", self.base_port,
+               f"node ports {self.base_port}..{highest} and their cluster-bus ports "
+               f"{self.base_port + CLUSTER_BUS_OFFSET}..{highest + CLUSTER_BUS_OFFSET} must lie in 1024..{MAX_PORT}")
+        _check(node_ports <= CLUSTER_BUS_OFFSET, "nodes", self.nodes,
+               f"{self.nodes} local nodes from port {self.base_port} would collide with their own cluster-bus "
+               f"ports (+{CLUSTER_BUS_OFFSET}); use at most {CLUSTER_BUS_OFFSET} local nodes")
+
+    @property
+    def executor_count(self) -> int:
+        return self.nodes * self.executors_per_node
+
+    @property
+    def resolved_vocab_path(self) -> Path | None:
+        """The vocabulary: ``vocab_path`` if given, else ``vocab.txt`` in the data directory."""
+        if self.data_dir is None:
+            return None
+        return self.vocab_path if self.vocab_path is not None else self.data_dir / "vocab.txt"
+
+    def replace(self, **changes: Any) -> ClusterConfig:
+        """A copy with ``changes`` applied and validated again."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v, Path) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> ClusterConfig:
+        """Build from a mapping (a YAML file, JSON), naming any unknown key."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}; known keys: {', '.join(known)}")
+        converted = {}
+        for key, value in values.items():
+            if value is not None and key in _PATH_FIELDS:
+                value = Path(value)
+            converted[key] = value
+        try:
+            return cls(**converted)
+        except TypeError as error:
+            raise ConfigError(str(error)) from None
+
+    @classmethod
+    def from_file(cls, path: Path, **overrides: Any) -> ClusterConfig:
+        """Load a YAML config file; ``overrides`` (CLI flags given explicitly) win over the file."""
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        return cls.from_mapping({**values, **overrides})
+
+
+_PATH_FIELDS = {"state_dir", "data_dir", "vocab_path", "init_phi"}
+
+
+def _check(ok: bool, field_name: str, value: Any, advice: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field_name}={value!r} is invalid: {advice}")

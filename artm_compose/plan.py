@@ -1,0 +1,179 @@
+"""The plan: every name, address, slot range and executor range of a cluster, computed once.
+
+``make_plan`` is pure apart from reading the data directory's batch and token weights
+(through :func:`artm_compose.data.summary.summarize`, or a summary passed in). Renderers and
+runtimes only read a :class:`Plan`; they never recompute ranges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from artm_compose.config import ClusterConfig
+from artm_compose.data.summary import DataSummary, summarize
+from artm_compose.errors import ConfigError
+from artm_compose.ranges import Balance, Range, balanced_ranges, even_ranges, measure_balance
+from artm_compose.slots import split_slots
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One virtual node: a Redis instance and the executors that talk to it."""
+
+    index: int
+    name: str
+    host: str
+    port: int
+    slots: tuple[int, int]  # inclusive, as CLUSTER ADDSLOTSRANGE takes them
+
+    @property
+    def bus_port(self) -> int:
+        return self.port + 10000
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "name": self.name, "host": self.host, "port": self.port,
+                "slots": list(self.slots)}
+
+
+@dataclass(frozen=True)
+class ExecutorPlan:
+    """One executor: its id, its node, and its half-open token and batch ranges."""
+
+    id: int
+    node: int
+    token_range: Range
+    batch_range: Range
+
+    @property
+    def name(self) -> str:
+        return f"executor-{self.id}"
+
+    @property
+    def idle(self) -> bool:
+        return self.batch_range[0] >= self.batch_range[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "node": self.node, "token_range": list(self.token_range),
+                "batch_range": list(self.batch_range)}
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """How far the batch and token splits are from perfect balance (``None`` without data)."""
+
+    method: str
+    batches: Balance | None
+    tokens: Balance | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def one(balance: Balance | None) -> dict[str, float] | None:
+            if balance is None:
+                return None
+            return {"total": balance.total, "largest": balance.largest, "smallest": balance.smallest,
+                    "imbalance_percent": round(balance.imbalance_percent, 3)}
+
+        return {"method": self.method, "batches": one(self.batches), "tokens": one(self.tokens)}
+
+    def describe(self) -> str:
+        parts = [f"split {self.method}"]
+        for label, balance in (("batch token weight", self.batches), ("token frequency", self.tokens)):
+            if balance is not None:
+                parts.append(f"{label}: largest share {balance.imbalance_percent:+.2f}% from perfect")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The immutable plan of one cluster."""
+
+    config: ClusterConfig
+    nodes: tuple[NodePlan, ...]
+    executors: tuple[ExecutorPlan, ...]
+    split: SplitReport
+    data: DataSummary | None
+
+    @property
+    def cluster(self) -> str:
+        return self.config.name
+
+    def executors_of(self, node: int) -> tuple[ExecutorPlan, ...]:
+        return tuple(e for e in self.executors if e.node == node)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = None
+        if self.data is not None:
+            data = {"batches_dir": str(self.data.batches_dir), "vocab_path": str(self.data.vocab_path),
+                    "batches": self.data.batch_count, "vocab_size": self.data.vocab_size,
+                    "items": self.data.items, "token_weight": self.data.token_weight}
+        training = {key: getattr(self.config, key) for key in (
+            "topics", "iterations", "inner_iterations", "threads", "seed", "continue_fitting")}
+        return {
+            "cluster": self.cluster,
+            "runtime": self.config.runtime,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "executors": [e.to_dict() for e in self.executors],
+            "split": self.split.to_dict(),
+            "data": data,
+            "training": training,
+        }
+
+
+def node_address(config: ClusterConfig, index: int) -> tuple[str, int]:
+    """Where node ``index`` listens: distinct ports on loopback locally, a service name in containers."""
+    if config.runtime == "local":
+        return "127.0.0.1", config.base_port + index
+    return f"redis-{index}", config.base_port
+
+
+def make_plan(config: ClusterConfig, data: DataSummary | None = None) -> Plan:
+    """Compute the plan of ``config``; reads the data directory unless ``data`` is given.
+
+    Raises :class:`ConfigError` when an executor would get no batch and ``allow_idle`` is off.
+    """
+    if data is None and config.data_dir is not None:
+        vocab_path = config.resolved_vocab_path
+        assert vocab_path is not None
+        data = summarize(Path(config.data_dir), vocab_path)
+    nodes = tuple(
+        NodePlan(index=i, name=f"redis-{i}", host=host, port=port, slots=slots)
+        for i, slots in enumerate(split_slots(config.nodes))
+        for host, port in [node_address(config, i)]
+    )
+    count = config.executor_count
+    if data is None:
+        batch_ranges = token_ranges = [(0, 0)] * count
+        split = SplitReport(method=config.split, batches=None, tokens=None)
+    else:
+        if data.vocab_size == 0:
+            raise ConfigError(f"vocabulary {data.vocab_path} is empty")
+        if config.split == "even":
+            batch_ranges = even_ranges(data.batch_count, count)
+            token_ranges = even_ranges(data.vocab_size, count)
+        else:
+            batch_ranges = balanced_ranges(data.batch_weights, count)
+            token_ranges = balanced_ranges(data.token_weights, count)
+        split = SplitReport(
+            method=config.split,
+            batches=measure_balance(data.batch_weights, batch_ranges),
+            tokens=measure_balance(data.token_weights, token_ranges),
+        )
+    executors = tuple(
+        ExecutorPlan(id=i, node=i // config.executors_per_node,
+                     token_range=token_ranges[i], batch_range=batch_ranges[i])
+        for i in range(count)
+    )
+    idle = [e.id for e in executors if e.idle]
+    if data is not None and idle and not config.allow_idle:
+        raise ConfigError(
+            f"{len(idle)} of {count} executors would get no batch (ids {_id_list(idle)}): "
+            f"{data.batch_count} batches in {data.batches_dir} for {config.nodes} node(s) x "
+            f"{config.executors_per_node} executor(s) with split={config.split}; use fewer executors "
+            f"or pass --allow-idle")
+    return Plan(config=config, nodes=nodes, executors=executors, split=split, data=data)
+
+
+def _id_list(ids: list[int], shown: int = 10) -> str:
+    text = ", ".join(str(i) for i in ids[:shown])
+    return text + (f", ... ({len(ids) - shown} more)" if len(ids) > shown else "")
