@@ -41,7 +41,7 @@ class DataSummary:
 def summarize(batches_dir: Path, vocab_path: Path) -> DataSummary:
     """Read every batch once and total its weights per batch and per vocabulary token."""
     from artm_compose.data.batches import list_batches, read_batch
-    from artm_compose.data.vocab import read_vocab
+    from artm_compose.data.vocab import batch_in_vocab, read_vocab
 
     vocab = read_vocab(vocab_path)
     paths = list_batches(batches_dir)
@@ -49,14 +49,12 @@ def summarize(batches_dir: Path, vocab_path: Path) -> DataSummary:
     batch_weights = np.zeros(len(paths), dtype=np.float64)
     items = nonzeros = skipped = 0
     for position, path in enumerate(paths):
-        batch = read_batch(path)
-        global_index = vocab.map_tokens(batch.tokens, batch.class_ids, source=path)
-        known = global_index[batch.token_index] >= 0
-        skipped += int((~known).sum())
-        np.add.at(token_weights, global_index[batch.token_index][known], batch.weights[known])
-        batch_weights[position] = float(batch.weights[known].sum())
+        batch = batch_in_vocab(read_batch(path), vocab, skip_missing=True)
+        token_weights += np.bincount(batch.vocab_index, weights=batch.weights, minlength=len(vocab))
+        batch_weights[position] = float(batch.weights.sum(dtype=np.float64))
+        skipped += batch.skipped_entries
         items += len(batch.indptr) - 1
-        nonzeros += int(known.sum())
+        nonzeros += len(batch.vocab_index)
     return DataSummary(
         batches_dir=Path(batches_dir),
         vocab_path=Path(vocab_path),
