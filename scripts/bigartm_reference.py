@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Reference runs of the real BigARTM 0.9.2, for tests and benchmarks.
+
+Runs inside .venv-ref (scripts/setup_reference.sh), never imports artm_compose, and is invoked as a
+subprocess:
+
+  .venv-ref/bin/python scripts/bigartm_reference.py vectorize (--uci DOCWORD VOCAB | --vw FILE) \
+      --target DIR [--batch-size 1000]
+  .venv-ref/bin/python scripts/bigartm_reference.py fit --batches DIR [--vocab DIR/vocab.txt] \
+      --topics T --passes N [--inner 10] [--processors 1] [--seed 1] [--init-phi FILE] \
+      --json OUT.json [--npz OUT.npz]
+
+``fit`` runs PLSA (no regularizers) with ``fit_offline``, one collection pass per call so every pass
+is timed. The JSON holds ``perplexity`` and ``seconds`` per pass plus the collection's token weight;
+the npz holds ``phi`` (final), ``init_phi`` (the phi pass 1 starts from), ``tokens``, ``class_ids``
+and ``topics``, rows in the vocabulary file's order.
+
+Perplexity: BigARTM's PerplexityScore is accumulated by the processors while they process the
+batches of a pass, with the p_wt matrix that pass uses (the phi from before the pass: the initial
+phi for pass 1) and each document's theta after its last inner iteration; ``value`` =
+exp(-sum n_dw ln p_dw / sum n_dw). No dictionary is given to the score, so a p_dw of zero would fall
+back to the document's unigram model (BigARTM's UnigramDocumentModel); ``zero_words`` counts them
+and is reported per pass.
+
+Initial phi: BigARTM draws it in ``initialize()`` from its own generator seeded with ``--seed``;
+``init_phi`` in the npz is that draw, exported before any pass. With ``--init-phi`` the drawn
+values are overwritten, through the array ``master.attach_model(model_pwt)`` returns, by the given
+phi: an ``.npz`` with ``phi`` (tokens x topics) and ``tokens`` (optionally ``class_ids``), or a CSV
+with tokens in the first column and one column per topic (as ``get_phi().to_csv()`` writes it).
+Rows are matched by token; a missing token is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CLASS = "@default_class"
+
+
+def fail(message: str) -> None:
+    """Exit with a one-line error on stderr."""
+    print(f"bigartm_reference: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def read_vocab(path: Path) -> list[tuple[str, str]]:
+    """(class id, token) per line of a vocabulary file (``token`` or ``token class_id`` lines)."""
+    keys = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split()
+        if not fields or len(fields) > 2:
+            fail(f"vocabulary {path} line {number}: expected 'token' or 'token class_id', got {line!r}")
+        keys.append((fields[1] if len(fields) == 2 else DEFAULT_CLASS, fields[0]))
+    return keys
+
+
+def load_phi_file(path: Path) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """Keys (class id, token) and rows of a phi file: our npz export or a pandas CSV."""
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            tokens = [str(t) for t in data["tokens"]]
+            classes = [str(c) for c in data["class_ids"]] if "class_ids" in data else [DEFAULT_CLASS] * len(tokens)
+            return list(zip(classes, tokens)), np.asarray(data["phi"], dtype=np.float32)
+    import pandas
+
+    frame = pandas.read_csv(path, index_col=0, keep_default_na=False)
+    return [(DEFAULT_CLASS, str(t)) for t in frame.index], frame.to_numpy(dtype=np.float32)
+
+
+def rows_in(keys: list[tuple[str, str]], order: list[tuple[str, str]], what: str) -> np.ndarray:
+    """For every key of ``order``, its row in ``keys``; a key missing from ``keys`` is fatal."""
+    position = {key: row for row, key in enumerate(keys)}
+    missing = [key for key in order if key not in position]
+    if missing:
+        fail(f"{what} lacks {len(missing)} tokens, e.g. {missing[0][1]!r} (class {missing[0][0]})")
+    return np.array([position[key] for key in order], dtype=np.int64)
+
+
+def cmd_vectorize(args: argparse.Namespace) -> None:
+    import artm
+
+    target = Path(args.target).resolve()
+    if args.uci:
+        docword, vocab = (Path(p).resolve() for p in args.uci)
+        staging = Path.cwd() / "uci"  # the temporary working directory main() sets up
+        staging.mkdir()
+        # BatchVectorizer wants <dir>/docword.<name>.txt and <dir>/vocab.<name>.txt.
+        (staging / "docword.collection.txt").symlink_to(docword)
+        (staging / "vocab.collection.txt").symlink_to(vocab)
+        artm.BatchVectorizer(data_path=str(staging), collection_name="collection", data_format="bow_uci",
+                             target_folder=str(target), batch_size=args.batch_size)
+    else:
+        artm.BatchVectorizer(data_path=str(Path(args.vw).resolve()), data_format="vowpal_wabbit",
+                             target_folder=str(target), batch_size=args.batch_size)
+    print(json.dumps({"target": str(target), "batches": sorted(p.name for p in target.glob("*.batch"))}))
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    import artm
+
+    batches = Path(args.batches).resolve()
+    vocab_path = Path(args.vocab).resolve() if args.vocab else batches / "vocab.txt"
+    vocab = read_vocab(vocab_path)
+    init_file = load_phi_file(Path(args.init_phi).resolve()) if args.init_phi else None
+
+    vectorizer = artm.BatchVectorizer(data_path=str(batches), data_format="batches")
+    dictionary = artm.Dictionary()
+    dictionary.gather(data_path=str(batches), vocab_file_path=str(vocab_path))
+    model = artm.ARTM(num_topics=args.topics, num_processors=args.processors,
+                      num_document_passes=args.inner, seed=args.seed, show_progress_bars=False)
+    model.scores.add(artm.PerplexityScore(name="perplexity"))
+    model.initialize(dictionary)
+
+    info, pwt = model.master.attach_model(model.model_pwt)
+    model_keys = list(zip(info.class_id, info.token))
+    if len(set(model_keys)) != len(vocab) or set(model_keys) != set(vocab):
+        fail(f"BigARTM's dictionary ({len(model_keys)} tokens) differs from {vocab_path} ({len(vocab)} lines)")
+    to_model = rows_in(model_keys, vocab, "BigARTM's model")
+    if init_file is not None:
+        keys, values = init_file
+        if values.shape[1] != args.topics:
+            fail(f"{args.init_phi} has {values.shape[1]} topics, expected {args.topics}")
+        pwt[to_model] = values[rows_in(keys, vocab, str(args.init_phi))]
+    init_phi = pwt[to_model].copy()
+
+    perplexity, seconds, zero_words = [], [], []
+    for _ in range(args.passes):
+        start = time.perf_counter()
+        model.fit_offline(vectorizer, num_collection_passes=1)
+        seconds.append(time.perf_counter() - start)
+        score = model.get_score("perplexity")
+        perplexity.append(float(score.value))
+        zero_words.append(int(score.zero_words))
+    normalizer = float(model.get_score("perplexity").normalizer) if args.passes else None
+
+    final_info, dense = model.master.get_phi_matrix(model=model.model_pwt)
+    final_keys = list(zip(final_info.class_id, final_info.token))
+    phi = np.asarray(dense, dtype=np.float32)[rows_in(final_keys, vocab, "BigARTM's final phi")]
+    topics = list(final_info.topic_name)
+    result = {
+        "library_version": artm.version(),
+        "topics": list(topics),
+        "passes": args.passes,
+        "inner_iterations": args.inner,
+        "processors": args.processors,
+        "seed": args.seed,
+        "init_phi_from": str(args.init_phi) if args.init_phi else "bigartm-random",
+        "batches": vectorizer.num_batches,
+        "vocab_size": len(vocab),
+        "token_weight": normalizer,
+        "perplexity": perplexity,
+        "seconds": seconds,
+        "zero_words": zero_words,
+    }
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.npz:
+        np.savez(args.npz, phi=phi, init_phi=init_phi, tokens=np.array([k[1] for k in vocab]),
+                 class_ids=np.array([k[0] for k in vocab]), topics=np.array(list(topics)))
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    vectorize = commands.add_parser("vectorize", help="BatchVectorizer: UCI or VW -> batches")
+    source = vectorize.add_mutually_exclusive_group(required=True)
+    source.add_argument("--uci", nargs=2, metavar=("DOCWORD", "VOCAB"))
+    source.add_argument("--vw", metavar="FILE")
+    vectorize.add_argument("--target", required=True)
+    vectorize.add_argument("--batch-size", type=int, default=1000)
+    fit = commands.add_parser("fit", help="PLSA fit_offline, one timed pass at a time")
+    fit.add_argument("--batches", required=True)
+    fit.add_argument("--vocab")
+    fit.add_argument("--topics", type=int, required=True)
+    fit.add_argument("--passes", type=int, required=True)
+    fit.add_argument("--inner", type=int, default=10, help="num_document_passes")
+    fit.add_argument("--processors", type=int, default=1)
+    fit.add_argument("--seed", type=int, default=1)
+    fit.add_argument("--init-phi")
+    fit.add_argument("--json", required=True)
+    fit.add_argument("--npz")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    for name in ("json", "npz", "batches", "vocab", "init_phi", "target", "vw"):
+        if getattr(args, name, None):
+            setattr(args, name, str(Path(getattr(args, name)).resolve()))
+    if getattr(args, "uci", None):
+        args.uci = [str(Path(p).resolve()) for p in args.uci]
+    # libartm writes its glog files into the working directory: keep them out of the caller's.
+    with tempfile.TemporaryDirectory(prefix="bigartm-logs-") as logs:
+        os.chdir(logs)
+        {"vectorize": cmd_vectorize, "fit": cmd_fit}[args.command](args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
