@@ -1,0 +1,412 @@
+"""Redis Cluster bootstrap: assign slot ranges, join the nodes, wait until the cluster is healthy.
+
+Idempotent: the current state (``CLUSTER NODES``/``CLUSTER INFO`` of every node) is read first and only
+what is missing is done, so bootstrapping a healthy cluster of the same plan sends no command that
+changes anything. Every wait is bounded; on timeout the error says which node lacks what.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import redis
+
+from artm_compose.errors import BootstrapError
+from artm_compose.plan import Plan
+from artm_compose.redis_client import node_client
+from artm_compose.slots import SLOT_COUNT
+
+SlotRange = tuple[int, int]  # inclusive, as CLUSTER ADDSLOTSRANGE takes it
+_UNHEALTHY_FLAGS = frozenset({"fail", "fail?", "handshake", "noaddr"})
+_MAX_PROBLEMS_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class NodeTarget:
+    """One instance to bootstrap: where we connect to it, and where the other nodes reach it."""
+
+    index: int
+    name: str
+    host: str
+    port: int
+    slots: SlotRange
+    meet_host: str
+    meet_port: int
+    bus_port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def label(self) -> str:
+        return f"{self.name} ({self.address})"
+
+
+def targets_from_plan(plan: Plan, connect_address: Callable[[int], tuple[str, int]] | None = None
+                      ) -> list[NodeTarget]:
+    """Bootstrap targets for ``plan``; ``connect_address(index)`` overrides where we connect (e.g. a
+    published port) while the nodes keep meeting each other at their planned address."""
+    targets = []
+    for node in plan.nodes:
+        host, port = connect_address(node.index) if connect_address else (node.host, node.port)
+        targets.append(NodeTarget(index=node.index, name=node.name, host=host, port=port, slots=node.slots,
+                                  meet_host=node.host, meet_port=node.port, bus_port=node.bus_port))
+    return targets
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One line of ``CLUSTER NODES``: a node as seen by the node that answered."""
+
+    id: str
+    ip: str
+    port: int
+    flags: frozenset[str]
+    link: str
+    slots: tuple[SlotRange, ...]
+
+    @property
+    def myself(self) -> bool:
+        return "myself" in self.flags
+
+    @property
+    def healthy(self) -> bool:
+        return (self.myself or self.link == "connected") and not self.flags & _UNHEALTHY_FLAGS
+
+
+def parse_cluster_nodes(text: str) -> list[NodeView]:
+    """Parse ``CLUSTER NODES`` output (slot-migration entries ``[slot->-id]`` are ignored)."""
+    views = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        address = fields[1].split(",", 1)[0].split("@", 1)[0]
+        ip, _, port = address.rpartition(":")
+        slots = []
+        for token in fields[8:]:
+            if token.startswith("["):
+                continue
+            first, _, last = token.partition("-")
+            slots.append((int(first), int(last or first)))
+        views.append(NodeView(id=fields[0], ip=ip, port=int(port or 0), flags=frozenset(fields[2].split(",")),
+                              link=fields[7], slots=tuple(slots)))
+    return views
+
+
+def parse_info(text: str) -> dict[str, str]:
+    """Parse ``CLUSTER INFO`` / ``INFO`` output into a dict of strings."""
+    info = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and not key.startswith("#"):
+            info[key] = value
+    return info
+
+
+def compress(slots: Iterable[int]) -> list[SlotRange]:
+    """Sorted slot numbers as inclusive ranges: ``[1, 2, 3, 7] -> [(1, 3), (7, 7)]``."""
+    ranges: list[list[int]] = []
+    for slot in sorted(set(slots)):
+        if ranges and slot == ranges[-1][1] + 1:
+            ranges[-1][1] = slot
+        else:
+            ranges.append([slot, slot])
+    return [(a, b) for a, b in ranges]
+
+
+def expand(ranges: Iterable[SlotRange]) -> set[int]:
+    return {slot for first, last in ranges for slot in range(first, last + 1)}
+
+
+def describe_ranges(ranges: Sequence[SlotRange], shown: int = 4) -> str:
+    text = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges[:shown])
+    return text + (f", ... ({len(ranges) - shown} more ranges)" if len(ranges) > shown else "")
+
+
+@dataclass
+class NodeState:
+    """What one node says about itself and the cluster (``error`` set if it could not be asked)."""
+
+    target: NodeTarget
+    error: str | None = None
+    myid: str | None = None
+    info: dict[str, str] = field(default_factory=dict)
+    view: list[NodeView] = field(default_factory=list)
+
+    @property
+    def me(self) -> NodeView | None:
+        return next((v for v in self.view if v.myself), None)
+
+
+@dataclass(frozen=True)
+class Health:
+    """The cluster as observed from every node; ``problems`` is empty when it is healthy."""
+
+    states: tuple[NodeState, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def nodes_up(self) -> int:
+        return sum(1 for s in self.states if s.error is None)
+
+    def summary_info(self) -> dict[str, str]:
+        """``CLUSTER INFO`` of the first node that answered (empty if none did)."""
+        return next((s.info for s in self.states if s.error is None), {})
+
+
+@dataclass(frozen=True)
+class BootstrapReport:
+    """What bootstrap did (``actions`` is empty for a cluster that was already healthy) and how long it took."""
+
+    actions: tuple[str, ...]
+    seconds: float
+
+    @property
+    def no_op(self) -> bool:
+        return not self.actions
+
+
+Connect = Callable[[NodeTarget], redis.Redis]
+
+
+class _Clients:
+    """One open client per target, closed together."""
+
+    def __init__(self, targets: Sequence[NodeTarget], connect: Connect):
+        self.by_index = {t.index: connect(t) for t in targets}
+
+    def __getitem__(self, target: NodeTarget) -> redis.Redis:
+        return self.by_index[target.index]
+
+    def close(self) -> None:
+        for client in self.by_index.values():
+            client.close()
+
+
+def default_connect(password: str | None, timeout: float = 5.0) -> Connect:
+    return lambda target: node_client(target.host, target.port, password, timeout=timeout)
+
+
+def check_health(targets: Sequence[NodeTarget], password: str | None, *, connect: Connect | None = None) -> Health:
+    """Observe every node once and list what keeps the cluster from being healthy (no changes made)."""
+    clients = _Clients(targets, connect or default_connect(password, timeout=2.0))
+    try:
+        return _health(targets, _observe(targets, clients))
+    finally:
+        clients.close()
+
+
+def bootstrap(targets: Sequence[NodeTarget], password: str | None, *, timeout: float = 60.0,
+              poll: float = 0.05, connect: Connect | None = None,
+              echo: Callable[[str], None] | None = None) -> BootstrapReport:
+    """Bring the instances of ``targets`` to a healthy cluster with each node serving its planned slots.
+
+    Waits (within ``timeout`` seconds overall) for every node to answer, forgets nodes that belong to
+    no target, assigns missing slots, meets missing nodes from the first target, then waits for
+    ``cluster_state:ok``, 16384 slots assigned and every node seeing every other.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    say = echo or (lambda _message: None)
+    actions: list[str] = []
+    clients = _Clients(targets, connect or default_connect(password))
+    try:
+        _wait_reachable(targets, clients, deadline)
+        states = _observe(targets, clients)
+        if _health(targets, states).ok:
+            return BootstrapReport(actions=(), seconds=time.monotonic() - started)
+        for step in (_forget_foreign, _assign_slots, _meet):
+            for action in step(states, clients):
+                actions.append(action)
+                say(action)
+            states = _observe(targets, clients)
+        _wait_healthy(targets, clients, deadline, poll, timeout)
+    finally:
+        clients.close()
+    return BootstrapReport(actions=tuple(actions), seconds=time.monotonic() - started)
+
+
+def _wait_reachable(targets: Sequence[NodeTarget], clients: _Clients, deadline: float) -> None:
+    pending = list(targets)
+    last_error: dict[int, str] = {}
+    while pending:
+        still = []
+        for target in pending:
+            try:
+                clients[target].ping()
+            except redis.AuthenticationError as error:
+                raise BootstrapError(f"{target.label()} rejected the password: {error}") from None
+            except redis.RedisError as error:
+                last_error[target.index] = str(error) or type(error).__name__
+                still.append(target)
+        pending = still
+        if pending and time.monotonic() > deadline:
+            details = "; ".join(f"{t.label()}: {last_error[t.index]}" for t in pending[:_MAX_PROBLEMS_SHOWN])
+            raise BootstrapError(f"{len(pending)} Redis node(s) did not answer in time: {details}")
+        if pending:
+            time.sleep(0.02)
+
+
+def _observe(targets: Sequence[NodeTarget], clients: _Clients) -> list[NodeState]:
+    states = []
+    for target in targets:
+        state = NodeState(target=target)
+        try:
+            client = clients[target]
+            state.info = parse_info(client.execute_command("CLUSTER", "INFO"))
+            state.view = parse_cluster_nodes(client.execute_command("CLUSTER", "NODES"))
+            state.myid = state.me.id if state.me else None
+        except redis.ResponseError as error:
+            state.error = f"not a cluster node ({error}); is cluster-enabled set in its redis.conf?"
+        except redis.RedisError as error:
+            state.error = f"does not answer: {error or type(error).__name__}"
+        states.append(state)
+    return states
+
+
+def _health(targets: Sequence[NodeTarget], states: Sequence[NodeState]) -> Health:
+    problems: list[str] = []
+    ids = {s.myid: s.target for s in states if s.myid}
+    for state in states:
+        label = state.target.label()
+        if state.error:
+            problems.append(f"{label} {state.error}")
+            continue
+        if state.info.get("cluster_state") != "ok":
+            problems.append(f"{label}: cluster_state:{state.info.get('cluster_state', '?')}")
+        seen = {v.id: v for v in state.view}
+        assigned = expand(r for v in state.view for r in v.slots)
+        if len(assigned) != SLOT_COUNT:
+            missing = compress(set(range(SLOT_COUNT)) - assigned)
+            problems.append(f"{label} sees {len(assigned)}/{SLOT_COUNT} slots assigned; "
+                            f"unassigned: {describe_ranges(missing)}")
+        for other_id, other in ids.items():
+            view = seen.get(other_id)
+            if view is None:
+                problems.append(f"{label} does not know {other.label()}")
+            elif not view.healthy:
+                problems.append(f"{label} sees {other.label()} as {','.join(sorted(view.flags))} "
+                                f"link {view.link}")
+        foreign = [v for v in state.view if v.id not in ids]
+        if foreign:
+            problems.append(f"{label} knows {len(foreign)} node(s) outside this cluster: "
+                            + ", ".join(f"{v.ip}:{v.port}" for v in foreign[:4]))
+        me = state.me
+        if me is not None and list(me.slots) != [state.target.slots]:
+            problems.append(f"{label} serves slots {describe_ranges(me.slots) or 'none'}, planned "
+                            f"{state.target.slots[0]}-{state.target.slots[1]}")
+    return Health(states=tuple(states), problems=tuple(problems))
+
+
+def _forget_foreign(states: Sequence[NodeState], clients: _Clients) -> list[str]:
+    """Forget nodes known to a target but belonging to none (e.g. an instance restarted empty with a new id)."""
+    ids = {s.myid for s in states if s.myid}
+    actions = []
+    for state in states:
+        for view in state.view:
+            if view.id in ids or "handshake" in view.flags:
+                continue  # handshake entries carry temporary ids and expire on their own
+            try:
+                clients[state.target].execute_command("CLUSTER", "FORGET", view.id)
+            except redis.ResponseError as error:
+                raise BootstrapError(f"{state.target.label()} cannot forget stale node {view.id} "
+                                     f"({view.ip}:{view.port}): {error}") from None
+            actions.append(f"{state.target.name}: forgot stale node {view.ip}:{view.port}")
+    return actions
+
+
+def _assign_slots(states: Sequence[NodeState], clients: _Clients) -> list[str]:
+    """Give each node the planned slots it lacks, in one command per node."""
+    actions = []
+    owner_by_id = {s.myid: s.target for s in states if s.myid}
+    for state in states:
+        target, me = state.target, state.me
+        if me is None:
+            continue
+        planned = expand([target.slots])
+        own = expand(me.slots)
+        extra = own - planned
+        if extra:
+            raise BootstrapError(
+                f"{target.label()} serves slots {describe_ranges(compress(extra))} outside its planned range "
+                f"{target.slots[0]}-{target.slots[1]}: it holds another cluster's state; restart it from an "
+                f"empty directory (artm-compose up does)")
+        missing = planned - own
+        if not missing:
+            continue
+        for view in state.view:
+            busy = missing & expand(view.slots)
+            if busy and not view.myself:
+                holder = owner_by_id.get(view.id)
+                raise BootstrapError(f"{target.label()} sees its planned slots {describe_ranges(compress(busy))} "
+                                     f"served by {holder.label() if holder else view.id}")
+        ranges = compress(missing)
+        client = clients[target]
+        if _major_version(client) >= 7:
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", *[bound for r in ranges for bound in r])
+        else:
+            client.execute_command("CLUSTER", "ADDSLOTS", *sorted(missing))
+        actions.append(f"{target.name}: assigned slots {describe_ranges(ranges)}")
+    return actions
+
+
+def _meet(states: Sequence[NodeState], clients: _Clients) -> list[str]:
+    """``CLUSTER MEET`` from the first node every node it does not know yet (by IP: MEET takes no names)."""
+    first = states[0]
+    known = {v.id for v in first.view}
+    client = clients[first.target]
+    modern = _major_version(client) >= 7
+    actions = []
+    for state in states[1:]:
+        target = state.target
+        if state.myid in known:
+            continue
+        ip = resolve_ip(target.meet_host)
+        arguments: list[str | int] = [ip, target.meet_port]
+        if modern and target.bus_port != target.meet_port + 10000:
+            arguments.append(target.bus_port)
+        client.execute_command("CLUSTER", "MEET", *arguments)
+        actions.append(f"{first.target.name}: met {target.name} at {ip}:{target.meet_port}")
+    return actions
+
+
+def _wait_healthy(targets: Sequence[NodeTarget], clients: _Clients, deadline: float, poll: float,
+                  timeout: float) -> None:
+    while True:
+        health = _health(targets, _observe(targets, clients))
+        if health.ok:
+            return
+        if time.monotonic() > deadline:
+            shown = "; ".join(health.problems[:_MAX_PROBLEMS_SHOWN])
+            more = len(health.problems) - _MAX_PROBLEMS_SHOWN
+            raise BootstrapError(f"Redis Cluster not healthy after {timeout:g} s: {shown}"
+                                 + (f"; ... and {more} more" if more > 0 else ""))
+        time.sleep(poll)
+
+
+def resolve_ip(host: str) -> str:
+    """``host`` as an IP address (IPv4 preferred); CLUSTER MEET rejects host names."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    for family in (socket.AF_INET, socket.AF_UNSPEC):
+        try:
+            return socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)[0][4][0]
+        except socket.gaierror:
+            continue
+    raise BootstrapError(f"cannot resolve Redis node host {host!r} to an IP address for CLUSTER MEET")
+
+
+def _major_version(client: redis.Redis) -> int:
+    version = str(client.info("server").get("redis_version", "0"))
+    return int(version.split(".", 1)[0])

@@ -1,0 +1,59 @@
+"""Connections to the cluster: the password comes from a file, never from a command line.
+
+``node_client`` talks to one instance (bootstrap, health checks); ``cluster_client`` is a
+``RedisCluster`` for data, optionally with an address remap for clients outside the cluster's
+network (PITFALLS.md, "Addresses").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+
+from artm_compose.errors import ConfigError
+from artm_compose.state import read_password
+
+Address = tuple[str, int]
+
+
+def node_client(host: str, port: int, password: str | None, *, timeout: float = 5.0) -> redis.Redis:
+    """A client of one Redis instance, answers decoded to ``str``."""
+    return redis.Redis(host=host, port=port, password=password, decode_responses=True,
+                       socket_timeout=timeout, socket_connect_timeout=min(timeout, 2.0))
+
+
+def cluster_client(addresses: Sequence[Address], password: str | None, *,
+                   address_remap: Callable[[Address], Address] | None = None,
+                   decode_responses: bool = False, timeout: float = 10.0) -> RedisCluster:
+    """A cluster client that starts from ``addresses`` and follows MOVED redirections."""
+    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in addresses],
+                        password=password, address_remap=address_remap,
+                        decode_responses=decode_responses, socket_timeout=timeout,
+                        socket_connect_timeout=min(timeout, 2.0))
+
+
+def read_addresses(path: Path) -> list[Address]:
+    """Parse an addresses file: one ``HOST PORT`` per line, blank lines ignored."""
+    addresses = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"addresses file {path} does not exist") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise ConfigError(f"{path}:{number}: expected 'HOST PORT', got {line!r}")
+        addresses.append((parts[0], int(parts[1])))
+    if not addresses:
+        raise ConfigError(f"addresses file {path} lists no instance")
+    return addresses
+
+
+def cluster_client_from_files(addresses_path: Path, password_file: Path, **options) -> RedisCluster:
+    """A cluster client from a state directory's ``addresses.txt`` and ``redis.password``."""
+    return cluster_client(read_addresses(addresses_path), read_password(password_file), **options)

@@ -1,0 +1,160 @@
+"""What every runtime (local processes, Docker Compose, Docker Swarm) provides, and the registry.
+
+A runtime is a module ``artm_compose.runtimes.<name>`` exposing ``RUNTIME``, a :class:`Runtime`
+subclass. Runtimes are imported only when chosen, so a runtime whose module or prerequisites are
+missing does not break the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from artm_compose.errors import RuntimeUnavailable
+from artm_compose.plan import Plan
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.state import StateDir
+
+RUNTIME_MODULES = {
+    "local": "artm_compose.runtimes.local",
+    "compose": "artm_compose.runtimes.compose",
+    "swarm": "artm_compose.runtimes.swarm",
+}
+ROLES = ("redis", "executor", "master")
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """One member of the cluster: its role, name, address and whether it is alive."""
+
+    role: str
+    name: str
+    alive: bool
+    address: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """Members by role with liveness, the Redis Cluster state, and training progress if any."""
+
+    cluster: str
+    runtime: str
+    state_dir: str
+    status: str
+    cluster_state: str
+    slots_assigned: int
+    members: tuple[MemberStatus, ...]
+    problems: tuple[str, ...] = ()
+    training: dict[str, Any] | None = None
+
+    def of_role(self, role: str) -> list[MemberStatus]:
+        return [m for m in self.members if m.role == role]
+
+    def count(self, role: str) -> tuple[int, int]:
+        """(alive, total) members of ``role``."""
+        members = self.of_role(role)
+        return sum(1 for m in members if m.alive), len(members)
+
+    @property
+    def healthy(self) -> bool:
+        alive, total = self.count("redis")
+        return total > 0 and alive == total and self.cluster_state == "ok" and self.slots_assigned == SLOT_COUNT
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {role: dict(zip(("alive", "total"), self.count(role))) for role in ROLES}
+        return {"cluster": self.cluster, "runtime": self.runtime, "state_dir": self.state_dir,
+                "status": self.status, "cluster_state": self.cluster_state,
+                "slots_assigned": self.slots_assigned, "healthy": self.healthy, "counts": counts,
+                "members": [m.to_dict() for m in self.members], "problems": list(self.problems),
+                "training": self.training}
+
+    def describe(self) -> str:
+        """Human summary: one line per role, then one per member."""
+        redis_alive, redis_total = self.count("redis")
+        executors_alive, executors_total = self.count("executor")
+        masters = self.of_role("master")
+        master = ("not started" if not masters else
+                  f"{'running' if masters[0].alive else 'not running'}"
+                  + (f" ({masters[0].detail})" if masters[0].detail else ""))
+        lines = [
+            f"cluster {self.cluster} ({self.runtime}, {self.state_dir}): {self.status}",
+            f"redis nodes {redis_alive}/{redis_total} up, slots {self.slots_assigned}/{SLOT_COUNT}, "
+            f"cluster_state {self.cluster_state}",
+            f"executors {executors_alive}/{executors_total} alive, master {master}",
+        ]
+        if self.training:
+            lines.append("training: " + ", ".join(f"{k} {v}" for k, v in self.training.items()))
+        for member in self.members:
+            lines.append(f"  {member.role:<8} {member.name:<14} {'up' if member.alive else 'DOWN':<4} "
+                         f"{member.address or '':<22} {member.detail}".rstrip())
+        lines.extend(f"problem: {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What ``up`` did: the actions taken (empty when everything was already up) and the training outcome."""
+
+    actions: tuple[str, ...] = ()
+    bootstrap_seconds: float | None = None
+    seconds: float = 0.0
+    training: str | None = None  # None, "started" (detached), "finished" or "failed"
+    already_up: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime(ABC):
+    """Brings a plan up as running members and reports on, logs and stops them.
+
+    ``up`` takes the plan; ``status``, ``logs`` and ``down`` work from the state directory alone
+    (its ``cluster.json`` says what was started), so they need no data directory.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, state: StateDir):
+        self.state = state
+
+    @abstractmethod
+    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
+        """Start what is missing of ``plan`` (validating everything first); follow training unless ``detach``."""
+
+    @abstractmethod
+    def status(self) -> ClusterStatus:
+        """Members by role with liveness, and the cluster state."""
+
+    @abstractmethod
+    def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
+        """Log lines of ``component`` (all components if None); with ``follow``, keep yielding new lines."""
+
+    @abstractmethod
+    def down(self, echo: Echo = print) -> list[str]:
+        """Stop exactly what this runtime started for the state directory; idempotent."""
+
+
+def runtime_class(name: str) -> type[Runtime]:
+    """The runtime class registered under ``name``, imported on first use."""
+    module_name = RUNTIME_MODULES.get(name)
+    if module_name is None:
+        raise RuntimeUnavailable(f"runtime={name!r} is unknown; choose one of {', '.join(RUNTIME_MODULES)}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        raise RuntimeUnavailable(f"runtime {name!r} is not available yet in this version of artm-compose; "
+                                 f"use --runtime local") from None
+    return module.RUNTIME
+
+
+def get_runtime(name: str, state: StateDir) -> Runtime:
+    return runtime_class(name)(state)

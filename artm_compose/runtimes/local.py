@@ -1,0 +1,413 @@
+"""The local runtime: the plan as processes on this machine, supervisord-style.
+
+One ``redis-server`` per virtual node on 127.0.0.1 (own directory, own log), then the executors and
+the master as Python processes, each logging to ``logs/<component>.log``. Every process started is
+recorded in ``pids/<component>.json``; ``down`` stops exactly those (after checking each PID is still
+the process we started) and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from artm_compose.bootstrap import NodeTarget, bootstrap, check_health, targets_from_plan
+from artm_compose.errors import BootstrapError, ConfigError, RuntimeUnavailable, TrainingError
+from artm_compose.plan import Plan
+from artm_compose.processes import ProcessRecord, is_running, port_free, port_owner, start_process, stop_process
+from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
+from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.state import StateDir, read_password
+
+REDIS_START_TIMEOUT = 10.0
+LOG_TAIL_LINES = 20
+
+
+def bootstrap_timeout(nodes: int) -> float:
+    """Gossip among more nodes takes longer to converge."""
+    return 30.0 + 0.5 * nodes
+
+
+class LocalRuntime(Runtime):
+    """Processes on this machine, recorded in the state directory."""
+
+    name = "local"
+
+    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
+        started = time.monotonic()
+        redis_server = self._check_prerequisites(plan)
+        running = self._running_records()
+        reuse_redis = self._decide_reuse(plan, running)
+        if not reuse_redis:
+            self._check_ports(plan, {r.pid for r in running.values()})
+        actions: list[str] = []
+        bootstrap_seconds = None
+        if reuse_redis and plan.data is None:
+            return UpResult(already_up=True, seconds=time.monotonic() - started)
+        if not reuse_redis:
+            actions.extend(self._stop(list(running.values()), echo))
+        self._forget_exited(keep=set(running) if reuse_redis else set())
+        render_all(plan, self.state, status="starting")
+        try:
+            if not reuse_redis:
+                report = self._start_redis(plan, redis_server, echo)
+                bootstrap_seconds = report.seconds
+                actions.extend(report.actions)
+            self.state.update_cluster(status="running")
+            if plan.data is None:
+                return UpResult(actions=tuple(actions), bootstrap_seconds=bootstrap_seconds,
+                                seconds=time.monotonic() - started)
+            master = self._start_training(plan, echo)
+        except BaseException:
+            # Undo what this call started (a reused Redis Cluster stays up), keep the logs.
+            started_here = [r for name, r in self._records().items() if not (reuse_redis and name in running)]
+            self._stop(started_here, echo=lambda _message: None)
+            self.state.update_cluster(status="failed")
+            raise
+        actions.append("started training")
+        self.state.update_cluster(status="training")
+        if detach:
+            return UpResult(actions=tuple(actions), bootstrap_seconds=bootstrap_seconds,
+                            seconds=time.monotonic() - started, training="started")
+        outcome = self._follow_master(master, echo)
+        return UpResult(actions=tuple(actions), bootstrap_seconds=bootstrap_seconds,
+                        seconds=time.monotonic() - started, training=outcome)
+
+    def status(self) -> ClusterStatus:
+        description = self.state.read_cluster()
+        records = self._records()
+        password = _password_or_none(self.state)
+        targets = _targets_from_description(description)
+        health = check_health(targets, password)
+        members = []
+        for target, node_state in zip(targets, health.states):
+            record = records.get(redis_component(target.index))
+            alive = record is not None and is_running(record) and node_state.error is None
+            members.append(MemberStatus(role="redis", name=target.name, alive=alive, address=target.address,
+                                        detail=f"slots {target.slots[0]}-{target.slots[1]}"))
+        for executor in description["executors"] if description.get("data") else []:
+            record = records.get(executor["name"])
+            members.append(MemberStatus(role="executor", name=executor["name"],
+                                        alive=record is not None and is_running(record), address=executor["redis"],
+                                        detail=f"batches {_half_open(executor['batch_range'])} "
+                                               f"tokens {_half_open(executor['token_range'])}"))
+        if description.get("data"):
+            record = records.get(MASTER)
+            members.append(MemberStatus(role="master", name=MASTER,
+                                        alive=record is not None and is_running(record),
+                                        address=description["master"]["redis"], detail=self._master_detail(record)))
+        info = health.summary_info()
+        return ClusterStatus(
+            cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
+            status=_effective_status(description["status"], members, records),
+            cluster_state=info.get("cluster_state", "down"),
+            slots_assigned=int(info.get("cluster_slots_assigned", 0)),
+            members=tuple(members), problems=health.problems, training=self._training_progress())
+
+    def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
+        paths = self._log_paths(component)
+        if len(paths) == 1:
+            yield from _read_lines(next(iter(paths.values())), follow)
+            return
+        if not follow:
+            for name, path in paths.items():
+                yield f"==> {name} <==\n"
+                yield from _read_lines(path, follow=False)
+            return
+        yield from _follow_many(paths)
+
+    def down(self, echo: Echo = print) -> list[str]:
+        records = list(self._records().values())
+        if not records:
+            return [f"nothing to stop in {self.state.root}"]
+        order = {MASTER: 0}
+        records.sort(key=lambda r: order.get(r.component, 1 if r.component.startswith("executor") else 2))
+        messages = self._stop(records, echo)
+        if self.state.exists():
+            self.state.update_cluster(status="stopped")
+        return messages
+
+    # -- up, step by step ---------------------------------------------------------------------------
+
+    def _check_prerequisites(self, plan: Plan) -> str:
+        if plan.config.runtime != self.name:
+            raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the local runtime")
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise RuntimeUnavailable("redis-server is not installed (apt-get install redis-server); "
+                                     "the local runtime runs one per virtual node")
+        if plan.data is not None:
+            _engine_launch()
+        return redis_server
+
+    def _decide_reuse(self, plan: Plan, running: dict[str, ProcessRecord]) -> bool:
+        """True if the running Redis Cluster is this plan's and healthy; raises if it belongs to another plan."""
+        if not running:
+            return False
+        description = self.state.read_cluster() if self.state.exists() else {}
+        if description.get("redis_fingerprint") != redis_fingerprint(plan):
+            nodes = description.get("nodes", [])
+            ports = f"ports {nodes[0]['port']}-{nodes[-1]['port']}" if nodes else "unknown ports"
+            raise ConfigError(
+                f"state_dir={str(self.state.root)!r} already runs cluster {description.get('cluster', '?')!r} "
+                f"with {len(nodes)} node(s) on {ports} and a different plan (now {len(plan.nodes)} node(s) from "
+                f"port {plan.nodes[0].port}); run `artm-compose down --state-dir {self.state.root}` first "
+                f"or use another --state-dir")
+        busy = [name for name in (MASTER, *(e.name for e in plan.executors)) if name in running]
+        if plan.data is not None and busy:
+            raise ConfigError(f"training is already running in {self.state.root} ({', '.join(busy[:4])} alive); "
+                              f"follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
+        redis_up = all(redis_component(n.index) in running for n in plan.nodes)
+        return redis_up and check_health(targets_from_plan(plan), _password_or_none(self.state)).ok
+
+    def _check_ports(self, plan: Plan, ours: set[int]) -> None:
+        for node in plan.nodes:
+            for kind, port in (("port", node.port), ("cluster-bus port", node.bus_port)):
+                if port_free(port, node.host):
+                    continue
+                owner = port_owner(port)
+                if owner is not None and owner[0] in ours:
+                    continue
+                holder = f" by pid {owner[0]} ({owner[1]})" if owner else " by another process"
+                raise ConfigError(f"{kind} {port} of {node.name} on {node.host} is already in use{holder}; "
+                                  f"choose another --base-port or stop that process")
+
+    def _start_redis(self, plan: Plan, redis_server: str, echo: Echo):
+        records = []
+        for node in plan.nodes:
+            self.state.empty_redis_dir(node.index)
+            component = redis_component(node.index)
+            _, record = start_process(component, [redis_server, str(self.state.redis_conf(node.index))],
+                                      log=self.state.log(component), cwd=self.state.redis_dir(node.index))
+            record.save(self.state.pid_record(component))
+            records.append(record)
+        echo(f"started {len(records)} redis-server process(es) on {plan.nodes[0].host} "
+             f"ports {plan.nodes[0].port}-{plan.nodes[-1].port}")
+        self._wait_redis_started(plan, records)
+        report = bootstrap(targets_from_plan(plan), read_password(self.state.password_file),
+                           timeout=bootstrap_timeout(len(plan.nodes)))
+        echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots, "
+             f"bootstrap {report.seconds:.2f} s")
+        return report
+
+    def _wait_redis_started(self, plan: Plan, records: list[ProcessRecord]) -> None:
+        """Wait until every redis-server accepts connections; fail at once if one exits."""
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        pending = {record.component: node for record, node in zip(records, plan.nodes)}
+        by_name = {r.component: r for r in records}
+        while pending:
+            for component, node in list(pending.items()):
+                if not is_running(by_name[component]):
+                    raise BootstrapError(f"{component} exited right after start; last lines of "
+                                         f"{self.state.log(component)}:\n{_tail(self.state.log(component))}")
+                if _accepts_connections(node.host, node.port):
+                    del pending[component]
+            if pending and time.monotonic() > deadline:
+                raise BootstrapError(f"redis-server did not open its port within {REDIS_START_TIMEOUT:g} s: "
+                                     + ", ".join(sorted(pending)))
+            if pending:
+                time.sleep(0.01)
+
+    def _start_training(self, plan: Plan, echo: Echo) -> subprocess.Popen:
+        launch = _engine_launch()
+        assert plan.data is not None
+        common = dict(password_file=self.state.password_file, batches_dir=plan.data.batches_dir,
+                      vocab_path=plan.data.vocab_path)
+        self.state.scores.unlink(missing_ok=True)
+        for executor in plan.executors:
+            node = plan.nodes[executor.node]
+            argv = [sys.executable, "-m", "artm_compose.engine.executor",
+                    *launch.executor_argv(plan, executor, redis_host=node.host, redis_port=node.port, **common)]
+            self._start(executor.name, argv)
+        first = plan.nodes[0]
+        argv = [sys.executable, "-m", "artm_compose.engine.master",
+                *launch.master_argv(plan, redis_host=first.host, redis_port=first.port,
+                                    scores_path=self.state.scores, **common)]
+        master = self._start(MASTER, argv)
+        echo(f"started {len(plan.executors)} executor(s) and the master; logs in {self.state.logs_dir}")
+        return master
+
+    def _start(self, component: str, argv: list[str]) -> subprocess.Popen:
+        self.state.log(component).unlink(missing_ok=True)
+        child, record = start_process(component, argv, log=self.state.log(component), cwd=self.state.root)
+        record.save(self.state.pid_record(component))
+        return child
+
+    def _follow_master(self, master: subprocess.Popen, echo: Echo) -> str:
+        """Echo the master's log until it exits; a non-zero exit is a TrainingError."""
+        path = self.state.log(MASTER)
+        try:
+            for line in _read_lines(path, follow=True, until=lambda: master.poll() is not None):
+                echo(line.rstrip("\n"))
+        except KeyboardInterrupt:
+            echo(f"stopped following; training goes on (artm-compose status / logs master -f / down "
+                 f"--state-dir {self.state.root})")
+            return "started"
+        code = master.wait()
+        if code != 0:
+            self.state.update_cluster(status="failed")
+            raise TrainingError(f"master exited with code {code}; see {path}")
+        self.state.update_cluster(status="finished")
+        return "finished"
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+
+    def _records(self) -> dict[str, ProcessRecord]:
+        if not self.state.pids_dir.is_dir():
+            return {}
+        return {path.stem: ProcessRecord.load(path) for path in sorted(self.state.pids_dir.glob("*.json"))}
+
+    def _forget_exited(self, keep: set[str]) -> None:
+        """Drop the records of processes that are gone, so status and down see only this run's."""
+        for name in set(self._records()) - keep:
+            self.state.pid_record(name).unlink(missing_ok=True)
+
+    def _running_records(self) -> dict[str, ProcessRecord]:
+        return {name: record for name, record in self._records().items() if is_running(record)}
+
+    def _stop(self, records: list[ProcessRecord], echo: Echo) -> list[str]:
+        messages = []
+        for record in records:
+            message = stop_process(record)
+            self.state.pid_record(record.component).unlink(missing_ok=True)
+            echo(message)
+            messages.append(message)
+        return messages
+
+    def _log_paths(self, component: str | None) -> dict[str, Path]:
+        available = {path.stem: path for path in sorted(self.state.logs_dir.glob("*.log"))} \
+            if self.state.logs_dir.is_dir() else {}
+        if component is None:
+            return available
+        if component in available:
+            return {component: available[component]}
+        chosen = {name: path for name, path in available.items() if name.startswith(component + "-")}
+        if not chosen:
+            raise ConfigError(f"component={component!r} has no log in {self.state.logs_dir}; available: "
+                              f"{', '.join(available) or 'none'} (or a role: redis, executor)")
+        return chosen
+
+    def _master_detail(self, record: ProcessRecord | None) -> str:
+        if record is None:
+            return "not started"
+        if is_running(record):
+            return "training"
+        return "finished" if self.state.scores.exists() else "exited without scores"
+
+    def _training_progress(self) -> dict[str, Any] | None:
+        try:
+            scores = json.loads(self.state.scores.read_text())
+        except (OSError, ValueError):
+            return None
+        perplexity = scores.get("perplexity") or []
+        return {"passes": len(perplexity), "perplexity": perplexity[-1] if perplexity else None}
+
+
+RUNTIME = LocalRuntime
+
+
+def _engine_launch():
+    """The engine's argv builders; a clear error while the engine is not part of this version."""
+    try:
+        from artm_compose.engine import launch
+    except ImportError as error:
+        raise RuntimeUnavailable(f"the training engine is not available ({error}); run `up` without --data "
+                                 f"to bring up the Redis Cluster alone") from None
+    return launch
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def _password_or_none(state: StateDir) -> str | None:
+    return read_password(state.password_file) if state.password_file.exists() else None
+
+
+def _targets_from_description(description: dict[str, Any]) -> list[NodeTarget]:
+    return [NodeTarget(index=n["index"], name=n["name"], host=n["host"], port=n["port"], slots=tuple(n["slots"]),
+                       meet_host=n["host"], meet_port=n["port"], bus_port=n["bus_port"])
+            for n in description["nodes"]]
+
+
+def _effective_status(stored: str, members: list[MemberStatus], records: dict[str, ProcessRecord]) -> str:
+    """The stored status, corrected by what is actually alive."""
+    if not records:
+        return stored
+    redis_alive = [m.alive for m in members if m.role == "redis"]
+    if not any(redis_alive):
+        return "down"
+    if not all(redis_alive):
+        return "degraded"
+    if stored == "training" and not any(m.alive for m in members if m.role == "master"):
+        return "training ended"
+    return stored
+
+
+def _half_open(bounds: list[int]) -> str:
+    return f"[{bounds[0]}, {bounds[1]})"
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _read_lines(path: Path, follow: bool, until=None, poll: float = 0.1) -> Iterator[str]:
+    """Lines of ``path``; with ``follow``, wait for more until ``until()`` is true (forever if None)."""
+    while follow and not path.exists():
+        if until is not None and until():
+            return
+        time.sleep(poll)
+    with open(path, errors="replace") as handle:
+        pending = ""
+        while True:
+            chunk = handle.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending
+                    pending = ""
+                continue
+            if not follow:
+                break
+            if until is not None and until():
+                # The writer has exited: read what it wrote last, then stop.
+                rest = handle.read()
+                if pending + rest:
+                    yield pending + rest
+                return
+            time.sleep(poll)
+        if pending:
+            yield pending
+
+
+def _follow_many(paths: dict[str, Path], poll: float = 0.2) -> Iterator[str]:
+    """Follow several logs at once, each line prefixed with its component."""
+    handles = {name: open(path, errors="replace") for name, path in paths.items()}
+    try:
+        while True:
+            quiet = True
+            for name, handle in handles.items():
+                for line in iter(handle.readline, ""):
+                    quiet = False
+                    yield f"{name} | {line}"
+            if quiet:
+                time.sleep(poll)
+    finally:
+        for handle in handles.values():
+            handle.close()

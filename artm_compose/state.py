@@ -1,0 +1,154 @@
+"""The state directory: where a cluster's rendered files, password, logs and PIDs live.
+
+Every runtime uses the same layout, so ``status``, ``logs`` and ``down`` only need the directory::
+
+    cluster.json          the plan plus runtime and status (see render.cluster_description)
+    addresses.txt         HOST PORT per Redis instance
+    executors.txt         one executor id per line (the master's input)
+    redis.password        the cluster password, mode 0600, never on a command line
+    redis/<i>/redis.conf  one directory per virtual node, emptied of all else before a (re)start
+    logs/<component>.log  one log per component: redis-<i>, executor-<id>, master
+    pids/<component>.json the processes a local runtime started (see processes.py)
+    scores.json           written by the master
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from artm_compose.errors import ConfigError
+
+PASSWORD_BYTES = 24
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """Paths of one cluster's state directory (always absolute)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: Path | str) -> StateDir:
+        return cls(Path(path).expanduser().resolve())
+
+    @property
+    def cluster_json(self) -> Path:
+        return self.root / "cluster.json"
+
+    @property
+    def addresses(self) -> Path:
+        return self.root / "addresses.txt"
+
+    @property
+    def executors(self) -> Path:
+        return self.root / "executors.txt"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "redis.password"
+
+    @property
+    def scores(self) -> Path:
+        return self.root / "scores.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pids_dir(self) -> Path:
+        return self.root / "pids"
+
+    def redis_dir(self, index: int) -> Path:
+        return self.root / "redis" / str(index)
+
+    def redis_conf(self, index: int) -> Path:
+        return self.redis_dir(index) / "redis.conf"
+
+    def log(self, component: str) -> Path:
+        return self.logs_dir / f"{component}.log"
+
+    def pid_record(self, component: str) -> Path:
+        return self.pids_dir / f"{component}.json"
+
+    def exists(self) -> bool:
+        return self.cluster_json.is_file()
+
+    def create(self) -> None:
+        """Create the directory skeleton (idempotent)."""
+        for directory in (self.root, self.logs_dir, self.pids_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def read_cluster(self) -> dict[str, Any]:
+        """The cluster description, or a ConfigError saying that there is none here."""
+        try:
+            return json.loads(self.cluster_json.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"state_dir={str(self.root)!r} holds no cluster (no cluster.json); "
+                              f"run `artm-compose up` or `render` with this --state-dir first") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{self.cluster_json} is not valid JSON: {error}") from None
+
+    def write_cluster(self, description: dict[str, Any]) -> None:
+        write_text_atomic(self.cluster_json, json.dumps(description, indent=2) + "\n")
+
+    def update_cluster(self, **changes: Any) -> dict[str, Any]:
+        """Merge ``changes`` into cluster.json (e.g. ``status="running"``) and return the result."""
+        description = self.read_cluster()
+        description.update(changes)
+        self.write_cluster(description)
+        return description
+
+    def ensure_password(self) -> str:
+        """The cluster password: read from ``redis.password``, created (mode 0600) on first use."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return read_password(self.password_file)
+        password = secrets.token_hex(PASSWORD_BYTES)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        return password
+
+    def empty_redis_dir(self, index: int) -> None:
+        """Remove everything in ``redis/<index>/`` except ``redis.conf`` (stale nodes.conf breaks a cluster)."""
+        directory = self.redis_dir(index)
+        if not directory.is_dir():
+            return
+        for entry in directory.iterdir():
+            if entry.name == "redis.conf":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def read_password(path: Path) -> str:
+    """The password stored in ``path`` (first line, stripped); a ConfigError if missing or empty."""
+    try:
+        password = Path(path).read_text().strip()
+    except FileNotFoundError:
+        raise ConfigError(f"password file {path} does not exist") from None
+    if not password:
+        raise ConfigError(f"password file {path} is empty")
+    return password
+
+
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, optionally with ``mode``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode if mode is not None else 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    if mode is not None:
+        os.chmod(temporary, mode)
+    os.replace(temporary, path)
