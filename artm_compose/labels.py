@@ -23,6 +23,7 @@ TOKENS = f"{PREFIX}.tokens"
 BATCHES = f"{PREFIX}.batches"
 STATE_DIR = f"{PREFIX}.state-dir"
 PLAN = f"{PREFIX}.plan"
+REDIS_LAYOUT = f"{PREFIX}.redis-layout"
 
 ROLES = ("redis", "bootstrap", "executor", "master")
 
@@ -41,10 +42,10 @@ def base_labels(plan: Plan, state_dir: Path) -> dict[str, str]:
             STATE_DIR: str(state_dir)}
 
 
-def redis_labels(plan: Plan, state_dir: Path, node: NodePlan) -> dict[str, str]:
-    """Labels of node ``node``'s Redis container: its index and its inclusive slot range."""
+def redis_labels(plan: Plan, state_dir: Path, node: NodePlan, layout: str) -> dict[str, str]:
+    """Labels of node ``node``'s Redis container: index, inclusive slot range, Redis layout fingerprint."""
     return {**base_labels(plan, state_dir), ROLE: "redis", NODE: str(node.index),
-            SLOTS: f"{node.slots[0]}-{node.slots[1]}"}
+            SLOTS: f"{node.slots[0]}-{node.slots[1]}", REDIS_LAYOUT: layout}
 
 
 def executor_labels(plan: Plan, state_dir: Path, executor: ExecutorPlan, fingerprint: str) -> dict[str, str]:

@@ -1,0 +1,194 @@
+"""The Docker Compose file of a plan (pure: plan, images and network layout in, YAML text out).
+
+One service per Redis node with a fixed address (MEET needs IPs; ``nodes.conf`` keeps them), a
+one-shot ``bootstrap`` job that assigns slots and joins the nodes from inside the network, one
+service per executor with its own id and ranges on its command line, and the master. The password
+reaches containers as a Compose secret (a read-only file), never through the environment or a
+command line. Every container runs as the host user, so it can read the secret and what the master
+writes into the state directory belongs to the user. The file also works by hand: ``depends_on`` orders Redis, bootstrap and training.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from artm_compose import labels
+from artm_compose.docker_env import NetworkLayout
+from artm_compose.errors import RuntimeUnavailable
+from artm_compose.images.build import ImageTags
+from artm_compose.plan import Plan
+from artm_compose.render import (CONTAINER_REDIS_DIR, plan_fingerprint, redis_component, redis_fingerprint,
+                                 render_template)
+from artm_compose.state import StateDir
+
+SECRET_NAME = "redis_password"
+PASSWORD_FILE = f"/run/secrets/{SECRET_NAME}"
+CORPUS_MOUNT = "/corpus"
+VOCAB_MOUNT = "/vocab"
+STATE_MOUNT = "/state"
+# The node directory lives in memory: a restarted container starts empty (the reference's rule), and
+# nothing is left on disk or in a volume when the cluster goes.
+REDIS_TMPFS = f"{CONTAINER_REDIS_DIR}:rw,mode=1777,size=16m"
+# Redis may use this share of its container's memory limit; the rest covers buffers and fragmentation.
+MAXMEMORY_SHARE = 0.8
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+EXECUTOR_PROGRAM = "artm-compose-executor"
+MASTER_PROGRAM = "artm-compose-master"
+HEALTH_INTERVAL = "1s"
+FINGERPRINT_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A bind mount: host ``source`` at container ``target``."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+
+def container_name(plan: Plan, service: str) -> str:
+    """The container of ``service``: ``artm-<cluster>-<service>``."""
+    return f"{labels.project_name(plan.cluster)}-{service}"
+
+
+def network_name(plan: Plan) -> str:
+    return labels.project_name(plan.cluster)
+
+
+def published_port(plan: Plan, node: int) -> int | None:
+    """With ``publish``, node i is reachable on 127.0.0.1:(base_port + i); otherwise not at all."""
+    return plan.config.base_port + node if plan.config.publish else None
+
+
+def data_mounts(plan: Plan) -> tuple[list[Mount], str | None, str | None]:
+    """Read-only mounts of the batches and the vocabulary, and their paths inside containers."""
+    if plan.data is None:
+        return [], None, None
+    batches = Path(plan.data.batches_dir).resolve()
+    vocab = Path(plan.data.vocab_path).resolve()
+    mounts = [Mount(str(batches), CORPUS_MOUNT)]
+    if vocab.is_relative_to(batches):
+        return mounts, CORPUS_MOUNT, f"{CORPUS_MOUNT}/{vocab.relative_to(batches).as_posix()}"
+    mounts.append(Mount(str(vocab.parent), VOCAB_MOUNT))
+    return mounts, CORPUS_MOUNT, f"{VOCAB_MOUNT}/{vocab.name}"
+
+
+def bootstrap_command() -> list[str]:
+    """The bootstrap job: the same code as the local runtime's, run inside the cluster network."""
+    return ["python3", "-m", "artm_compose.in_cluster", "bootstrap", "--state-dir", STATE_MOUNT,
+            "--password-file", PASSWORD_FILE]
+
+
+def redis_maxmemory(limit: str | None) -> int | None:
+    """Redis's ``maxmemory`` in bytes for a container limit such as ``512m`` (None without a limit)."""
+    if limit is None:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmg]?)", limit.strip().lower())
+    if match is None:
+        raise ValueError(f"memory limit {limit!r} is not a Docker memory size")
+    return int(float(match.group(1)) * _UNITS[match.group(2)] * MAXMEMORY_SHARE)
+
+
+def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: NetworkLayout,
+                    user: str | None = None) -> dict[str, Any]:
+    """Everything the template needs, as plain values (escaped for Compose interpolation)."""
+    if len(network.redis_ips) != len(plan.nodes):
+        raise ValueError(f"network layout has {len(network.redis_ips)} Redis addresses for {len(plan.nodes)} nodes")
+    mounts, batches_dir, vocab_path = data_mounts(plan)
+    root = state.root
+    fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
+    layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
+    redis_services = [{
+        "service": redis_component(node.index),
+        "container": container_name(plan, redis_component(node.index)),
+        "labels": labels.redis_labels(plan, root, node, layout),
+        "ip": str(ip),
+        "published_port": published_port(plan, node.index),
+    } for node, ip in zip(plan.nodes, network.redis_ips)]
+    executor_services: list[dict[str, Any]] = []
+    master = None
+    if plan.data is not None:
+        assert batches_dir is not None and vocab_path is not None
+        launch = engine_launch()
+        executor_services = [{
+            "service": e.name,
+            "container": container_name(plan, e.name),
+            "labels": labels.executor_labels(plan, root, e, fingerprint),
+            "command": [EXECUTOR_PROGRAM, *launch.executor_argv(
+                plan, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
+                password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)],
+        } for e in plan.executors]
+        first = plan.nodes[0]
+        master = {
+            "container": container_name(plan, "master"),
+            "labels": labels.role_labels(plan, root, "master", fingerprint),
+            "command": [MASTER_PROGRAM, *launch.master_argv(
+                plan, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
+                batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")],
+        }
+    context = {
+        "cluster": plan.cluster,
+        "project": labels.project_name(plan.cluster),
+        "compose_file": str(compose_path(state)),
+        "images": {"redis": images.redis, "artm": images.artm},
+        "user": user if user is not None else f"{os.getuid()}:{os.getgid()}",
+        "port": plan.config.base_port,
+        "node_timeout_ms": plan.config.node_timeout_ms,
+        "redis_maxmemory": redis_maxmemory(plan.config.redis_memory),
+        "redis_tmpfs": REDIS_TMPFS,
+        "health_interval": HEALTH_INTERVAL,
+        "redis_services": redis_services,
+        "bootstrap": {"container": container_name(plan, "bootstrap"),
+                      "labels": labels.role_labels(plan, root, "bootstrap"), "command": bootstrap_command()},
+        "executor_services": executor_services,
+        "master": master,
+        "mounts": [vars(m) for m in mounts],
+        "state_mount": vars(Mount(str(state.root), STATE_MOUNT, read_only=False)),
+        "state_readonly": vars(Mount(str(state.root), STATE_MOUNT)),
+        "limits": {"redis": plan.config.redis_memory, "executor": plan.config.executor_memory,
+                   "master": plan.config.master_memory},
+        "network": {"name": network_name(plan), "labels": labels.base_labels(plan, root),
+                    "subnet": str(network.subnet), "ip_range": str(network.ip_range),
+                    "gateway": str(network.gateway)},
+        "password_file": str(state.password_file),
+    }
+    return _escape(context)
+
+
+def engine_launch() -> ModuleType:
+    """The engine's argv builders, imported only for a plan that trains (a Redis-only cluster needs none)."""
+    try:
+        from artm_compose.engine import launch
+    except ImportError as error:
+        raise RuntimeUnavailable(f"the training engine is not available ({error}); run `up` without --data "
+                                 f"to bring up the Redis Cluster alone") from None
+    return launch
+
+
+def compose_path(state: StateDir) -> Path:
+    """Where the compose file of a cluster lives: ``<state dir>/compose.yml``."""
+    return state.root / "compose.yml"
+
+
+def render_compose(plan: Plan, state: StateDir, *, images: ImageTags, network: NetworkLayout,
+                   user: str | None = None) -> str:
+    """The compose file of ``plan`` as YAML text."""
+    return render_template("compose.yml.j2", **compose_context(plan, state, images=images, network=network,
+                                                                user=user))
+
+
+def _escape(value: Any) -> Any:
+    """Double every ``$`` so that Compose takes paths and arguments literally (no ``${VAR}`` expansion)."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value

@@ -1,0 +1,76 @@
+"""Jobs that run inside a cluster's own network, in a one-off container of the artm image.
+
+The host may not reach container addresses (Docker Desktop, remote engines), so the container
+runtimes never talk to Redis from the host: they run ``python3 -m artm_compose.in_cluster JOB``
+on the cluster network with the state directory mounted and the password as a secret file.
+Each job prints one JSON document on stdout and exits non-zero on failure (message on stderr).
+
+- ``bootstrap``: assign slots, join the nodes, wait until healthy (idempotent; heals restarts).
+- ``probe``: cluster state, slots assigned, problems, and training progress if any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from artm_compose.bootstrap import NodeTarget, bootstrap, check_health
+from artm_compose.errors import ArtmComposeError
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.state import StateDir, read_password
+
+BOOTSTRAP_TIMEOUT = 60.0
+
+
+def targets_from_description(description: dict[str, Any]) -> list[NodeTarget]:
+    """Bootstrap targets from a ``cluster.json`` document (nodes meet at their planned address)."""
+    return [NodeTarget(index=n["index"], name=n["name"], host=n["host"], port=n["port"],
+                       slots=(n["slots"][0], n["slots"][1]), meet_host=n["host"], meet_port=n["port"],
+                       bus_port=n["bus_port"]) for n in description["nodes"]]
+
+
+def run_bootstrap(state: StateDir, password_file: Path, timeout: float) -> dict[str, Any]:
+    """Bootstrap the cluster described in ``state``; the actions taken and the time."""
+    targets = targets_from_description(state.read_cluster())
+    report = bootstrap(targets, read_password(password_file), timeout=timeout,
+                       echo=lambda action: print(action, file=sys.stderr, flush=True))
+    return {"actions": list(report.actions), "seconds": round(report.seconds, 3)}
+
+
+def run_probe(state: StateDir, password_file: Path) -> dict[str, Any]:
+    """The cluster's health as every node sees it, without changing anything."""
+    targets = targets_from_description(state.read_cluster())
+    health = check_health(targets, read_password(password_file))
+    info = health.summary_info()
+    return {"nodes_up": health.nodes_up, "nodes": len(targets),
+            "cluster_state": info.get("cluster_state", "unknown"),
+            "slots_assigned": int(info.get("cluster_slots_assigned", 0)),
+            "slot_count": SLOT_COUNT, "problems": list(health.problems)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m artm_compose.in_cluster", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("job", choices=("bootstrap", "probe"))
+    parser.add_argument("--state-dir", type=Path, required=True, help="the mounted state directory")
+    parser.add_argument("--password-file", type=Path, required=True, help="the Redis password, one line")
+    parser.add_argument("--timeout", type=float, default=BOOTSTRAP_TIMEOUT, help="bootstrap time limit (s)")
+    args = parser.parse_args(argv)
+    state = StateDir.at(args.state_dir)
+    try:
+        if args.job == "bootstrap":
+            result = run_bootstrap(state, args.password_file, args.timeout)
+        else:
+            result = run_probe(state, args.password_file)
+    except ArtmComposeError as error:
+        print(f"{args.job}: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

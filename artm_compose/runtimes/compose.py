@@ -1,0 +1,485 @@
+"""The compose runtime: the plan as containers on one Docker host, driven by Docker Compose v2.
+
+``up`` checks everything first (Docker, the Compose plugin, names, ports, a running cluster of another
+plan), builds the images that are missing, renders ``<state dir>/compose.yml``, starts the Redis nodes
+and waits for them to be healthy, bootstraps the cluster from a one-off container on the cluster's
+network (the host may not reach container addresses), then starts the executors and the master and
+follows the master's output. ``status``, ``logs`` and ``down`` find containers by the labels
+``artm-compose.cluster=<name>`` and ``artm-compose.runtime=compose``, never by name.
+
+Redis node directories are in-memory (tmpfs), so a restarted Redis container comes back empty, as the
+reference requires; ``up`` heals the cluster by bootstrapping again (the bootstrap forgets the stale
+node id, assigns the node's slots and meets it at its fixed address).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+from docker.models.containers import Container
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException as WhalesError
+
+from artm_compose import labels
+from artm_compose.compose_file import (FINGERPRINT_LENGTH, PASSWORD_FILE, STATE_MOUNT, compose_path, container_name,
+                                       network_name, published_port, render_compose)
+from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
+                                     used_subnets)
+from artm_compose.errors import BootstrapError, ConfigError, TrainingError
+from artm_compose.images.build import ImageTags, build_images, image_tags
+from artm_compose.images.tooling import ensure_compose_plugin
+from artm_compose.plan import Plan
+from artm_compose.processes import port_free, port_owner
+from artm_compose.render import MASTER, plan_fingerprint, redis_component, redis_fingerprint, render_all
+from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.state import StateDir
+
+RUNTIME_NAME = "compose"
+BOOTSTRAP_SERVICE = "bootstrap"
+REDIS_HEALTHY_TIMEOUT = 60
+STOP_SECONDS = 5
+REMOVE_THREADS = 8
+LOG_TAIL_LINES = 20
+IN_CLUSTER = ["python3", "-m", "artm_compose.in_cluster"]
+
+
+def bootstrap_timeout(nodes: int) -> float:
+    """Gossip among more nodes takes longer to converge."""
+    return 30.0 + 0.5 * nodes
+
+
+@dataclass(frozen=True)
+class DockerObject:
+    """A container, network or volume as the conflict checks see it."""
+
+    kind: str
+    name: str
+    labels: dict[str, str]
+    running: bool = False
+    host_ports: tuple[int, ...] = ()
+
+    def belongs_to(self, cluster: str) -> bool:
+        return self.labels.get(labels.CLUSTER) == cluster and self.labels.get(labels.RUNTIME) == RUNTIME_NAME
+
+    def describe(self) -> str:
+        owner = self.labels.get(labels.CLUSTER)
+        if owner is None:
+            return f"{self.kind} {self.name} (not made by artm-compose)"
+        return f"{self.kind} {self.name} (cluster {owner!r}, runtime {self.labels.get(labels.RUNTIME)})"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The Docker objects on this host that ``up`` could collide with."""
+
+    containers: tuple[DockerObject, ...] = ()
+    networks: tuple[DockerObject, ...] = ()
+    volumes: tuple[DockerObject, ...] = ()
+    subnets: dict[str, dict[str, str]] = field(default_factory=dict)  # network name -> its IPAM config
+
+    def of_cluster(self, cluster: str) -> list[DockerObject]:
+        return [o for o in (*self.containers, *self.networks, *self.volumes) if o.belongs_to(cluster)]
+
+    @classmethod
+    def collect(cls, client: docker.DockerClient) -> Inventory:
+        containers = tuple(_container_object(c) for c in client.containers.list(all=True))
+        networks, subnets = [], {}
+        for network in client.networks.list():
+            attrs = network.attrs
+            networks.append(DockerObject("network", attrs["Name"], attrs.get("Labels") or {}))
+            configs = (attrs.get("IPAM") or {}).get("Config") or []
+            if configs:
+                subnets[attrs["Name"]] = configs[0]
+        volumes = tuple(DockerObject("volume", v.name, v.attrs.get("Labels") or {}) for v in client.volumes.list())
+        return cls(containers=containers, networks=tuple(networks), volumes=volumes, subnets=subnets)
+
+
+def planned_containers(plan: Plan) -> dict[str, str]:
+    """Service name -> container name of every long-lived container of ``plan``."""
+    services = [redis_component(n.index) for n in plan.nodes]
+    if plan.data is not None:
+        services += [e.name for e in plan.executors] + [MASTER]
+    return {service: container_name(plan, service) for service in services}
+
+
+def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
+                   port_is_free=port_free) -> list[str]:
+    """Everything that keeps ``plan`` from starting here, each naming the object, port or state dir in the way.
+
+    Pure apart from ``port_is_free`` (probes a host port). An empty list means ``up`` may proceed; objects of
+    this very cluster (same name, same state directory) are not conflicts: ``up`` reuses or heals them.
+    """
+    cluster = plan.cluster
+    problems = []
+    ours = inventory.of_cluster(cluster)
+    elsewhere = sorted({o.labels.get(labels.STATE_DIR, "?") for o in ours} - {str(state.root)})
+    if elsewhere:
+        problems.append(f"cluster name {cluster!r} is in use by the compose cluster of state dir {elsewhere[0]}; "
+                        f"choose another --name or run `artm-compose down --state-dir {elsewhere[0]}`")
+    by_name = {(o.kind, o.name): o for o in (*inventory.containers, *inventory.networks, *inventory.volumes)}
+    wanted = [("container", name) for name in planned_containers(plan).values()] + [("network", network_name(plan))]
+    for key in wanted:
+        found = by_name.get(key)
+        if found is not None and not found.belongs_to(cluster):
+            problems.append(f"{key[0]} name {key[1]} is taken by {found.describe()}; choose another --name "
+                            f"or remove that {key[0]}")
+    layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
+    stale = [o for o in ours if o.kind == "container" and o.labels.get(labels.ROLE) == "redis"
+             and o.labels.get(labels.REDIS_LAYOUT) != layout]
+    if stale:
+        problems.append(f"cluster {cluster!r} is up with another Redis layout ({len(stale)} Redis container(s) "
+                        f"such as {stale[0].name}; now {len(plan.nodes)} node(s) from port {plan.config.base_port}); "
+                        f"run `artm-compose down --state-dir {state.root}` first")
+    fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
+    training = [o for o in ours if o.kind == "container" and o.running
+                and o.labels.get(labels.ROLE) in ("executor", "master")]
+    if training and (plan.data is None or any(o.labels.get(labels.PLAN) != fingerprint for o in training)):
+        problems.append(f"training of cluster {cluster!r} is running with another plan ({training[0].name} is up); "
+                        f"wait for it (artm-compose logs master -f) or stop it (artm-compose down)")
+    if plan.config.publish:
+        problems.extend(_port_conflicts(plan, inventory, port_is_free))
+    return problems
+
+
+def _port_conflicts(plan: Plan, inventory: Inventory, port_is_free) -> list[str]:
+    problems = []
+    for node in plan.nodes:
+        port = published_port(plan, node.index)
+        holders = [c for c in inventory.containers if c.running and port in c.host_ports]
+        if any(c.belongs_to(plan.cluster) for c in holders):
+            continue
+        if holders:
+            problems.append(f"port 127.0.0.1:{port} for {node.name} is published by {holders[0].describe()}; "
+                            f"choose another --base-port")
+        elif not port_is_free(port):
+            owner = port_owner(port)
+            by = f" by pid {owner[0]} ({owner[1]})" if owner else ""
+            problems.append(f"port 127.0.0.1:{port} for {node.name} is already in use{by}; choose another --base-port")
+    return problems
+
+
+def network_layout(plan: Plan, inventory: Inventory, client: docker.DockerClient | None) -> NetworkLayout:
+    """The cluster network's layout: that of its existing network, else a fresh subnet free on this host."""
+    name = network_name(plan)
+    existing = inventory.subnets.get(name)
+    if existing is not None and any(n.name == name and n.belongs_to(plan.cluster) for n in inventory.networks):
+        layout = layout_network(ipaddress.ip_network(existing["Subnet"]), len(plan.nodes))
+        if existing.get("IPRange") != str(layout.ip_range) or existing.get("Gateway") != str(layout.gateway):
+            raise ConfigError(f"network {name} exists with another layout ({existing}); "
+                              f"run `artm-compose down` for cluster {plan.cluster!r} first")
+        return layout
+    prefix = prefix_for(len(plan.nodes), len(plan.executors) + 2)
+    return layout_network(free_subnet(prefix, used_subnets(client)), len(plan.nodes))
+
+
+class ComposeRuntime(Runtime):
+    """Containers on this Docker host, one Compose project per cluster (``artm-<name>``)."""
+
+    name = RUNTIME_NAME
+
+    # -- up -----------------------------------------------------------------------------------------
+
+    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
+        started = time.monotonic()
+        if plan.config.runtime != self.name:
+            raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the compose runtime")
+        client = docker_client()
+        ensure_compose_plugin()
+        inventory = Inventory.collect(client)
+        problems = find_conflicts(plan, self.state, inventory)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        images = build_images(echo=echo, client=client)
+        layout = network_layout(plan, inventory, client)
+        self.render(plan, images=images, layout=layout, status="starting")
+        compose = self._compose()
+        redis_services = [redis_component(n.index) for n in plan.nodes]
+        echo(f"starting {len(redis_services)} Redis node(s) on network {network_name(plan)} ({layout.subnet})")
+        try:
+            compose.compose.up(redis_services, detach=True, wait=True, wait_timeout=REDIS_HEALTHY_TIMEOUT,
+                               dependencies=False, quiet=True, color=False)
+        except WhalesError as error:
+            self.state.update_cluster(status="failed")
+            raise BootstrapError(f"Redis containers did not become healthy: {_whales_message(error)}; "
+                                 f"see `artm-compose logs redis --state-dir {self.state.root}`") from None
+        report = self._in_cluster("bootstrap", "--timeout", str(bootstrap_timeout(len(plan.nodes))))
+        actions = tuple(report["actions"])
+        echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots"
+             + (f" ({len(actions)} bootstrap action(s), {report['seconds']:.2f} s)" if actions else ", already healthy"))
+        self.state.update_cluster(status="running")
+        if plan.data is None:
+            return UpResult(actions=actions, bootstrap_seconds=report["seconds"], already_up=not actions,
+                            seconds=time.monotonic() - started)
+        master = self._start_training(plan, client, echo)
+        if detach:
+            return UpResult(actions=actions + ("started training",), bootstrap_seconds=report["seconds"],
+                            seconds=time.monotonic() - started, training="started")
+        outcome = self._follow_master(master, echo)
+        return UpResult(actions=actions + ("started training",), bootstrap_seconds=report["seconds"],
+                        seconds=time.monotonic() - started, training=outcome)
+
+    def render(self, plan: Plan, *, images: ImageTags | None = None, layout: NetworkLayout | None = None,
+               status: str = "rendered") -> list[Path]:
+        """Write the state directory's files and ``compose.yml`` (for ``docker compose`` by hand too)."""
+        if images is None:
+            images = image_tags()
+        if layout is None:
+            client = _client_or_none()
+            layout = network_layout(plan, Inventory.collect(client) if client else Inventory(), client)
+        written = render_all(plan, self.state, status=status)
+        path = compose_path(self.state)
+        path.write_text(render_compose(plan, self.state, images=images, network=layout))
+        return [*written, path]
+
+    def _start_training(self, plan: Plan, client: docker.DockerClient, echo: Echo) -> Container:
+        training = [e.name for e in plan.executors] + [MASTER]
+        master_name = container_name(plan, MASTER)
+        running = _running(client, master_name)
+        if running is not None:
+            echo(f"training of this plan is already running ({master_name}); following it")
+            return running
+        self.state.scores.unlink(missing_ok=True)
+        # Fresh containers for every run: their logs then hold this run only.
+        self._compose().compose.up(training, detach=True, dependencies=False, force_recreate=True, quiet=True,
+                                   color=False)
+        echo(f"started {len(plan.executors)} executor(s) and the master; follow with `artm-compose logs master -f`")
+        self.state.update_cluster(status="training")
+        return client.containers.get(master_name)
+
+    def _follow_master(self, master: Container, echo: Echo) -> str:
+        """Echo the master's output until it exits; a non-zero exit is a TrainingError."""
+        try:
+            for line in _container_lines(master, follow=True):
+                echo(line.rstrip("\n"))
+        except KeyboardInterrupt:
+            echo(f"stopped following; training goes on (artm-compose status / logs master -f / down "
+                 f"--state-dir {self.state.root})")
+            return "started"
+        code = master.wait()["StatusCode"]
+        if code != 0:
+            self.state.update_cluster(status="failed")
+            tail = master.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
+            raise TrainingError(f"master exited with code {code}; last lines:\n{tail}")
+        self.state.update_cluster(status="finished")
+        return "finished"
+
+    # -- status, logs, down -------------------------------------------------------------------------
+
+    def status(self) -> ClusterStatus:
+        description = self.state.read_cluster()
+        client = docker_client()
+        containers = self._containers(client, description["cluster"])
+        members = [self._member("redis", node["name"], containers, node["address"],
+                                f"slots {node['slots'][0]}-{node['slots'][1]}") for node in description["nodes"]]
+        if description.get("data"):
+            members += [self._member("executor", e["name"], containers, e["redis"],
+                                     f"batches [{e['batch_range'][0]}, {e['batch_range'][1]}) "
+                                     f"tokens [{e['token_range'][0]}, {e['token_range'][1]})")
+                        for e in description["executors"]]
+            members.append(self._member("master", MASTER, containers, description["master"]["redis"], ""))
+        problems: list[str] = []
+        cluster_state, slots = "down", 0
+        if any(m.alive for m in members if m.role == "redis"):
+            try:
+                probe = self._in_cluster("probe")
+                cluster_state, slots = probe["cluster_state"], probe["slots_assigned"]
+                problems.extend(probe["problems"])
+            except BootstrapError as error:
+                cluster_state = "unknown"
+                problems.append(str(error))
+        return ClusterStatus(cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
+                             status=_effective_status(description["status"], members),
+                             cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
+                             problems=tuple(problems), training=self._training_progress())
+
+    def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
+        description = self.state.read_cluster()
+        containers = self._containers(docker_client(), description["cluster"])
+        chosen = _choose_components(containers, component)
+        if len(chosen) == 1:
+            yield from _container_lines(next(iter(chosen.values())), follow)
+            return
+        if not follow:
+            for name, container in chosen.items():
+                yield f"==> {name} <==\n"
+                yield from _container_lines(container, follow=False)
+            return
+        for _source, line in self._compose().compose.logs(list(chosen), follow=True, stream=True):
+            yield line.decode(errors="replace")
+
+    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
+        """Remove every container and network labelled with this cluster (and volumes with ``volumes``)."""
+        description = self.state.read_cluster()
+        cluster = description["cluster"]
+        client = docker_client()
+        selector = {"label": labels.selector(cluster, self.name)}
+        containers = client.containers.list(all=True, filters=selector)
+        # Training first, Redis last: executors and the master then never see Redis vanish under them.
+        order = {"master": 0, "executor": 1, "bootstrap": 2, "redis": 3}
+        messages = []
+        for rank in sorted({order.get(c.labels.get(labels.ROLE, ""), 2) for c in containers}):
+            batch = [c for c in containers if order.get(c.labels.get(labels.ROLE, ""), 2) == rank]
+            with ThreadPoolExecutor(max_workers=REMOVE_THREADS) as pool:
+                messages.extend(pool.map(_remove_container, batch))
+        for network in client.networks.list(filters=selector):
+            network.remove()
+            messages.append(f"removed network {network.name}")
+        if volumes:
+            for volume in client.volumes.list(filters=selector):
+                volume.remove(force=True)
+                messages.append(f"removed volume {volume.name}")
+        for message in messages:
+            echo(message)
+        if not messages:
+            messages.append(f"nothing of cluster {cluster!r} is left on Docker")
+            echo(messages[0])
+        self.state.update_cluster(status="stopped")
+        return messages
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _compose(self) -> DockerClient:
+        path = compose_path(self.state)
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist: run `artm-compose up --runtime compose` or `render` first")
+        project = labels.project_name(self.state.read_cluster()["cluster"])
+        return DockerClient(compose_files=[path], compose_project_name=project,
+                            compose_project_directory=self.state.root)
+
+    def _in_cluster(self, job: str, *arguments: str) -> dict[str, Any]:
+        """Run an ``in_cluster`` job in a one-off container on the cluster network; its JSON result."""
+        command = [*IN_CLUSTER, job, "--state-dir", STATE_MOUNT, "--password-file", PASSWORD_FILE, *arguments]
+        try:
+            output = self._compose().compose.run(BOOTSTRAP_SERVICE, command, remove=True, dependencies=False,
+                                                 tty=False)
+        except WhalesError as error:
+            raise BootstrapError(f"{job} in the cluster network failed: {_whales_message(error)}") from None
+        lines = [line for line in str(output).splitlines() if line.startswith("{")]
+        if not lines:
+            raise BootstrapError(f"{job} in the cluster network printed no result: {output!r}")
+        return json.loads(lines[-1])
+
+    def _containers(self, client: docker.DockerClient, cluster: str) -> dict[str, Container]:
+        """Long-lived containers of the cluster by service name (one-off jobs excluded)."""
+        found = client.containers.list(all=True, filters={"label": labels.selector(cluster, self.name)})
+        return {c.labels["com.docker.compose.service"]: c for c in found
+                if c.labels.get("com.docker.compose.oneoff") != "True" and "com.docker.compose.service" in c.labels}
+
+    @staticmethod
+    def _member(role: str, name: str, containers: dict[str, Container], address: str, detail: str) -> MemberStatus:
+        container = containers.get(name)
+        if container is None:
+            return MemberStatus(role=role, name=name, alive=False, address=address, detail="no container")
+        state = container.attrs["State"]
+        health = (state.get("Health") or {}).get("Status")
+        alive = state.get("Running", False) and health in (None, "healthy", "starting")
+        shown = state["Status"] + (f" ({health})" if health else "")
+        if not state.get("Running"):
+            shown += f", exit code {state.get('ExitCode')}"
+        return MemberStatus(role=role, name=name, alive=alive, address=address,
+                            detail=f"{shown}; {detail}" if detail else shown)
+
+    def _training_progress(self) -> dict[str, Any] | None:
+        try:
+            scores = json.loads(self.state.scores.read_text())
+        except (OSError, ValueError):
+            return None
+        perplexity = scores.get("perplexity") or []
+        return {"passes": len(perplexity), "perplexity": perplexity[-1] if perplexity else None}
+
+
+RUNTIME = ComposeRuntime
+
+
+def _container_object(container: Container) -> DockerObject:
+    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    ports = tuple(int(b["HostPort"]) for targets in bindings.values() for b in (targets or []) if b.get("HostPort"))
+    return DockerObject("container", container.name, container.labels, running=container.status == "running",
+                        host_ports=ports)
+
+
+def _client_or_none() -> docker.DockerClient | None:
+    try:
+        return docker_client()
+    except DockerException:
+        return None
+
+
+def _running(client: docker.DockerClient, name: str) -> Container | None:
+    try:
+        container = client.containers.get(name)
+    except NotFound:
+        return None
+    return container if container.status == "running" else None
+
+
+def _remove_container(container: Container) -> str:
+    try:
+        container.remove(force=True)
+    except NotFound:
+        return f"{container.name} was already gone"
+    except APIError as error:
+        if "already in progress" in str(error):
+            return f"{container.name} is being removed"
+        raise
+    return f"removed container {container.name}"
+
+
+def _choose_components(containers: dict[str, Container], component: str | None) -> dict[str, Container]:
+    ordered = dict(sorted(containers.items(), key=lambda item: _component_order(item[0])))
+    if component is None:
+        return ordered
+    if component in ordered:
+        return {component: ordered[component]}
+    chosen = {name: c for name, c in ordered.items() if name.startswith(component + "-")
+              or c.labels.get(labels.ROLE) == component.rstrip("s")}
+    if not chosen:
+        raise ConfigError(f"component={component!r} has no container; available: "
+                          f"{', '.join(ordered) or 'none'} (or a role: redis, executor, master)")
+    return chosen
+
+
+def _component_order(service: str) -> tuple[int, int]:
+    role, _, index = service.partition("-")
+    return {"redis": 0, "executor": 1, "master": 2}.get(role, 3), int(index) if index.isdigit() else 0
+
+
+def _container_lines(container: Container, follow: bool) -> Iterator[str]:
+    if not follow:
+        yield from container.logs().decode(errors="replace").splitlines(keepends=True)
+        return
+    pending = b""
+    for chunk in container.logs(stream=True, follow=True):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.decode(errors="replace") + "\n"
+    if pending:
+        yield pending.decode(errors="replace")
+
+
+def _effective_status(stored: str, members: list[MemberStatus]) -> str:
+    """The stored status, corrected by what is actually alive."""
+    redis_alive = [m.alive for m in members if m.role == "redis"]
+    if not any(redis_alive):
+        return "down" if stored not in ("stopped", "rendered") else stored
+    if not all(redis_alive):
+        return "degraded"
+    if stored == "training" and not any(m.alive for m in members if m.role == "master"):
+        return "training ended"
+    return stored
+
+
+def _whales_message(error: WhalesError) -> str:
+    text = (getattr(error, "stderr", None) or str(error)).strip()
+    return text.splitlines()[-1] if text else type(error).__name__
