@@ -141,9 +141,10 @@ def read_vw(path: Path) -> tuple[list[str], list[str], list[Document]]:
                 continue
             token, _, count_text = field.partition(":")
             count = _vw_count(path, number, field, count_text)
+            if count == 0:  # a zero count must not put a token that never occurs into the vocabulary
+                continue
             position = index.setdefault((class_id, token), len(index))
             counts[position] = counts.get(position, 0.0) + count
-        counts = {k: v for k, v in counts.items() if v > 0}
         documents.append(
             Document(
                 item_id=len(documents),

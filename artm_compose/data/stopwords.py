@@ -2,7 +2,8 @@
 
 Shorter words never reach the list's users (the tokeniser keeps words of length >= 3), so they
 are left out. Kept deliberately plain: pronouns, determiners, auxiliaries, prepositions,
-conjunctions and common adverbs, nothing specific to software.
+conjunctions and common adverbs, nothing specific to software; plus the stems contractions leave
+behind once apostrophes split words ("don't" -> "don").
 """
 
 STOP_WORDS = frozenset(
@@ -24,5 +25,6 @@ STOP_WORDS = frozenset(
     whatever when whence whenever where whereafter whereas whereby wherein whereupon wherever whether
     which while whither who whoever whole whom whose why will with within without would yet you
     your yours yourself yourselves
+    aren couldn didn doesn don hadn hasn haven isn mustn needn shan shouldn wasn weren won wouldn
     """.split()
 )
