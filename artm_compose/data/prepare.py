@@ -100,12 +100,13 @@ def read_uci(docword: Path, vocab: Path) -> tuple[list[str], list[str], list[Doc
 
 
 def _group_documents(doc_index: np.ndarray, word_index: np.ndarray, counts: np.ndarray, n_docs: int) -> list[Document]:
-    """One Document per docID 1..n_docs (empty ones included), with repeated words summed."""
-    key = doc_index * (int(word_index.max(initial=0)) + 1) + word_index
-    unique_keys, inverse = np.unique(key, return_inverse=True)
-    summed = np.bincount(inverse, weights=counts).astype(np.float32)
+    """One Document per docID 1..n_docs (empty ones included), repeated words summed, file order kept."""
     width = int(word_index.max(initial=0)) + 1
-    unique_docs, unique_words = unique_keys // width, (unique_keys % width).astype(np.int32)
+    unique_keys, first, inverse = np.unique(doc_index * width + word_index, return_index=True, return_inverse=True)
+    summed = np.bincount(inverse, weights=counts).astype(np.float32)
+    unique_docs = unique_keys // width
+    order = np.lexsort((first, unique_docs))  # by document, then by first appearance in the file
+    unique_docs, unique_words, summed = unique_docs[order], (unique_keys % width)[order].astype(np.int32), summed[order]
     starts = np.searchsorted(unique_docs, np.arange(n_docs + 1))
     return [
         Document(d + 1, "", unique_words[starts[d]:starts[d + 1]], summed[starts[d]:starts[d + 1]])
