@@ -8,7 +8,7 @@ import pytest
 
 from artm_compose.errors import ConfigError
 from artm_compose.swarm.assign import (
-    SwarmNode, assign, holdings_from_labels, largest_remainder, removal,
+    SwarmNode, assign, holdings_from_labels, largest_remainder, removal, usable_holdings,
 )
 
 CLUSTER = "demo"
@@ -148,3 +148,14 @@ def test_largest_remainder_sums_and_stays_within_one_of_quota(total, weights):
     assert sum(counts) == total
     for count, weight in zip(counts, weights):
         assert abs(count - total * weight / sum(weights)) < 1
+
+
+def test_usable_holdings_accept_a_complete_labelling_only():
+    nodes = [node("a"), node("b")]
+    labelled = apply(nodes, assign(CLUSTER, 4, nodes).changes)
+    assert usable_holdings(CLUSTER, 4, labelled) == assign(CLUSTER, 4, labelled).holdings
+    assert usable_holdings(CLUSTER, 5, labelled) is None  # the plan grew: relabel
+    assert usable_holdings(CLUSTER, 4, nodes) is None  # not labelled at all
+    drained = [SwarmNode(n.id, n.hostname, "drain" if n.hostname == "b" else "active", n.state, n.labels)
+               for n in labelled]
+    assert usable_holdings(CLUSTER, 4, drained) is None

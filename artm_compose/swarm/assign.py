@@ -200,6 +200,22 @@ def holdings_from_labels(cluster: str, nodes: list[SwarmNode]) -> tuple[Holding,
     return tuple(sorted(holdings, key=lambda h: h.first))
 
 
+def usable_holdings(cluster: str, vnode_count: int, nodes: list[SwarmNode]) -> tuple[Holding, ...] | None:
+    """The holdings on the nodes' labels if they place virtual nodes 0..vnode_count-1 exactly once, each
+    on a ready and active node with its own group; ``None`` otherwise (then the Swarm needs labelling)."""
+    try:
+        holdings = holdings_from_labels(cluster, nodes)
+    except ConfigError:
+        return None
+    usable = {n.id for n in nodes if n.state == "ready" and n.availability == "active"}
+    groups = [h.group for h in holdings]
+    if [v for h in holdings for v in h.vnodes] != list(range(vnode_count)) or len(set(groups)) != len(groups):
+        return None
+    if any(h.node_id not in usable for h in holdings):
+        return None
+    return holdings
+
+
 def _ineligible(node: SwarmNode, wanted: tuple[str, str] | None) -> str | None:
     if node.state != "ready":
         return f"state {node.state}"
