@@ -64,7 +64,7 @@ def test_field_numbers_are_bigartms() -> None:
 
 
 def sample_batch(name: str = "sample.batch", n_items: int = 5, n_tokens: int = 7, seed: int = 1) -> Batch:
-    """A small batch with random documents, varying lengths, one empty-weight-free document each."""
+    """A small batch of random documents of varying lengths (at least one token each)."""
     rng = np.random.default_rng(seed)
     documents = []
     for item_id in range(n_items):
@@ -125,18 +125,29 @@ def _packed_batch_class() -> type:
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("artm.Batch"))
 
 
-def test_packed_encoding_reads_the_same(tmp_path: Path) -> None:
-    batch = sample_batch(n_items=20, n_tokens=30)
-    packed = _packed_batch_class()()
-    packed.token.extend(batch.tokens)
+def _encode(batch: Batch, message, layout: str) -> bytes:
+    """Serialize ``batch`` into ``message`` in one item layout: "plain", "transactions" or "transactions+end"."""
+    message.token.extend(batch.tokens)
+    if layout != "plain":
+        message.class_id.extend(batch.class_ids)
     for position, item_id in enumerate(batch.item_ids.tolist()):
-        item = packed.item.add()
+        item = message.item.add()
         item.id = item_id
         item.title = batch.titles[position]
         span = slice(batch.indptr[position], batch.indptr[position + 1])
-        item.token_id.extend(batch.token_index[span].tolist())
         item.token_weight.extend(batch.weights[span].tolist())
-    data = packed.SerializeToString()
+        if layout == "plain":
+            item.token_id.extend(batch.token_index[span].tolist())
+            continue
+        count = span.stop - span.start
+        item.transaction_token_id.extend(batch.token_index[span].tolist())
+        item.transaction_start_index.extend(range(count + 1 if layout == "transactions+end" else count))
+    return message.SerializeToString()
+
+
+def test_packed_encoding_reads_the_same(tmp_path: Path) -> None:
+    batch = sample_batch(n_items=20, n_tokens=30)
+    data = _encode(batch, _packed_batch_class()(), "plain")
     unpacked_path = write_batch(tmp_path / "unpacked.batch", batch)
     assert len(data) < len(unpacked_path.read_bytes())  # really a different encoding
     (tmp_path / "packed.batch").write_bytes(data)
@@ -145,26 +156,10 @@ def test_packed_encoding_reads_the_same(tmp_path: Path) -> None:
     assert_same_batch(batch, back)
 
 
-def _transaction_message(batch: Batch, with_end: bool) -> bytes:
-    message = artm_batch_pb2.Batch()
-    message.token.extend(batch.tokens)
-    message.class_id.extend(batch.class_ids)
-    for position, item_id in enumerate(batch.item_ids.tolist()):
-        item = message.item.add()
-        item.id = item_id
-        item.title = batch.titles[position]
-        span = slice(batch.indptr[position], batch.indptr[position + 1])
-        count = span.stop - span.start
-        item.transaction_token_id.extend(batch.token_index[span].tolist())
-        item.transaction_start_index.extend(range(count + 1 if with_end else count))
-        item.token_weight.extend(batch.weights[span].tolist())
-    return message.SerializeToString()
-
-
-@pytest.mark.parametrize("with_end", [True, False])
-def test_transaction_layout_with_single_token_transactions(tmp_path: Path, with_end: bool) -> None:
+@pytest.mark.parametrize("layout", ["transactions", "transactions+end"])
+def test_transaction_layout_with_single_token_transactions(tmp_path: Path, layout: str) -> None:
     batch = sample_batch(n_items=8, n_tokens=12)
-    (tmp_path / "t.batch").write_bytes(_transaction_message(batch, with_end))
+    (tmp_path / "t.batch").write_bytes(_encode(batch, artm_batch_pb2.Batch(), layout))
     assert_same_batch(batch, read_batch(tmp_path / "t.batch"))
 
 

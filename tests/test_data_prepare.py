@@ -73,7 +73,7 @@ def test_uci_errors_name_the_file(tmp_path: Path, docword: str, message: str) ->
     (tmp_path / "docword.txt").write_text(docword)
     with pytest.raises(DataError, match=re.escape(message)):
         prepare_uci(tmp_path / "docword.txt", tmp_path / "vocab.txt", tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docword.txt", "vocab.txt"]  # nothing half-written
 
 
 def test_vw_prepare(tmp_path: Path) -> None:
