@@ -1,0 +1,186 @@
+"""The Swarm stack file of a plan (pure: plan, images, placement and file paths in, YAML text out).
+
+One service per Redis node, addressed by its service name with ``endpoint_mode: dnsrr`` (a virtual
+IP would hide the task's own address, which the cluster gossips); one service per executor; the
+master; a one-shot ``bootstrap`` job (``replicated-job``) that assigns slots and joins the nodes from
+inside the attachable overlay network. Every service of virtual node i is constrained to the Swarm
+node whose ``artm.<cluster>.group`` label holds i. The password is a Swarm secret (a read-only file),
+never an environment variable or an argument; Redis ports are not published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from artm_compose import labels
+from artm_compose.compose_file import (
+    EXECUTOR_PROGRAM, MASTER_PROGRAM, PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_command, data_mounts,
+    engine_launch, redis_maxmemory,
+)
+from artm_compose.compose_file import _escape as escape_dollars
+from artm_compose.images.build import ImageTags
+from artm_compose.plan import Plan
+from artm_compose.render import CONTAINER_REDIS_DIR, plan_fingerprint, redis_component, redis_fingerprint, render_template
+from artm_compose.state import StateDir
+from artm_compose.swarm.assign import group_label
+
+ROLE_GROUP = f"{labels.PREFIX}.swarm-group"
+FINGERPRINT_LENGTH = 12
+# The node directory holds only nodes.conf: a small in-memory mount, gone with the task.
+REDIS_TMPFS_BYTES = 16 * 2**20
+# Reserved per task so that the scheduler does not pile more onto a node than it can hold; a configured
+# memory limit is reserved in full.
+DEFAULT_RESERVATIONS = {"redis": "32M", "bootstrap": "32M", "executor": "64M", "master": "32M"}
+RESTART = {
+    # Redis comes back empty after a crash; the next bootstrap (``up``) joins it again.
+    "redis": {"condition": "any", "delay": "2s", "max_attempts": 0, "window": "10s"},
+    # The bootstrap waits for every node itself; a few retries cover nodes scheduled late.
+    "bootstrap": {"condition": "on-failure", "delay": "2s", "max_attempts": 5, "window": "0s"},
+    # An executor that exits 0 is done; one that fails early (e.g. deployed by hand before the bootstrap
+    # finished) is retried a little.
+    "executor": {"condition": "on-failure", "delay": "5s", "max_attempts": 3, "window": "30s"},
+    # A failed training is reported, not silently started again.
+    "master": {"condition": "none", "delay": "5s", "max_attempts": 0, "window": "0s"},
+}
+
+
+@dataclass(frozen=True)
+class StackFiles:
+    """Files of the state directory the stack refers to (read by ``docker stack deploy`` on the manager)."""
+
+    stack: Path
+    nodes: Path
+    password: Path
+
+    @classmethod
+    def of(cls, state: StateDir) -> StackFiles:
+        return cls(stack=state.root / "stack.yml", nodes=state.root / "swarm-nodes.json",
+                   password=state.password_file)
+
+
+def stack_name(plan: Plan) -> str:
+    return labels.project_name(plan.cluster)
+
+
+def network_name(plan: Plan) -> str:
+    """The overlay network; distinct from the Compose network of a cluster of the same name."""
+    return f"{labels.project_name(plan.cluster)}-swarm"
+
+
+def nodes_document(plan: Plan) -> str:
+    """What the bootstrap job reads as its ``cluster.json``: the nodes, their addresses and slots."""
+    nodes = [{**n.to_dict(), "bus_port": n.bus_port} for n in plan.nodes]
+    return json.dumps({"cluster": plan.cluster, "nodes": nodes}, indent=2, sort_keys=True) + "\n"
+
+
+def content_name(plan: Plan, kind: str, content: str) -> str:
+    """A Swarm secret/config name that changes with its content (both are immutable once created)."""
+    digest = hashlib.sha256(content.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+    return f"{labels.project_name(plan.cluster)}-{kind}-{digest}"
+
+
+def group_constraint(cluster: str, group: int) -> str:
+    return f"node.labels.{group_label(cluster)} == {group}"
+
+
+def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Mapping[int, int],
+                  manager_id: str, password: str, user: str | None = None, training: bool = True) -> dict[str, Any]:
+    """Everything the template needs; ``groups`` maps each virtual node to its Swarm group label.
+
+    ``training=False`` leaves out the executors and the master (``up`` deploys those once the Redis
+    Cluster is bootstrapped).
+    """
+    missing = [n.index for n in plan.nodes if n.index not in groups]
+    if missing:
+        raise ValueError(f"no Swarm group for virtual node(s) {missing}")
+    files = StackFiles.of(state)
+    root = state.root
+    fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
+    layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
+
+    def placed(node: int) -> dict[str, Any]:
+        return {"constraints": [group_constraint(plan.cluster, groups[node])],
+                "group": groups[node]}
+
+    def service_labels(values: dict[str, str], node: int | None = None) -> dict[str, str]:
+        return {**values, **({ROLE_GROUP: str(groups[node])} if node is not None else {})}
+
+    redis_services = [{
+        "service": redis_component(node.index), "dnsrr": True, **placed(node.index),
+        "labels": service_labels(labels.redis_labels(plan, root, node, layout), node.index),
+    } for node in plan.nodes]
+    mounts, batches_dir, vocab_path = data_mounts(plan)
+    executor_services: list[dict[str, Any]] = []
+    master = None
+    if plan.data is not None and training:
+        assert batches_dir is not None and vocab_path is not None
+        launch = engine_launch()
+        executor_services = [{
+            "service": e.name, **placed(e.node),
+            "labels": service_labels(labels.executor_labels(plan, root, e, fingerprint), e.node),
+            "command": [EXECUTOR_PROGRAM, *launch.executor_argv(
+                plan, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
+                password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)],
+        } for e in plan.executors]
+        first = plan.nodes[0]
+        # The master writes scores.json into the state directory, which lives on this manager.
+        master = {
+            "constraints": [f"node.id == {manager_id}"],
+            "labels": labels.role_labels(plan, root, "master", fingerprint),
+            "command": [MASTER_PROGRAM, *launch.master_argv(
+                plan, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
+                batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")],
+        }
+    base = labels.base_labels(plan, root)
+    context = {
+        "cluster": plan.cluster,
+        "stack": stack_name(plan),
+        "stack_file": str(files.stack),
+        "group_label": group_label(plan.cluster),
+        "images": {"redis": images.redis, "artm": images.artm},
+        "user": user if user is not None else f"{os.getuid()}:{os.getgid()}",
+        "port": plan.config.base_port,
+        "node_timeout_ms": plan.config.node_timeout_ms,
+        "redis_maxmemory": redis_maxmemory(plan.config.redis_memory),
+        "redis_tmpfs_bytes": REDIS_TMPFS_BYTES,
+        "redis_dir": CONTAINER_REDIS_DIR,
+        "secret_target": Path(PASSWORD_FILE).name,
+        "redis_services": redis_services,
+        "bootstrap": {"mode": "replicated-job", "constraints": [],
+                      "labels": labels.role_labels(plan, root, "bootstrap"),
+                      "command": bootstrap_command(), "nodes_target": f"{STATE_MOUNT}/cluster.json"},
+        "executor_services": executor_services,
+        "master": master,
+        "data_mounts": [vars(m) for m in mounts],
+        "state_mount": vars(Mount(str(root), STATE_MOUNT, read_only=False)),
+        "restart": RESTART,
+        "limits": {"redis": plan.config.redis_memory, "executor": plan.config.executor_memory,
+                   "master": plan.config.master_memory},
+        "reservations": {role: _reservation(plan, role) for role in DEFAULT_RESERVATIONS},
+        "network": {"name": network_name(plan), "labels": base},
+        "secret": {"name": content_name(plan, "password", password), "file": str(files.password),
+                   "labels": base},
+        "nodes_config": {"name": content_name(plan, "nodes", nodes_document(plan)), "file": str(files.nodes),
+                         "labels": base},
+    }
+    return escape_dollars(context)
+
+
+def render_stack(plan: Plan, state: StateDir, *, images: ImageTags, groups: Mapping[int, int], manager_id: str,
+                 password: str, user: str | None = None, training: bool = True) -> str:
+    """The stack file of ``plan`` as YAML text."""
+    return render_template("stack.yml.j2", **stack_context(plan, state, images=images, groups=groups,
+                                                            manager_id=manager_id, password=password, user=user,
+                                                            training=training))
+
+
+def _reservation(plan: Plan, role: str) -> str:
+    limit = {"redis": plan.config.redis_memory, "executor": plan.config.executor_memory,
+             "master": plan.config.master_memory}.get(role)
+    return limit or DEFAULT_RESERVATIONS[role]
