@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artm_compose.data.batches import DEFAULT_CLASS, make_batch
+from artm_compose.data.batches import DEFAULT_CLASS, make_batch, read_batch, write_batch
 from artm_compose.data.vocab import (
     batch_in_vocab,
     local_to_vocab,
@@ -108,3 +108,12 @@ def test_batch_in_vocab_without_missing_tokens() -> None:
     assert (mapped.skipped_tokens, mapped.skipped_entries, mapped.skipped_weight) == ([], 0, 0.0)
     np.testing.assert_array_equal(mapped.vocab_index, [1, 3, 0, 0, 2, 1])
     np.testing.assert_array_equal(mapped.indptr, [0, 3, 4, 6])
+
+
+def test_missing_token_error_names_the_batch_file(tmp_path: Path) -> None:
+    path = write_batch(tmp_path / "000007.batch", _batch())
+    batch = read_batch(path)
+    assert (batch.name, batch.path) == ("000007.batch", path)
+    with pytest.raises(DataError, match=re.escape(f"batch {path}: token 'omega'")):
+        batch_in_vocab(batch, make_vocab(["alpha", "beta", "gamma"]))
+    assert batch_in_vocab(batch, make_vocab(["alpha", "beta", "gamma", "omega"])).path == path

@@ -23,7 +23,10 @@ BATCH_SUFFIX = ".batch"
 
 @dataclass(frozen=True, eq=False)
 class Batch:
-    """One batch of documents in CSR layout over the batch's local vocabulary."""
+    """One batch of documents in CSR layout over the batch's local vocabulary.
+
+    ``name`` is the file name (what orders batches); ``path`` the file it was read from, if any.
+    """
 
     name: str
     tokens: list[str]
@@ -34,6 +37,12 @@ class Batch:
     token_index: np.ndarray
     weights: np.ndarray
     batch_id: str = field(default="")
+    path: Path | None = field(default=None)
+
+    @property
+    def source(self) -> str:
+        """What error messages call this batch: its file, or its name when built in memory."""
+        return str(self.path) if self.path is not None else self.name
 
     @property
     def n_items(self) -> int:
@@ -142,6 +151,7 @@ def _from_message(message: BatchMessage, path: Path) -> Batch:
         token_index=token_index,
         weights=weight_array,
         batch_id=message.id,
+        path=path,
     )
 
 

@@ -100,6 +100,7 @@ class VocabBatch:
     """
 
     name: str
+    path: Path | None
     indptr: np.ndarray
     vocab_index: np.ndarray
     weights: np.ndarray
@@ -122,7 +123,7 @@ def local_to_vocab(batch: Batch, vocabulary: Vocabulary, skip_missing: bool = Fa
         missing = int(np.flatnonzero(mapping < 0)[0])
         count = int((mapping < 0).sum())
         raise DataError(
-            f"batch {batch.name}: token {batch.tokens[missing]!r} (class {batch.class_ids[missing]}) "
+            f"batch {batch.source}: token {batch.tokens[missing]!r} (class {batch.class_ids[missing]}) "
             f"is not in the vocabulary ({count} missing tokens in this batch)"
         )
     return mapping
@@ -134,11 +135,12 @@ def batch_in_vocab(batch: Batch, vocabulary: Vocabulary, skip_missing: bool = Fa
     vocab_index = mapping[batch.token_index]
     missing_tokens = [batch.tokens[i] for i in np.flatnonzero(mapping < 0)]
     if not missing_tokens:
-        return VocabBatch(batch.name, batch.indptr, vocab_index, batch.weights, [], 0, 0.0)
+        return VocabBatch(batch.name, batch.path, batch.indptr, vocab_index, batch.weights, [], 0, 0.0)
     keep = vocab_index >= 0
     kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
     return VocabBatch(
         name=batch.name,
+        path=batch.path,
         indptr=kept_before[batch.indptr],
         vocab_index=vocab_index[keep],
         weights=batch.weights[keep],
