@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -29,6 +30,8 @@ import numpy as np
 
 # Reassociation and FMA contraction only: enough to vectorise the reductions over topics.
 _FASTMATH = {"reassoc", "contract"}
+# Documents per kernel call: small enough to tick the heartbeat often, large enough to be free.
+CHUNK_DOCUMENTS = 2000
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
@@ -126,25 +129,36 @@ def split_documents(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
 
 
-def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1) -> EStepResult:
-    """Run the E-step over all documents; ``threads`` > 1 splits documents into contiguous chunks.
+def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
+           tick: Callable[[], None] | None = None, chunk_documents: int = CHUNK_DOCUMENTS) -> EStepResult:
+    """Run the E-step over all documents; ``threads`` > 1 splits documents into contiguous ranges.
 
-    Each thread accumulates its own n_wt buffer; the buffers are added in chunk order, so the
-    result depends on the thread count (at float64 rounding level) but never on timing.
+    Each thread accumulates its own n_wt buffer; the buffers are added in range order, so the
+    result depends on the thread count (at float64 rounding level) but never on timing. The
+    kernel runs on at most ``chunk_documents`` documents at a time and calls ``tick`` after
+    each chunk (the executor's liveness signal, see the heartbeat in ``protocol``).
     """
     phi = np.ascontiguousarray(phi, dtype=np.float32)
-    chunks = split_documents(docs.indptr, threads) if docs.count else []
-    buffers = [np.zeros(phi.shape, dtype=np.float64) for _ in chunks]
+    ranges = split_documents(docs.indptr, threads) if docs.count else []
+    buffers = [np.zeros(phi.shape, dtype=np.float64) for _ in ranges]
 
     def run(index: int) -> tuple[float, float]:
-        begin, end = chunks[index]
-        return _estep_range(docs.indptr, docs.rows, docs.weights, phi, inner, buffers[index], begin, end)
+        begin, end = ranges[index]
+        loglik = weight = 0.0
+        for first in range(begin, end, chunk_documents):
+            part = _estep_range(docs.indptr, docs.rows, docs.weights, phi, inner, buffers[index],
+                                first, min(first + chunk_documents, end))
+            loglik += part[0]
+            weight += part[1]
+            if tick is not None:
+                tick()
+        return loglik, weight
 
-    if len(chunks) <= 1:
-        partial = [run(i) for i in range(len(chunks))]
+    if len(ranges) <= 1:
+        partial = [run(i) for i in range(len(ranges))]
     else:
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            partial = list(pool.map(run, range(len(chunks))))
+        with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+            partial = list(pool.map(run, range(len(ranges))))
     nwt = buffers[0] if buffers else np.zeros(phi.shape, dtype=np.float64)
     for extra in buffers[1:]:
         nwt += extra

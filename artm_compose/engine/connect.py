@@ -1,0 +1,54 @@
+"""Flags and connection shared by the master and the executors."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+from artm_compose.errors import TrainingError
+from artm_compose.redis_client import cluster_client
+from artm_compose.state import read_password
+
+DEFAULT_HEARTBEAT_TIMEOUT = 30.0
+DEFAULT_STARTUP_TIMEOUT = 300.0
+
+
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    """The reference's ``--redis-ip/--redis-port`` plus password, key namespace and timeouts."""
+    parser.add_argument("--redis-ip", default="127.0.0.1", help="any node of the Redis Cluster")
+    parser.add_argument("--redis-port", type=int, default=7000)
+    parser.add_argument("--redis-password-file", type=Path, help="file holding the cluster's password")
+    parser.add_argument("--cluster", default="artm", help="key namespace: ac:<cluster>:...")
+    parser.add_argument("--heartbeat-timeout", type=float, default=DEFAULT_HEARTBEAT_TIMEOUT,
+                        help="seconds of silence after which a process counts as dead")
+    parser.add_argument("--startup-timeout", type=float, default=DEFAULT_STARTUP_TIMEOUT,
+                        help="seconds to wait for Redis, the master, or the executors to appear")
+
+
+def check_timeouts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.heartbeat_timeout <= 0:
+        parser.error(f"--heartbeat-timeout={args.heartbeat_timeout} must be > 0")
+    if args.startup_timeout <= 0:
+        parser.error(f"--startup-timeout={args.startup_timeout} must be > 0")
+
+
+def connect(args: argparse.Namespace, deadline: float) -> RedisCluster:
+    """A cluster client, retrying until the cluster answers or ``deadline`` (monotonic) passes."""
+    password = read_password(args.redis_password_file) if args.redis_password_file else None
+    last_error = ""
+    while True:
+        try:
+            client = cluster_client([(args.redis_ip, args.redis_port)], password,
+                                    timeout=max(10.0, args.heartbeat_timeout))
+            client.ping()
+            return client
+        except (RedisError, RedisClusterException, OSError) as error:
+            last_error = str(error)
+        if time.monotonic() > deadline:
+            raise TrainingError(f"Redis Cluster at {args.redis_ip}:{args.redis_port} did not answer before the "
+                                f"start-up timeout: {last_error}")
+        time.sleep(0.5)

@@ -1,0 +1,263 @@
+"""The executor program: E-step over its batches, normalisation of its token range.
+
+Accepts the reference executor's flags (SYSTEM.md section 2) with the same names and meaning,
+plus ours. ``--caching-mode`` is accepted for compatibility and ignored: this engine always
+moves the phi rows it needs once per pass (one pipelined read) and its n_wt increments once per
+pass (one pipelined write), and keeps its own token range in memory.
+
+Exit status: 0 after the master's termination command, 1 on any failure (bad data, lost master,
+run aborted), with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from redis.cluster import RedisCluster
+
+from artm_compose.data.vocab import Vocabulary, read_vocab
+from artm_compose.engine import model_store as store
+from artm_compose.engine.connect import add_connection_flags, connect
+from artm_compose.engine.corpus import LocalCorpus, load_corpus
+from artm_compose.engine.initial import phi_rows_for, random_rows
+from artm_compose.engine.kernel import e_step, warm_up
+from artm_compose.engine.layout import Layout
+from artm_compose.engine.connect import check_timeouts
+from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
+from artm_compose.errors import ArtmComposeError, TrainingError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="artm-compose-executor", description=__doc__.splitlines()[0])
+    parser.add_argument("--num-topics", type=int, required=True)
+    parser.add_argument("--num-inner-iter", type=int, default=10)
+    parser.add_argument("--num-threads", type=int, default=1)
+    parser.add_argument("--batches-dir-path", type=Path, required=True)
+    parser.add_argument("--vocab-path", type=Path, required=True)
+    parser.add_argument("--continue-fitting", type=int, choices=(0, 1), default=0)
+    parser.add_argument("--caching-mode", choices=("none", "pwt", "nwt", "all"), default="none",
+                        help="accepted for compatibility; rows always move once per pass")
+    parser.add_argument("--executor-id", type=int, required=True)
+    parser.add_argument("--token-begin-index", type=int, required=True)
+    parser.add_argument("--token-end-index", type=int, required=True)
+    parser.add_argument("--batch-begin-index", type=int, required=True)
+    parser.add_argument("--batch-end-index", type=int, required=True)
+    parser.add_argument("--init-phi", type=Path, help="initial phi (.npz export or CSV of get_phi())")
+    parser.add_argument("--seed", type=int, help="must match the master's seed when given")
+    add_connection_flags(parser)
+    args = parser.parse_args(argv)
+    check_timeouts(parser, args)
+    for name in ("num_topics", "num_inner_iter", "num_threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
+    for kind in ("token", "batch"):
+        begin, end = getattr(args, f"{kind}_begin_index"), getattr(args, f"{kind}_end_index")
+        if not 0 <= begin <= end:
+            parser.error(f"--{kind}-begin-index={begin} --{kind}-end-index={end} is not a range")
+    return args
+
+
+@dataclass
+class OwnRows:
+    """The token range this executor owns and what it holds about it between phases."""
+
+    begin: int
+    end: int
+    phi: np.ndarray | None = None  # float32, committed phi of the range
+    nwt: np.ndarray | None = None  # float64, summed counters (or random values) awaiting n_t
+
+
+class Executor:
+    """Handles the master's commands; all model state of the executor lives here."""
+
+    def __init__(self, args: argparse.Namespace, client: RedisCluster, vocab: Vocabulary, corpus: LocalCorpus,
+                 status: ExecutorStatus, heartbeat: Heartbeat):
+        if args.token_end_index > len(vocab):
+            raise TrainingError(f"token range [{args.token_begin_index}, {args.token_end_index}) exceeds the "
+                                f"vocabulary {args.vocab_path} of {len(vocab)} tokens")
+        self.args = args
+        self.client = client
+        self.vocab = vocab
+        self.corpus = corpus
+        self.status = status
+        self.heartbeat = heartbeat
+        self.own = OwnRows(args.token_begin_index, args.token_end_index)
+        self.is_own = (corpus.rows >= self.own.begin) & (corpus.rows < self.own.end)
+        self.layout: Layout | None = None
+        self.own_increments: np.ndarray | None = None  # float32 n_wt of own rows touched this pass
+
+    # -- phases -------------------------------------------------------------------------------
+
+    def prepare(self, command: dict[str, Any]) -> dict[str, Any]:
+        topics = int(command["topics"])
+        if topics != self.args.num_topics:
+            raise TrainingError(f"the master trains {topics} topics, this executor was started with "
+                                f"--num-topics {self.args.num_topics}")
+        if self.args.seed is not None and self.args.seed != int(command["seed"]):
+            raise TrainingError(f"the master seeds the model with {command['seed']}, this executor was started "
+                                f"with --seed {self.args.seed}")
+        self.layout = Layout.from_dict(self.args.cluster, command["layout"])
+        begin, end = self.own.begin, self.own.end
+        reply: dict[str, Any] = {}
+        mode = command["init"]
+        if mode == "random":
+            raw = random_rows(self.vocab.tokens[begin:end], self.vocab.class_ids[begin:end], int(command["seed"]), topics)
+            self.own.nwt = raw
+            reply["n_t"] = raw.sum(axis=0).tolist()
+        else:
+            if mode == "file":
+                path = self.args.init_phi or Path(command["init_phi"])
+                self.own.phi = phi_rows_for(self.vocab, begin, end, path, topics)
+            else:
+                source = Layout.from_dict(self.args.cluster, command["source_layout"])
+                self.own.phi = store.read_range(self.client, source, int(command["source_generation"]), begin, end)
+            if end > begin:
+                store.write_range(self.client, self.layout, int(command["generation"]), begin, self.own.phi)
+        return {**reply, "token_weight": self.corpus.token_weight, "documents": self.corpus.docs.count,
+                "skipped_entries": self.corpus.skipped_entries, "skipped_weight": self.corpus.skipped_weight,
+                "rows": int(len(self.corpus.rows)), "foreign_rows": int((~self.is_own).sum())}
+
+    def normalise(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.layout is not None and self.own.nwt is not None
+        n_t = np.asarray(command["n_t"], dtype=np.float64)
+        safe = np.where(n_t > 0, n_t, 1.0)
+        self.own.phi = np.where(n_t > 0, self.own.nwt / safe, 0.0).astype(np.float32)
+        self.own.nwt = None
+        if self.own.end > self.own.begin:
+            store.write_range(self.client, self.layout, int(command["generation"]), self.own.begin, self.own.phi)
+        return {}
+
+    def e_step(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.layout is not None and self.own.phi is not None
+        started = time.perf_counter()
+        rows = self.corpus.rows
+        phi = np.empty((len(rows), self.layout.topics), dtype=np.float32)
+        phi[self.is_own] = self.own.phi[rows[self.is_own] - self.own.begin]
+        phi[~self.is_own] = store.read_rows(self.client, self.layout, int(command["generation"]), rows[~self.is_own])
+        fetched = time.perf_counter()
+        result = e_step(self.corpus.docs, phi, self.args.num_inner_iter, self.args.num_threads, tick=self.heartbeat.tick)
+        computed = time.perf_counter()
+        increments = result.nwt.astype(np.float32)
+        self.own_increments = increments[self.is_own]
+        blocks = store.write_contributions(self.client, self.layout, command["run"], int(command["pass"]),
+                                           self.args.executor_id, rows[~self.is_own], increments[~self.is_own])
+        return {"loglik": result.loglik, "token_weight": result.token_weight, "blocks": blocks,
+                "seconds": {"fetch": fetched - started, "kernel": computed - fetched,
+                            "send": time.perf_counter() - computed}}
+
+    def aggregate(self, command: dict[str, Any]) -> dict[str, Any]:
+        assert self.layout is not None and self.own_increments is not None
+        wanted = [(int(block), int(executor)) for block, executor in command["contributions"]]
+        parts = store.read_contributions(self.client, self.layout, command["run"], int(command["pass"]), wanted)
+        own_rows = self.corpus.rows[self.is_own]
+        begin = self.own.begin
+        nwt = np.zeros((self.own.end - begin, self.layout.topics), dtype=np.float64)
+        for block in self.layout.blocks_of(begin, self.own.end):
+            first, stop = self.layout.block_rows(block)
+            mine = (own_rows >= first) & (own_rows < stop)
+            block_parts = [(self.args.executor_id, own_rows[mine] - first, self.own_increments[mine])]
+            block_parts += [(executor, *parts[(b, executor)]) for b, executor in wanted if b == block]
+            nwt[first - begin:stop - begin] = store.sum_block(self.layout, block, block_parts)
+        self.own.nwt = nwt
+        self.own_increments = None
+        return {"n_t": nwt.sum(axis=0).tolist()}
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def serve(self, channel: ExecutorChannel, deadline: float) -> None:
+        """Answer commands until termination; raises on abort, a lost master or a failure."""
+        handlers = {"prepare": ("preparation", self.prepare), "normalise": ("normalisation", self.normalise),
+                    "e-step": ("e-step", self.e_step), "aggregate": ("aggregate", self.aggregate)}
+        while True:
+            command = channel.next_command(deadline, self.heartbeat.tick, attached=self.attached(channel))
+            op = command.get("op")
+            self.status.pass_number = int(command.get("pass", self.status.pass_number))
+            if op == "terminate":
+                self.status.state = "termination"
+                channel.reply(command)
+                return
+            if op == "abort":
+                raise TrainingError(f"run {channel.run} aborted by the master: {command.get('reason', '')}")
+            if op not in handlers:
+                raise TrainingError(f"unknown command {op!r} from the master of run {channel.run}")
+            self.status.state = handlers[op][0]
+            self.heartbeat.beat()
+            try:
+                reply = handlers[op][1](command)
+            except Exception as error:
+                text = str(error) if isinstance(error, ArtmComposeError) else f"{type(error).__name__}: {error}"
+                channel.reply(command, error=text)
+                raise
+            channel.reply(command, **reply)
+
+    def attached(self, channel: ExecutorChannel):
+        """Callback for the channel: show the run just joined in the heartbeat at once."""
+        def publish() -> None:
+            self.status.run = channel.run
+            self.status.state = "waiting"
+            self.heartbeat.beat()
+        return publish
+
+
+def report_failure(channel: ExecutorChannel, status: ExecutorStatus, heartbeat: Heartbeat, error: str,
+                   deadline: float) -> None:
+    """Tell a master (the current one, or the first to appear before ``deadline``) why we cannot work."""
+    status.state = "failed"
+    status.error = error
+    try:
+        status.run = channel.attach(deadline, heartbeat.tick)
+    except TrainingError:
+        return
+    heartbeat.beat()  # the key outlives us by its TTL: long enough for the master's next look
+
+
+def run(args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    deadline = started + args.startup_timeout
+    client = connect(args, deadline=deadline)
+    channel = ExecutorChannel(client=client, cluster=args.cluster, executor=args.executor_id)
+    status = ExecutorStatus(executor=args.executor_id, token_range=(args.token_begin_index, args.token_end_index),
+                            batch_range=(args.batch_begin_index, args.batch_end_index))
+    heartbeat = Heartbeat(client, heartbeat_key(args.cluster, args.executor_id), args.heartbeat_timeout, status.payload)
+    heartbeat.start()
+    clean = False
+    try:
+        try:
+            warm_up()
+            heartbeat.tick()
+            vocab = read_vocab(args.vocab_path)
+            corpus = load_corpus(args.batches_dir_path, vocab, args.batch_begin_index, args.batch_end_index)
+            executor = Executor(args, client, vocab, corpus, status, heartbeat)
+        except ArtmComposeError as error:
+            heartbeat.stop()
+            report_failure(channel, status, heartbeat, str(error), deadline)
+            raise
+        status.state = "waiting"
+        print(f"executor {args.executor_id}: {corpus.docs.count} documents in {len(corpus.batch_names)} batches, "
+              f"{len(corpus.rows)} phi rows, tokens [{args.token_begin_index}, {args.token_end_index}) "
+              f"(ready in {time.monotonic() - started:.1f} s)", flush=True)
+        executor.serve(channel, deadline)
+        clean = True
+    finally:
+        heartbeat.stop(delete=clean)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except ArtmComposeError as error:
+        print(f"artm-compose-executor {args.executor_id}: error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    print(f"executor {args.executor_id}: terminated by the master", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""The master program: drives preparation, normalisation and the EM passes of one run.
+
+Accepts the reference master's flags (SYSTEM.md section 2) with the same names and meaning,
+plus ours. It prints the perplexity of every pass (with a progress bar on a terminal), writes
+``--scores-path`` (JSON) and, with ``--show-top-tokens 1``, the top tokens of every topic.
+
+Exit status: 0 when every pass is committed; 1 when training stopped (an executor died, failed
+or went silent, bad input, a timeout), with a one-line reason naming the executor and the pass
+on stderr. The model of the last committed pass stays in Redis either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from redis.cluster import RedisCluster
+
+from artm_compose.data.vocab import read_vocab
+from artm_compose.engine import model_store as store
+from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect
+from artm_compose.engine.layout import Layout, block_starts
+from artm_compose.engine.model_store import ModelRecord
+from artm_compose.engine.progress import ProgressLine
+from artm_compose.engine.protocol import (MasterChannel, Heartbeat, master_key, master_payload, new_run_id,
+                                          write_progress)
+from artm_compose.errors import ArtmComposeError, TrainingError
+
+TOP_TOKENS = 10
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="artm-compose-master", description=__doc__.splitlines()[0])
+    parser.add_argument("--num-topics", type=int, required=True)
+    parser.add_argument("--num-outer-iter", type=int, default=10, help="collection passes; 0 = initialise only")
+    parser.add_argument("--num-executors", type=int, required=True)
+    parser.add_argument("--num-executor-threads", type=int, default=1, help="recorded in the scores")
+    parser.add_argument("--batches-dir-path", type=Path, required=True)
+    parser.add_argument("--vocab-path", type=Path, required=True)
+    parser.add_argument("--show-top-tokens", type=int, choices=(0, 1), default=0)
+    parser.add_argument("--continue-fitting", type=int, choices=(0, 1), default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random initial phi")
+    parser.add_argument("--init-phi", type=Path, help="initial phi (.npz export or CSV of get_phi())")
+    parser.add_argument("--scores-path", type=Path, help="write per-pass scores here (JSON)")
+    add_connection_flags(parser)
+    args = parser.parse_args(argv)
+    check_timeouts(parser, args)
+    for name in ("num_topics", "num_executors"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
+    if args.num_outer_iter < 0:
+        parser.error(f"--num-outer-iter={args.num_outer_iter} must be >= 0")
+    if args.continue_fitting and args.init_phi:
+        parser.error("--continue-fitting 1 and --init-phi exclude each other")
+    return args
+
+
+@dataclass
+class Scores:
+    """The per-pass figures the master writes to ``--scores-path``."""
+
+    run: str
+    topics: int
+    executors: int
+    threads: int
+    first_pass: int = 1
+    token_weight: float = 0.0
+    documents: int = 0
+    skipped_weight: float = 0.0
+    init_seconds: float = 0.0
+    perplexity: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    bytes_moved: list[int] = field(default_factory=list)
+    bytes_minimum: list[int] = field(default_factory=list)
+    phase_seconds: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def check_ranges(infos: dict, vocab_size: int) -> list[tuple[int, int]]:
+    """The executors' token ranges in id order, which must tile ``[0, vocab_size)``."""
+    ranges = [tuple(infos[e].token_range) for e in sorted(infos)]
+    position = 0
+    for executor, (begin, end) in zip(sorted(infos), ranges):
+        if begin != position or end < begin:
+            raise TrainingError(f"executor {executor} owns tokens [{begin}, {end}) but the ranges must continue "
+                                f"at {position}: token ranges must tile the vocabulary in executor-id order")
+        position = end
+    if position != vocab_size:
+        raise TrainingError(f"the executors' token ranges end at {position}, the vocabulary has {vocab_size} tokens")
+    return ranges
+
+
+class Master:
+    """One run of the protocol over registered executors."""
+
+    def __init__(self, args: argparse.Namespace, client: RedisCluster, channel: MasterChannel,
+                 echo: Callable[[str], None], bar: ProgressLine):
+        self.args = args
+        self.client = client
+        self.channel = channel
+        self.echo = echo
+        self.bar = bar
+        self.committed: ModelRecord | None = None  # committed by this run
+        self.scores = Scores(run=channel.run, topics=args.num_topics, executors=args.num_executors,
+                             threads=args.num_executor_threads)
+        self.progress: dict[str, Any] = {"run": channel.run, "state": "waiting", "pass": 0,
+                                         "passes": args.num_outer_iter, "executor_count": args.num_executors,
+                                         "perplexity": [], "seconds": []}
+        self.foreign_rows: list[int] = []
+
+    @property
+    def kept_pass(self) -> int | None:
+        return None if self.committed is None else self.committed.pass_number
+
+    def set_state(self, state: str, **extra: Any) -> None:
+        self.progress.update(state=state, **extra)
+        write_progress(self.client, self.args.cluster, self.progress)
+
+    def round(self, commands: dict[int, dict[str, Any]], phase: str, pass_number: int) -> dict[int, dict[str, Any]]:
+        sequence = self.channel.send(commands)
+        return self.channel.collect(sequence, commands, phase, pass_number, self.kept_pass)
+
+    def prepare(self, layout: Layout) -> int:
+        """Preparation and normalisation: the initial model committed; returns its generation."""
+        args = self.args
+        previous = store.read_model_record(self.client, args.cluster)
+        command: dict[str, Any] = {"op": "prepare", "topics": args.num_topics, "layout": layout.to_dict(),
+                                   "seed": args.seed}
+        start_pass = 0
+        if args.continue_fitting:
+            if previous is None:
+                raise TrainingError(f"--continue-fitting 1: cluster {args.cluster!r} holds no model in Redis "
+                                    f"(key {store.model_key(args.cluster)})")
+            if previous.layout.topics != args.num_topics or previous.layout.vocab_size != layout.vocab_size:
+                raise TrainingError(
+                    f"--continue-fitting 1: the model in Redis has {previous.layout.topics} topics x "
+                    f"{previous.layout.vocab_size} tokens, this run has {args.num_topics} x {layout.vocab_size}")
+            command.update(init="continue", source_layout=previous.layout.to_dict(),
+                           source_generation=previous.generation)
+            start_pass = previous.pass_number
+        elif args.init_phi:
+            command.update(init="file", init_phi=str(args.init_phi))
+        else:
+            command.update(init="random")
+        generation = 0 if previous is None else previous.generation + 1
+        command["generation"] = generation
+        self.set_state("preparation")
+        replies = self.round({e: command for e in self.channel.executors}, "preparation", start_pass)
+        ordered = [replies[e] for e in sorted(replies)]
+        self.scores.token_weight = float(sum(r["token_weight"] for r in ordered))
+        self.scores.documents = int(sum(r["documents"] for r in ordered))
+        self.scores.skipped_weight = float(sum(r["skipped_weight"] for r in ordered))
+        self.scores.first_pass = start_pass + 1
+        self.foreign_rows = [int(r["foreign_rows"]) for r in ordered]
+        if self.scores.skipped_weight:
+            self.echo(f"skipped token weight {self.scores.skipped_weight:g} of tokens missing from the vocabulary")
+        n_t = None
+        if command["init"] == "random":
+            n_t = self.sum_topics(ordered)
+            self.set_state("normalisation")
+            self.round({e: {"op": "normalise", "n_t": n_t, "generation": generation} for e in self.channel.executors},
+                       "normalisation", start_pass)
+        self.commit(ModelRecord(generation=generation, pass_number=start_pass, layout=layout,
+                                run=self.channel.run, n_t=n_t))
+        return generation
+
+    def sum_topics(self, ordered: list[dict[str, Any]]) -> list[float]:
+        """n_t: the owners' partial sums added in executor-id order."""
+        total = np.zeros(self.args.num_topics, dtype=np.float64)
+        for reply in ordered:
+            total += np.asarray(reply["n_t"], dtype=np.float64)
+        return total.tolist()
+
+    def commit(self, record: ModelRecord) -> None:
+        store.commit_model(self.client, record)
+        self.committed = record
+
+    def one_pass(self, layout: Layout, generation: int, number: int) -> int:
+        """E-step, aggregation, normalisation and commit of pass ``number``; returns the new generation."""
+        executors = list(self.channel.executors)
+        bytes_before = store.net_bytes(self.client)
+        started = time.perf_counter()
+        self.set_state("iterations", **{"pass": number, "phase": "e-step"})
+        self.bar.show(number - self.scores.first_pass + 1, "e-step")
+        replies = self.round({e: {"op": "e-step", "pass": number, "generation": generation} for e in executors},
+                             "the e-step", number)
+        e_step_done = time.perf_counter()
+        loglik = sum(replies[e]["loglik"] for e in sorted(replies))
+        weight = sum(replies[e]["token_weight"] for e in sorted(replies))
+        perplexity = float(np.exp(-loglik / weight)) if weight > 0 else float("nan")
+        wanted: dict[int, list[list[int]]] = {e: [] for e in executors}
+        for executor in sorted(replies):
+            for block in replies[executor]["blocks"]:
+                wanted[self.owner(layout, block)].append([block, executor])
+        self.bar.show(number - self.scores.first_pass + 1, "aggregate")
+        partial = self.round({e: {"op": "aggregate", "pass": number, "contributions": wanted[e]} for e in executors},
+                             "aggregation", number)
+        n_t = self.sum_topics([partial[e] for e in sorted(partial)])
+        aggregated = time.perf_counter()
+        self.bar.show(number - self.scores.first_pass + 1, "normalise")
+        new_generation = generation + 1
+        self.round({e: {"op": "normalise", "pass": number, "n_t": n_t, "generation": new_generation}
+                    for e in executors}, "normalisation", number)
+        self.commit(ModelRecord(generation=new_generation, pass_number=number, layout=layout,
+                                run=self.channel.run, n_t=n_t))
+        finished = time.perf_counter()
+        moved = store.net_bytes(self.client) - bytes_before
+        minimum = store.minimum_pass_bytes(layout.vocab_size, layout.topics, self.foreign_rows)
+        scores = self.scores
+        scores.perplexity.append(perplexity)
+        scores.seconds.append(finished - started)
+        scores.bytes_moved.append(moved)
+        scores.bytes_minimum.append(minimum)
+        kernel = max(replies[e]["seconds"]["kernel"] for e in replies)
+        scores.phase_seconds.append({"e_step": e_step_done - started, "kernel_max": kernel,
+                                     "aggregate": aggregated - e_step_done, "normalise": finished - aggregated})
+        self.progress["perplexity"] = scores.perplexity
+        self.progress["seconds"] = scores.seconds
+        self.set_state("iterations", **{"pass": number, "phase": "committed"})
+        self.bar.done(f"pass {number}: perplexity {perplexity:.4f}  {finished - started:.3f} s  "
+                      f"{moved / 1e6:.2f} MB moved (minimum {minimum / 1e6:.2f} MB)")
+        return new_generation
+
+    def owner(self, layout: Layout, block: int) -> int:
+        first = layout.starts[block]
+        for executor, info in self.channel.executors.items():
+            if info.token_range[0] <= first < info.token_range[1]:
+                return executor
+        raise TrainingError(f"no executor owns block {block} (rows from {first})")
+
+    def terminate(self) -> None:
+        self.set_state("termination")
+        try:
+            self.round({e: {"op": "terminate"} for e in self.channel.executors}, "termination",
+                       self.kept_pass or 0)
+        except TrainingError as error:
+            self.echo(f"warning: {error}")
+
+    def abort(self, reason: str) -> None:
+        """Best effort: tell the executors to stop now rather than after the master's timeout."""
+        try:
+            self.progress["error"] = reason
+            self.set_state("failed")
+            self.channel.send({e: {"op": "abort", "reason": reason} for e in self.channel.executors})
+        except Exception:  # noqa: BLE001 - Redis may be the reason we abort
+            pass
+
+
+def show_top_tokens(client: RedisCluster, record: ModelRecord, vocab_path: Path, echo: Callable[[str], None],
+                    count: int = TOP_TOKENS) -> None:
+    vocab = read_vocab(vocab_path)
+    phi = store.read_range(client, record.layout, record.generation, 0, record.layout.vocab_size)
+    for topic in range(record.layout.topics):
+        top = np.argsort(-phi[:, topic], kind="stable")[:count]
+        echo(f"topic_{topic}: " + " ".join(vocab.tokens[i] for i in top))
+
+
+def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
+    started = time.monotonic()
+    client = connect(args, deadline=started + args.startup_timeout)
+    vocab_size = len(read_vocab(args.vocab_path))
+    run_id = new_run_id()
+    state = {"state": "starting", "pass": 0}
+    heartbeat = Heartbeat(client, master_key(args.cluster), args.heartbeat_timeout,
+                          lambda: master_payload(run_id, state["state"], state["pass"]))
+    heartbeat.start()
+    channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
+    master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))
+    try:
+        echo(f"run {run_id}: waiting for {args.num_executors} executor(s) in cluster {args.cluster!r}")
+        master.set_state("waiting")
+        channel.wait_for_registration(args.num_executors, args.startup_timeout, echo)
+        layout = Layout(cluster=args.cluster, topics=args.num_topics,
+                        starts=tuple(block_starts(check_ranges(channel.executors, vocab_size), vocab_size,
+                                                  args.num_topics)))
+        generation = master.prepare(layout)
+        master.scores.init_seconds = time.monotonic() - started
+        first = master.scores.first_pass
+        for number in range(first, first + args.num_outer_iter):
+            state.update(state="iterations", **{"pass": number})
+            generation = master.one_pass(layout, generation, number)
+        master.terminate()
+        master.set_state("done")
+        if args.show_top_tokens and master.committed is not None:
+            show_top_tokens(client, master.committed, args.vocab_path, echo)
+        return master.scores
+    except BaseException as error:
+        master.bar.clear()
+        master.abort(str(error) or type(error).__name__)
+        raise
+    finally:
+        if args.scores_path:
+            write_scores(args.scores_path, master.scores)
+        channel.close()
+        heartbeat.stop(delete=True)
+
+
+def write_scores(path: Path, scores: Scores) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(scores.to_dict(), indent=1))
+    temporary.replace(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+
+    def echo(message: str) -> None:
+        print(message, flush=True)
+
+    try:
+        run(args, echo)
+    except ArtmComposeError as error:
+        print(f"artm-compose-master: error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""How the master and the executors meet in Redis: runs, commands, replies, heartbeats, progress.
+
+In the spirit of the reference's per-executor command keys, with the weak points removed:
+
+* **Run id.** The master draws a fresh run id and publishes it in ``ac:<c>:master`` (with a
+  TTL, refreshed by its heartbeat). Commands go to ``ac:<c>:q:<run>:<e>`` (a list per executor,
+  BLPOP with a short timeout), replies to ``ac:<c>:acks:<run>``; every message also carries the
+  run id and a sequence number. Keys left by an earlier run have another run id in their name,
+  so they can neither end nor confuse a new run.
+* **Heartbeats.** Each executor keeps ``ac:<c>:hb:<e>`` alive (TTL = 0.8 x the heartbeat timeout,
+  refreshed every 0.1 x) with its state; the refresh stops when the executor's main thread has
+  not ticked for half the timeout, so a hung process goes silent like a dead one. The master
+  checks every executor's key whenever it waits; a missing key (or a new instance id: a
+  restarted process) ends the run with an error naming the executor and the pass.
+* **Registration.** The master waits, up to the start-up timeout, for every executor's heartbeat
+  to show the master's run id; an executor that started early simply waits for a master.
+* **Master loss.** An executor that has worked for a run exits when ``ac:<c>:master`` is gone or
+  names another run (the TTL there is the master's heartbeat).
+* **States** (the reference's, shown in heartbeats and progress): ``waiting`` -> ``preparation`` ->
+  ``normalisation`` -> ``iterations`` (``e-step``, ``aggregate``, ``normalise`` per pass) ->
+  ``termination``.
+
+No wait is unbounded: every loop ends on a reply, a dead heartbeat, or a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.cluster import RedisCluster
+
+from artm_compose.errors import TrainingError
+
+# A beat refreshes the key this often (fraction of the heartbeat timeout) ...
+BEAT_FRACTION = 0.1
+# ... and the key lives this long, so a dead process is noticed within the timeout.
+TTL_FRACTION = 0.8
+# A thread that has not ticked for this fraction of the timeout counts as hung.
+SILENT_FRACTION = 0.5
+# How long one BLPOP blocks before the waiter looks at heartbeats again (seconds).
+POLL_SECONDS = 0.2
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def master_key(cluster: str) -> str:
+    return f"ac:{cluster}:master"
+
+
+def heartbeat_key(cluster: str, executor: int) -> str:
+    return f"ac:{cluster}:hb:{executor}"
+
+
+def queue_key(cluster: str, run: str, executor: int) -> str:
+    return f"ac:{cluster}:q:{run}:{executor}"
+
+
+def acks_key(cluster: str, run: str) -> str:
+    return f"ac:{cluster}:acks:{run}"
+
+
+def progress_key(cluster: str) -> str:
+    return f"ac:{cluster}:progress"
+
+
+def _decode(value: bytes | str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class Heartbeat:
+    """A daemon thread that keeps ``key`` alive while the owner keeps calling :meth:`tick`.
+
+    ``payload()`` gives the key's value (JSON) at each beat. :meth:`stop` ends the thread and,
+    with ``delete=True``, removes the key at once (a clean exit should not look alive).
+    """
+
+    def __init__(self, client: RedisCluster, key: str, timeout: float, payload: Callable[[], dict[str, Any]]):
+        self._client = client
+        self._key = key
+        self._timeout = timeout
+        self._payload = payload
+        self._last_tick = time.monotonic()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat {key}", daemon=True)
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def tick(self) -> None:
+        """The owner's main loop is alive (cheap: only a timestamp)."""
+        self._last_tick = time.monotonic()
+
+    def beat(self) -> None:
+        """Refresh the key now (the caller's state changed)."""
+        with self._lock:
+            self._client.set(self._key, json.dumps(self._payload()), px=int(self._timeout * TTL_FRACTION * 1000))
+
+    def _run(self) -> None:
+        interval = self._timeout * BEAT_FRACTION
+        while not self._stop.wait(interval):
+            if time.monotonic() - self._last_tick > self._timeout * SILENT_FRACTION:
+                continue  # hung owner: let the key expire
+            try:
+                self.beat()
+            except Exception as error:  # noqa: BLE001 - keep beating through a transient Redis error
+                self.error = str(error)
+
+    def stop(self, delete: bool = False) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._timeout)
+        if delete:
+            try:
+                self._client.delete(self._key)
+            except Exception:  # noqa: BLE001 - best effort: the TTL removes it anyway
+                pass
+
+
+@dataclass
+class ExecutorInfo:
+    """What the master learned about one executor at registration."""
+
+    id: int
+    instance: str
+    host: str
+    pid: int
+    token_range: tuple[int, int]
+    batch_range: tuple[int, int]
+
+
+@dataclass
+class ExecutorStatus:
+    """What an executor's heartbeat says about it; the main thread updates it, the beat reads it."""
+
+    executor: int
+    token_range: tuple[int, int]
+    batch_range: tuple[int, int]
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run: str | None = None
+    state: str = "loading"
+    pass_number: int = 0
+    error: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {"instance": self.instance, "host": socket.gethostname(), "pid": os.getpid(), "run": self.run,
+                "state": self.state, "pass": self.pass_number, "token_range": list(self.token_range),
+                "batch_range": list(self.batch_range), "error": self.error, "time": time.time()}
+
+
+def master_payload(run: str, state: str, pass_number: int) -> dict[str, Any]:
+    return {"run": run, "host": socket.gethostname(), "pid": os.getpid(), "state": state,
+            "pass": pass_number, "time": time.time()}
+
+
+def read_master(client: RedisCluster, cluster: str) -> dict[str, Any] | None:
+    return _decode(client.get(master_key(cluster)))
+
+
+def read_heartbeats(client: RedisCluster, cluster: str, executors: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+    """Each executor's heartbeat value (None when missing), in one pipeline."""
+    ids = list(executors)
+    pipe = client.pipeline()
+    for executor in ids:
+        pipe.get(heartbeat_key(cluster, executor))
+    return {executor: _decode(value) for executor, value in zip(ids, pipe.execute())}
+
+
+@dataclass
+class MasterChannel:
+    """The master's side: send commands, collect replies, watch heartbeats."""
+
+    client: RedisCluster
+    cluster: str
+    run: str
+    executors: dict[int, ExecutorInfo] = field(default_factory=dict)
+    sequence: int = 0
+    tick: Callable[[], None] = lambda: None
+
+    def wait_for_registration(self, count: int, timeout: float, echo: Callable[[str], None]) -> dict[int, ExecutorInfo]:
+        """Wait until executors 0..count-1 all heartbeat with this run id; bounded by ``timeout``."""
+        deadline = time.monotonic() + timeout
+        announced: set[int] = set()
+        while True:
+            self.tick()
+            beats = read_heartbeats(self.client, self.cluster, range(count))
+            ready = {e: b for e, b in beats.items() if b is not None and b.get("run") == self.run}
+            for executor, beat in sorted(ready.items()):
+                if beat.get("state") == "failed":
+                    raise TrainingError(f"executor {executor} ({beat.get('host')}, pid {beat.get('pid')}) failed to "
+                                        f"start: {beat.get('error')}")
+            for executor in sorted(set(ready) - announced):
+                echo(f"executor {executor} registered ({ready[executor].get('host')}, pid {ready[executor].get('pid')})")
+                announced.add(executor)
+            if len(ready) == count:
+                self.executors = {
+                    e: ExecutorInfo(id=e, instance=str(b["instance"]), host=str(b.get("host")), pid=int(b.get("pid", 0)),
+                                    token_range=tuple(b["token_range"]), batch_range=tuple(b["batch_range"]))
+                    for e, b in sorted(ready.items())}
+                return self.executors
+            if time.monotonic() > deadline:
+                missing = sorted(set(range(count)) - set(ready))
+                raise TrainingError(
+                    f"executor(s) {', '.join(map(str, missing))} did not register with run {self.run} within "
+                    f"{timeout:g} s (waited for heartbeat keys {heartbeat_key(self.cluster, missing[0])} ...)")
+            time.sleep(POLL_SECONDS)
+
+    def send(self, commands: dict[int, dict[str, Any]]) -> int:
+        """Send one command per executor (same sequence number); returns the sequence number."""
+        self.sequence += 1
+        pipe = self.client.pipeline()
+        for executor, command in commands.items():
+            message = {**command, "run": self.run, "seq": self.sequence}
+            pipe.rpush(queue_key(self.cluster, self.run, executor), json.dumps(message))
+        pipe.execute()
+        return self.sequence
+
+    def collect(self, sequence: int, expected: Iterable[int], phase: str, pass_number: int,
+                kept_pass: int | None) -> dict[int, dict[str, Any]]:
+        """Replies of ``expected`` executors to command ``sequence``; raises on error or silence."""
+        pending = set(expected)
+        replies: dict[int, dict[str, Any]] = {}
+        key = acks_key(self.cluster, self.run)
+        while pending:
+            self.tick()
+            popped = self.client.blpop([key], timeout=POLL_SECONDS)
+            if popped is not None:
+                reply = _decode(popped[1])
+                if reply is None or reply.get("run") != self.run or reply.get("seq") != sequence:
+                    continue
+                executor = int(reply["executor"])
+                if reply.get("error"):
+                    raise TrainingError(f"executor {executor} failed in {phase} of pass {pass_number}: "
+                                        f"{reply['error']}{_kept(kept_pass)}")
+                pending.discard(executor)
+                replies[executor] = reply
+                continue
+            self.check_alive(phase, pass_number, kept_pass)
+        return replies
+
+    def check_alive(self, phase: str, pass_number: int, kept_pass: int | None) -> None:
+        """Raise naming the first executor whose heartbeat is gone or belongs to another process."""
+        beats = read_heartbeats(self.client, self.cluster, self.executors)
+        for executor, info in self.executors.items():
+            beat = beats[executor]
+            if beat is None:
+                raise TrainingError(
+                    f"executor {executor} ({info.host}, pid {info.pid}) stopped answering during {phase} of pass "
+                    f"{pass_number}: no heartbeat within the timeout{_kept(kept_pass)}")
+            if beat.get("instance") != info.instance or beat.get("run") != self.run:
+                raise TrainingError(
+                    f"executor {executor} was restarted or joined another run during {phase} of pass "
+                    f"{pass_number} (now pid {beat.get('pid')}, run {beat.get('run')}){_kept(kept_pass)}")
+
+    def close(self) -> None:
+        """Delete this run's queues and reply list (the model and progress stay)."""
+        pipe = self.client.pipeline()
+        for executor in self.executors:
+            pipe.delete(queue_key(self.cluster, self.run, executor))
+        pipe.delete(acks_key(self.cluster, self.run))
+        pipe.execute()
+
+
+def _kept(kept_pass: int | None) -> str:
+    if kept_pass is None:
+        return "; no model was committed in this run"
+    return f"; the model of pass {kept_pass} is kept in Redis"
+
+
+class MasterGone(TrainingError):
+    """The master of the executor's run disappeared or was replaced."""
+
+
+@dataclass
+class ExecutorChannel:
+    """An executor's side: find the run, receive commands, reply."""
+
+    client: RedisCluster
+    cluster: str
+    executor: int
+    run: str | None = None
+    started: bool = False  # accepted a command of ``run``: from then on it is bound to it
+
+    def attach(self, deadline: float, tick: Callable[[], None]) -> str:
+        """Wait (until ``deadline``, monotonic) for a master and take its run id."""
+        while True:
+            tick()
+            master = read_master(self.client, self.cluster)
+            if master is not None and master.get("run"):
+                self.run = str(master["run"])
+                return self.run
+            if time.monotonic() > deadline:
+                raise TrainingError(f"no master appeared (key {master_key(self.cluster)}) before the start-up timeout")
+            time.sleep(POLL_SECONDS)
+
+    def next_command(self, deadline: float, tick: Callable[[], None],
+                     attached: Callable[[], None]) -> dict[str, Any]:
+        """Block until the next command of the run; bounded by the master's liveness and ``deadline``.
+
+        Until the first command arrives the executor follows whichever master is current (a newer
+        master replaces a stale one); ``attached`` is called whenever it takes a run id. After
+        that it is bound to its run and raises :class:`MasterGone` when that master disappears.
+        """
+        while True:
+            tick()
+            master = read_master(self.client, self.cluster)
+            current = None if master is None else master.get("run")
+            if self.started and current != self.run:
+                raise MasterGone(f"the master of run {self.run} is gone"
+                                 + ("" if current is None else f" (replaced by run {current})"))
+            if not self.started and current != self.run:
+                if current is None:
+                    self.attach(deadline, tick)
+                else:
+                    self.run = str(current)
+                attached()
+            popped = self.client.blpop([queue_key(self.cluster, str(self.run), self.executor)], timeout=1.0)
+            if popped is None:
+                if not self.started and time.monotonic() > deadline:
+                    raise TrainingError(f"the master of run {self.run} sent no command before the start-up timeout")
+                continue
+            command = _decode(popped[1])
+            if command is None or command.get("run") != self.run:
+                continue
+            self.started = True
+            return command
+
+    def reply(self, command: dict[str, Any], **fields: Any) -> None:
+        message = {**fields, "executor": self.executor, "run": self.run, "seq": command["seq"]}
+        self.client.rpush(acks_key(self.cluster, str(self.run)), json.dumps(message))
+
+
+def write_progress(client: RedisCluster, cluster: str, progress: dict[str, Any]) -> None:
+    client.set(progress_key(cluster), json.dumps({**progress, "updated": time.time()}))
+
+
+def read_progress(client: RedisCluster, cluster: str) -> dict[str, Any]:
+    """What ``artm-compose status`` shows: the run's state, pass, perplexities and who is alive.
+
+    Keys: ``run``, ``state``, ``pass``, ``passes``, ``perplexity`` (list), ``seconds`` (list),
+    ``error`` (when failed), ``master`` (heartbeat value or None) and ``executors``
+    (``{id: heartbeat value or None}``). An empty cluster gives ``{"state": "none"}``.
+    """
+    progress = _decode(client.get(progress_key(cluster))) or {"state": "none"}
+    progress["master"] = read_master(client, cluster)
+    count = int(progress.get("executor_count", 0))
+    progress["executors"] = {str(e): beat for e, beat in read_heartbeats(client, cluster, range(count)).items()}
+    return progress

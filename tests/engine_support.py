@@ -1,0 +1,117 @@
+"""Helpers for the engine tests: a small real corpus and master/executor processes on a local cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from artm_compose.config import ClusterConfig
+from artm_compose.data.collection import write_collection
+from artm_compose.data.debian import build_documents
+from artm_compose.data.vocab import make_vocab
+from artm_compose.engine.launch import executor_argv, master_argv
+from artm_compose.plan import Plan, make_plan
+
+DPKG_STATUS = Path("/var/lib/dpkg/status")
+
+
+def dpkg_packages(path: Path = DPKG_STATUS) -> list[tuple[str, str]]:
+    """(package, description) of every package installed on this machine, sorted by name."""
+    packages: dict[str, str] = {}
+    for record in path.read_text(encoding="utf-8", errors="replace").split("\n\n"):
+        name, lines, in_description = None, [], False
+        for line in record.split("\n"):
+            if line.startswith(" ") and in_description:
+                lines.append(line.strip())
+                continue
+            in_description = False
+            if line.startswith("Package:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("Description:"):
+                in_description = True
+                lines.append(line.split(":", 1)[1].strip())
+        if name and lines:
+            packages[name] = "\n".join(lines)
+    return sorted(packages.items())
+
+
+def dpkg_corpus(out_dir: Path, batch_size: int = 100, min_df: int = 3) -> Path:
+    """A real corpus from the descriptions of the installed packages (/var/lib/dpkg/status)."""
+    words, documents = build_documents(dpkg_packages(), min_df=min_df, max_df_ratio=0.5)
+    write_collection(out_dir, make_vocab(words), documents, batch_size=batch_size, source="dpkg-status",
+                     options={"min_df": min_df})
+    return out_dir
+
+
+@dataclass
+class Training:
+    """Master and executor processes of one run, logging to files; ``stop`` kills what is left."""
+
+    plan: Plan
+    master: subprocess.Popen
+    executors: dict[int, subprocess.Popen]
+    logs: Path
+    scores: Path
+    extra: list[subprocess.Popen] = field(default_factory=list)
+
+    def wait_master(self, timeout: float) -> int:
+        try:
+            return self.master.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"master did not exit within {timeout} s; log:\n{self.log('master')}") from None
+
+    def wait_all(self, timeout: float) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        codes = {"master": self.wait_master(timeout)}
+        for executor, process in self.executors.items():
+            try:
+                codes[f"executor-{executor}"] = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"executor {executor} did not exit; log:\n{self.log(f'executor-{executor}')}")
+        return codes
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text()
+
+    def stop(self) -> None:
+        for process in [self.master, *self.executors.values(), *self.extra]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors_per_node: int,
+                   start_master: bool = True, **config) -> Training:
+    """Start executors (and the master) for ``cluster`` (a running local cluster) on ``data_dir``."""
+    base = cluster.config
+    plan_config = ClusterConfig(name=base.name, runtime="local", nodes=nodes, executors_per_node=executors_per_node,
+                                base_port=base.base_port, state_dir=base.state_dir, data_dir=data_dir, **config)
+    plan = make_plan(plan_config)
+    addresses = [line.split() for line in cluster.state.addresses.read_text().splitlines() if line.strip()]
+    password = cluster.state.password_file
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    processes = {}
+    for executor in plan.executors:
+        host, port = addresses[executor.node % len(addresses)]
+        argv = executor_argv(plan, executor, redis_host=host, redis_port=int(port), password_file=password,
+                             batches_dir=data_dir, vocab_path=data_dir / "vocab.txt")
+        processes[executor.id] = _spawn("executor", argv, logs / f"executor-{executor.id}.log", env)
+    scores = work / "scores.json"
+    host, port = addresses[0]
+    argv = master_argv(plan, redis_host=host, redis_port=int(port), password_file=password, batches_dir=data_dir,
+                       vocab_path=data_dir / "vocab.txt", scores_path=scores)
+    master = _spawn("master", argv, logs / "master.log", env) if start_master else None
+    return Training(plan=plan, master=master, executors=processes, logs=logs, scores=scores)
+
+
+def _spawn(program: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", f"artm_compose.engine.{program}", *argv],
+                                stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
