@@ -10,6 +10,7 @@ writes into the state directory belongs to the user. The file also works by hand
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ SECRET_NAME = "redis_password"
 PASSWORD_FILE = f"/run/secrets/{SECRET_NAME}"
 CORPUS_MOUNT = "/corpus"
 VOCAB_MOUNT = "/vocab"
+INIT_PHI_MOUNT = "/init"
 STATE_MOUNT = "/state"
 # The node directory lives in memory: a restarted container starts empty (the reference's rule), and
 # nothing is left on disk or in a volume when the cluster goes.
@@ -79,6 +81,15 @@ def data_mounts(plan: Plan) -> tuple[list[Mount], str | None, str | None]:
     return mounts, CORPUS_MOUNT, f"{VOCAB_MOUNT}/{vocab.name}"
 
 
+def container_plan(plan: Plan) -> tuple[Plan, list[Mount]]:
+    """``plan`` with host paths its programs read replaced by container paths, and the mounts that provide them."""
+    if plan.config.init_phi is None:
+        return plan, []
+    init_phi = Path(plan.config.init_phi).resolve()
+    inside = dataclasses.replace(plan, config=plan.config.replace(init_phi=Path(INIT_PHI_MOUNT) / init_phi.name))
+    return inside, [Mount(str(init_phi.parent), INIT_PHI_MOUNT)]
+
+
 def bootstrap_command() -> list[str]:
     """The bootstrap job: the same code as the local runtime's, run inside the cluster network."""
     return ["python3", "-m", "artm_compose.in_cluster", "bootstrap", "--state-dir", STATE_MOUNT,
@@ -116,12 +127,14 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
     if plan.data is not None:
         assert batches_dir is not None and vocab_path is not None
         launch = engine_launch()
+        inside, init_mounts = container_plan(plan)
+        mounts += init_mounts
         executor_services = [{
             "service": e.name,
             "container": container_name(plan, e.name),
             "labels": labels.executor_labels(plan, root, e, fingerprint),
             "command": [EXECUTOR_PROGRAM, *launch.executor_argv(
-                plan, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
+                inside, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
                 password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)],
         } for e in plan.executors]
         first = plan.nodes[0]
@@ -129,7 +142,7 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
             "container": container_name(plan, "master"),
             "labels": labels.role_labels(plan, root, "master", fingerprint),
             "command": [MASTER_PROGRAM, *launch.master_argv(
-                plan, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
+                inside, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
                 batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")],
         }
     context = {

@@ -156,3 +156,12 @@ def _compose_config(path: Path) -> dict:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
+
+
+def test_initial_phi_is_mounted_and_named_by_its_container_path(tmp_path):
+    init = tmp_path / "models" / "phi.npz"
+    compose, _, _ = rendered(tmp_path, data=True, nodes=1, init_phi=init)
+    for name in ("executor-0", "master"):
+        service = compose["services"][name]
+        assert service["command"][service["command"].index("--init-phi") + 1] == "/init/phi.npz"
+        assert {"type": "bind", "source": str(init.parent), "target": "/init", "read_only": True} in service["volumes"]
