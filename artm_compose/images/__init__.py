@@ -1,0 +1,1 @@
+"""Container images: the registry-less base, the wheelhouse, and the content-tagged Redis and artm images."""

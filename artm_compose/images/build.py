@@ -1,0 +1,231 @@
+"""Build the Redis and artm images: only what is missing, tagged by content.
+
+A tag is ``artm-compose/<role>:<hash>``, the hash covering the Dockerfile, every file of the build
+context that comes from the source tree (entrypoints; the project's files for the artm image), and
+the base image (the recipe of the registry-less base, or the id of a registry image). An image whose
+tag exists is up to date, so a second build with nothing changed only hashes a few files.
+
+Images are shared by every cluster (labelled ``artm-compose.image=<role>``, not with a cluster):
+``down`` never removes them. The classic builder of the Docker SDK is used, as buildx may be missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException, ImageNotFound
+
+import artm_compose
+from artm_compose.docker_env import docker_client
+from artm_compose.errors import ImageBuildError
+from artm_compose.images.base import ROLE_LABEL, base_tag, build_base_image, image_exists
+from artm_compose.images.fingerprint import Fingerprint
+from artm_compose.images.progress import Progress
+from artm_compose.images.wheelhouse import (build_requirements, build_wheels, dependency_wheels, project_files,
+                                            project_requirements, project_wheel, python_target)
+
+REPOSITORY_PREFIX = "artm-compose"
+REDIS_DOCKERFILE = "Dockerfile.redis"
+ARTM_DOCKERFILE = "Dockerfile.artm"
+# Context path -> source path, for the files of the Redis image's build context.
+REDIS_CONTEXT = {
+    "Dockerfile": REDIS_DOCKERFILE,
+    "docker/redis-entrypoint.sh": "docker/redis-entrypoint.sh",
+    "docker/redis-healthcheck.sh": "docker/redis-healthcheck.sh",
+}
+BUILD_TIMEOUT = 900
+OUTPUT_TAIL = 25
+
+
+@dataclass(frozen=True)
+class ImageTags:
+    """The images a cluster runs: one for the Redis nodes, one for executors, master and bootstrap."""
+
+    redis: str
+    artm: str
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A base image: the reference FROM uses, and the identity the content tag hashes."""
+
+    reference: str
+    identity: str
+    registry_less: bool
+
+
+def source_root() -> Path:
+    """The source checkout holding the Dockerfiles (images are built from a checkout, not a wheel)."""
+    root = Path(artm_compose.__file__).resolve().parent.parent
+    missing = [name for name in (ARTM_DOCKERFILE, *REDIS_CONTEXT.values(), "pyproject.toml")
+               if not (root / name).is_file()]
+    if missing:
+        raise ImageBuildError(f"{root} is not an artm-compose source checkout (missing {', '.join(missing)}): "
+                              f"build images from a clone of the repository installed with pip install -e")
+    return root
+
+
+def default_cache_dir() -> Path:
+    """Where wheelhouses, build contexts and the base root filesystem go: ``$XDG_CACHE_HOME/artm-compose``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "artm-compose"
+
+
+def redis_fingerprint(root: Path, base: BaseImage) -> str:
+    """Content hash of the Redis image: its Dockerfile, entrypoints and base."""
+    fingerprint = Fingerprint().add_text("base", base.identity)
+    for name, source in REDIS_CONTEXT.items():
+        fingerprint.add_file(name, root / source)
+    return fingerprint.hexdigest()
+
+
+def artm_fingerprint(root: Path, base: BaseImage) -> str:
+    """Content hash of the artm image: its Dockerfile, the project's files (so its requirements) and base."""
+    fingerprint = Fingerprint().add_text("base", base.identity).add_file("Dockerfile", root / ARTM_DOCKERFILE)
+    for path in project_files(root):
+        fingerprint.add_file(path.relative_to(root).as_posix(), path)
+    return fingerprint.hexdigest()
+
+
+def resolve_base(image: str | None, client: docker.DockerClient | None) -> BaseImage:
+    """The registry-less base (``image`` None; no daemon needed) or a registry image, pulled if absent."""
+    if image is None:
+        tag = base_tag()
+        return BaseImage(reference=tag, identity=tag, registry_less=True)
+    client = client or docker_client()
+    try:
+        found = client.images.get(image)
+    except ImageNotFound:
+        try:
+            found = client.images.pull(image)
+        except DockerException as error:
+            raise ImageBuildError(f"base image {image} is not here and cannot be pulled ({error}); without "
+                                  f"--base-image the registry-less base is built from Debian packages") from None
+    return BaseImage(reference=image, identity=found.id, registry_less=False)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image to have: its role, content tag and base."""
+
+    role: str
+    tag: str
+    base: BaseImage
+
+
+def image_specs(base_image: str | None = None, redis_base_image: str | None = None, *,
+                client: docker.DockerClient | None = None, root: Path | None = None) -> tuple[ImageSpec, ImageSpec]:
+    """The Redis and artm images for these bases, with their content tags (nothing is built)."""
+    root = root or source_root()
+    artm_base = resolve_base(base_image, client)
+    redis_base = resolve_base(redis_base_image, client) if redis_base_image else artm_base
+    return (ImageSpec("redis", f"{REPOSITORY_PREFIX}/redis:{redis_fingerprint(root, redis_base)}", redis_base),
+            ImageSpec("artm", f"{REPOSITORY_PREFIX}/artm:{artm_fingerprint(root, artm_base)}", artm_base))
+
+
+def image_tags(base_image: str | None = None, redis_base_image: str | None = None, *,
+               client: docker.DockerClient | None = None, root: Path | None = None) -> ImageTags:
+    """The tags ``build_images`` with the same arguments makes (no build; the daemon only for a registry base)."""
+    redis, artm = image_specs(base_image, redis_base_image, client=client, root=root)
+    return ImageTags(redis=redis.tag, artm=artm.tag)
+
+
+def build_images(base_image: str | None = None, redis_base_image: str | None = None, *, force: bool = False,
+                 no_cache: bool = False, cache_dir: Path | None = None, echo: Callable[[str], None] = print,
+                 client: docker.DockerClient | None = None, root: Path | None = None) -> ImageTags:
+    """Build whichever of the Redis and artm images is missing (and the base they need); return their tags.
+
+    ``force`` rebuilds both images even if their tags exist (Docker's layer cache still applies);
+    ``no_cache`` rebuilds everything from scratch: the registry-less base, the wheelhouse, and every layer.
+    """
+    progress = Progress(echo)
+    client = client or docker_client(timeout=BUILD_TIMEOUT)
+    root = root or source_root()
+    cache_dir = cache_dir or default_cache_dir()
+    specs = image_specs(base_image, redis_base_image, client=client, root=root)
+    tags = ImageTags(redis=specs[0].tag, artm=specs[1].tag)
+    wanted = [spec for spec in specs if force or no_cache or not image_exists(client, spec.tag)]
+    if not wanted:
+        progress.note(f"images up to date: {tags.redis}, {tags.artm}")
+        return tags
+    if any(spec.base.registry_less for spec in wanted):
+        _ensure_base(client, cache_dir, progress, rebuild=no_cache)
+    for spec in wanted:
+        with progress.step(f"{spec.role} image {spec.tag}"):
+            context = cache_dir / "contexts" / spec.role
+            if context.exists():
+                shutil.rmtree(context)
+            if spec.role == "redis":
+                _redis_context(root, context)
+            else:
+                _artm_context(client, root, context, spec.base, cache_dir, progress, refresh=no_cache)
+            _docker_build(client, context, spec, no_cache, progress)
+            shutil.rmtree(context)
+        progress.note(f"{spec.role} image {spec.tag}: {client.images.get(spec.tag).attrs['Size'] / 1e6:.0f} MB")
+    return tags
+
+
+def _ensure_base(client: docker.DockerClient, cache_dir: Path, progress: Progress, rebuild: bool) -> None:
+    tag = base_tag()
+    if image_exists(client, tag) and not rebuild:
+        progress.note(f"base image: cached ({tag})")
+        return
+    build_base_image(client, cache_dir / "base", progress)
+    progress.note(f"base image {tag}: {client.images.get(tag).attrs['Size'] / 1e6:.0f} MB")
+
+
+def _redis_context(root: Path, context: Path) -> None:
+    for name, source in REDIS_CONTEXT.items():
+        _place(root / source, context / name)
+    for script in (context / "docker").glob("*.sh"):
+        script.chmod(0o755)
+
+
+def _artm_context(client: docker.DockerClient, root: Path, context: Path, base: BaseImage, cache_dir: Path,
+                  progress: Progress, refresh: bool) -> None:
+    target = python_target(client, base.reference, cache_dir)
+    progress.note(f"artm image: base {base.reference} has Python {target.key()}")
+    pyproject = root / "pyproject.toml"
+    deps = dependency_wheels(project_requirements(pyproject), target, cache_dir, progress, refresh=refresh)
+    tools = build_wheels(build_requirements(pyproject), cache_dir, progress, refresh=refresh)
+    _place(root / ARTM_DOCKERFILE, context / "Dockerfile")
+    for wheel in deps.iterdir():
+        _place(wheel, context / "wheels" / "deps" / wheel.name)
+    project_wheel(root, context / "wheels" / "project", tools, progress)
+
+
+def _place(source: Path, destination: Path) -> None:
+    """Hard-link ``source`` into a build context (copy across file systems)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _docker_build(client: docker.DockerClient, context: Path, spec: ImageSpec, no_cache: bool,
+                  progress: Progress) -> None:
+    tag, role, base = spec.tag, spec.role, spec.base
+    output: deque[str] = deque(maxlen=OUTPUT_TAIL)
+    stream = client.api.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": base.reference},
+                              labels={ROLE_LABEL: role}, rm=True, forcerm=True,
+                              nocache=no_cache, pull=False, decode=True)
+    try:
+        for chunk in stream:
+            if "error" in chunk:
+                raise ImageBuildError(f"building {tag} from {base.reference} failed: {chunk['error'].strip()}\n"
+                                      + "\n".join(output))
+            for line in chunk.get("stream", "").splitlines():
+                if line.strip():
+                    output.append(line)
+                if line.startswith("Step "):
+                    progress.note(f"{role} image: {line}")
+    except DockerException as error:
+        raise ImageBuildError(f"building {tag}: the Docker daemon failed ({error})\n" + "\n".join(output)) from None
+    if not image_exists(client, tag):
+        raise ImageBuildError(f"building {tag} ended without an image:\n" + "\n".join(output))

@@ -1,0 +1,30 @@
+"""The ``build`` command: build the Redis and artm images that are missing."""
+
+from __future__ import annotations
+
+import click
+
+from artm_compose.errors import ArtmComposeError
+from artm_compose.images.build import build_images
+
+
+@click.command("build")
+@click.option("--base-image", metavar="IMAGE", default=None,
+              help="Base of both images, from a registry (e.g. python:3.11-slim). "
+                   "Default: a Debian bookworm base made here with debootstrap (no registry needed).")
+@click.option("--redis-base-image", metavar="IMAGE", default=None,
+              help="Base of the Redis image only (e.g. redis:7); default: the --base-image.")
+@click.option("--force", is_flag=True, help="Rebuild both images even if their content tags exist.")
+@click.option("--no-cache", is_flag=True,
+              help="Rebuild everything from scratch: the base, the wheelhouse and every layer.")
+def build_command(base_image: str | None, redis_base_image: str | None, force: bool, no_cache: bool) -> None:
+    """Build the container images (only what is missing; tagged by content).
+
+    Images are shared by all clusters; `down` does not remove them.
+    """
+    try:
+        tags = build_images(base_image, redis_base_image, force=force, no_cache=no_cache, echo=click.echo)
+    except ArtmComposeError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"redis image: {tags.redis}")
+    click.echo(f"artm image:  {tags.artm}")
