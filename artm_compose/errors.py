@@ -23,3 +23,7 @@ class RuntimeUnavailable(ArtmComposeError):
 
 class TrainingError(ArtmComposeError):
     """Training stopped: an executor died, a timeout expired, or the model is inconsistent."""
+
+
+class ImageBuildError(ArtmComposeError):
+    """An image could not be built; the message names the image and the failing step."""
