@@ -36,8 +36,8 @@ ARTM_DOCKERFILE = "Dockerfile.artm"
 # Context path -> source path, for the files of the Redis image's build context.
 REDIS_CONTEXT = {
     "Dockerfile": REDIS_DOCKERFILE,
-    "docker/redis-entrypoint.sh": "docker/redis-entrypoint.sh",
-    "docker/redis-healthcheck.sh": "docker/redis-healthcheck.sh",
+    "docker/artm-redis-entrypoint": "docker/artm-redis-entrypoint",
+    "docker/artm-redis-healthcheck": "docker/artm-redis-healthcheck",
 }
 BUILD_TIMEOUT = 900
 OUTPUT_TAIL = 25
@@ -182,8 +182,9 @@ def _ensure_base(client: docker.DockerClient, cache_dir: Path, progress: Progres
 def _redis_context(root: Path, context: Path) -> None:
     for name, source in REDIS_CONTEXT.items():
         _place(root / source, context / name)
-    for script in (context / "docker").glob("*.sh"):
-        script.chmod(0o755)
+    for name in REDIS_CONTEXT:
+        if name.startswith("docker/"):
+            (context / name).chmod(0o755)
 
 
 def _artm_context(client: docker.DockerClient, root: Path, context: Path, base: BaseImage, cache_dir: Path,
