@@ -53,11 +53,16 @@ class Training:
     """Master and executor processes of one run, logging to files; ``stop`` kills what is left."""
 
     plan: Plan
-    master: subprocess.Popen
+    master: subprocess.Popen | None
     executors: dict[int, subprocess.Popen]
     logs: Path
     scores: Path
-    extra: list[subprocess.Popen] = field(default_factory=list)
+    executor_argvs: dict[int, list[str]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start_executors(self) -> None:
+        for executor, argv in self.executor_argvs.items():
+            self.executors[executor] = _spawn("executor", argv, self.logs / f"executor-{executor}.log", self.env)
 
     def wait_master(self, timeout: float) -> int:
         try:
@@ -79,15 +84,16 @@ class Training:
         return (self.logs / f"{name}.log").read_text()
 
     def stop(self) -> None:
-        for process in [self.master, *self.executors.values(), *self.extra]:
-            if process.poll() is None:
+        for process in [self.master, *self.executors.values()]:
+            if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 process.wait(timeout=10)
 
 
 def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors_per_node: int,
-                   start_master: bool = True, **config) -> Training:
-    """Start executors (and the master) for ``cluster`` (a running local cluster) on ``data_dir``."""
+                   start_executors: bool = True, startup_timeout: float | None = None, **config) -> Training:
+    """Start the executors (unless told not to) and the master for ``cluster`` (a running local
+    cluster, any node count: executors of node k talk to node k mod its size first) on ``data_dir``."""
     base = cluster.config
     plan_config = ClusterConfig(name=base.name, runtime="local", nodes=nodes, executors_per_node=executors_per_node,
                                 base_port=base.base_port, state_dir=base.state_dir, data_dir=data_dir, **config)
@@ -97,18 +103,22 @@ def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    processes = {}
+    extra = ["--startup-timeout", str(startup_timeout)] if startup_timeout else []
+    argvs = {}
     for executor in plan.executors:
         host, port = addresses[executor.node % len(addresses)]
-        argv = executor_argv(plan, executor, redis_host=host, redis_port=int(port), password_file=password,
-                             batches_dir=data_dir, vocab_path=data_dir / "vocab.txt")
-        processes[executor.id] = _spawn("executor", argv, logs / f"executor-{executor.id}.log", env)
+        argvs[executor.id] = extra + executor_argv(plan, executor, redis_host=host, redis_port=int(port),
+                                                   password_file=password, batches_dir=data_dir,
+                                                   vocab_path=data_dir / "vocab.txt")
     scores = work / "scores.json"
     host, port = addresses[0]
-    argv = master_argv(plan, redis_host=host, redis_port=int(port), password_file=password, batches_dir=data_dir,
-                       vocab_path=data_dir / "vocab.txt", scores_path=scores)
-    master = _spawn("master", argv, logs / "master.log", env) if start_master else None
-    return Training(plan=plan, master=master, executors=processes, logs=logs, scores=scores)
+    argv = extra + master_argv(plan, redis_host=host, redis_port=int(port), password_file=password,
+                               batches_dir=data_dir, vocab_path=data_dir / "vocab.txt", scores_path=scores)
+    training = Training(plan=plan, master=None, executors={}, logs=logs, scores=scores, executor_argvs=argvs, env=env)
+    if start_executors:
+        training.start_executors()
+    training.master = _spawn("master", argv, logs / "master.log", env)
+    return training
 
 
 def _spawn(program: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:

@@ -28,7 +28,7 @@ from artm_compose.engine.connect import add_connection_flags, connect
 from artm_compose.engine.corpus import LocalCorpus, load_corpus
 from artm_compose.engine.initial import phi_rows_for, random_rows
 from artm_compose.engine.kernel import e_step, warm_up
-from artm_compose.engine.layout import Layout
+from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.connect import check_timeouts
 from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
 from artm_compose.errors import ArtmComposeError, TrainingError
@@ -231,6 +231,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         try:
             warm_up()
+            prepare_slot_tags()
             heartbeat.tick()
             vocab = read_vocab(args.vocab_path)
             corpus = load_corpus(args.batches_dir_path, vocab, args.batch_begin_index, args.batch_end_index)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from artm_compose.ranges import balanced_ranges
+
 # Reassociation and FMA contraction only: enough to vectorise the reductions over topics.
 _FASTMATH = {"reassoc", "contract"}
 # Documents per kernel call: small enough to tick the heartbeat often, large enough to be free.
@@ -120,13 +122,8 @@ class EStepResult:
 
 
 def split_documents(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
-    """Contiguous document ranges with about equal non-zero counts, one per thread."""
-    documents = len(indptr) - 1
-    parts = max(1, min(parts, documents))
-    targets = indptr[-1] * np.arange(1, parts) / parts
-    cuts = np.searchsorted(indptr, targets, side="left").tolist()
-    bounds = [0, *cuts, documents]
-    return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
+    """Contiguous non-empty document ranges with about equal non-zero counts, at most ``parts``."""
+    return [r for r in balanced_ranges(np.diff(indptr), parts) if r[0] < r[1]]
 
 
 def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,

@@ -76,6 +76,11 @@ def _slot_tags() -> tuple[str, ...]:
     return tuple(f"{value:0{TAG_DIGITS}d}" for value in first.tolist())
 
 
+def prepare_slot_tags() -> None:
+    """Build the slot-tag table now (a fraction of a second), not in the middle of a timed phase."""
+    _slot_tags()
+
+
 def slot_tag(slot: int) -> str:
     """A hash tag (without braces) whose keys land in ``slot``."""
     return _slot_tags()[slot]

@@ -25,7 +25,7 @@ from redis.cluster import RedisCluster
 from artm_compose.data.vocab import read_vocab
 from artm_compose.engine import model_store as store
 from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect
-from artm_compose.engine.layout import Layout, block_starts
+from artm_compose.engine.layout import Layout, block_starts, prepare_slot_tags
 from artm_compose.engine.model_store import ModelRecord
 from artm_compose.engine.progress import ProgressLine
 from artm_compose.engine.protocol import (MasterChannel, Heartbeat, master_key, master_payload, new_run_id,
@@ -267,6 +267,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     started = time.monotonic()
     client = connect(args, deadline=started + args.startup_timeout)
     vocab_size = len(read_vocab(args.vocab_path))
+    prepare_slot_tags()
     run_id = new_run_id()
     state = {"state": "starting", "pass": 0}
     heartbeat = Heartbeat(client, master_key(args.cluster), args.heartbeat_timeout,
@@ -274,6 +275,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     heartbeat.start()
     channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
     master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))
+    aborted = True
     try:
         echo(f"run {run_id}: waiting for {args.num_executors} executor(s) in cluster {args.cluster!r}")
         master.set_state("waiting")
@@ -291,6 +293,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         master.set_state("done")
         if args.show_top_tokens and master.committed is not None:
             show_top_tokens(client, master.committed, args.vocab_path, echo)
+        aborted = False
         return master.scores
     except BaseException as error:
         master.bar.clear()
@@ -299,7 +302,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     finally:
         if args.scores_path:
             write_scores(args.scores_path, master.scores)
-        channel.close()
+        channel.close(aborted)
         heartbeat.stop(delete=True)
 
 

@@ -7,7 +7,7 @@ In the spirit of the reference's per-executor command keys, with the weak points
   BLPOP with a short timeout), replies to ``ac:<c>:acks:<run>``; every message also carries the
   run id and a sequence number. Keys left by an earlier run have another run id in their name,
   so they can neither end nor confuse a new run.
-* **Heartbeats.** Each executor keeps ``ac:<c>:hb:<e>`` alive (TTL = 0.8 x the heartbeat timeout,
+* **Heartbeats.** Each executor keeps ``ac:<c>:hb:<e>`` alive (TTL = 0.75 x the heartbeat timeout,
   refreshed every 0.1 x) with its state; the refresh stops when the executor's main thread has
   not ticked for half the timeout, so a hung process goes silent like a dead one. The master
   checks every executor's key whenever it waits; a missing key (or a new instance id: a
@@ -42,9 +42,11 @@ from artm_compose.errors import TrainingError
 # A beat refreshes the key this often (fraction of the heartbeat timeout) ...
 BEAT_FRACTION = 0.1
 # ... and the key lives this long, so a dead process is noticed within the timeout.
-TTL_FRACTION = 0.8
+TTL_FRACTION = 0.75
 # A thread that has not ticked for this fraction of the timeout counts as hung.
 SILENT_FRACTION = 0.5
+# Queues of a run that ended badly disappear by themselves after this long.
+QUEUE_TTL_SECONDS = 3600
 # How long one BLPOP blocks before the waiter looks at heartbeats again (seconds).
 POLL_SECONDS = 0.2
 
@@ -229,7 +231,9 @@ class MasterChannel:
         pipe = self.client.pipeline()
         for executor, command in commands.items():
             message = {**command, "run": self.run, "seq": self.sequence}
-            pipe.rpush(queue_key(self.cluster, self.run, executor), json.dumps(message))
+            key = queue_key(self.cluster, self.run, executor)
+            pipe.rpush(key, json.dumps(message))
+            pipe.expire(key, QUEUE_TTL_SECONDS)
         pipe.execute()
         return self.sequence
 
@@ -270,11 +274,13 @@ class MasterChannel:
                     f"executor {executor} was restarted or joined another run during {phase} of pass "
                     f"{pass_number} (now pid {beat.get('pid')}, run {beat.get('run')}){_kept(kept_pass)}")
 
-    def close(self) -> None:
-        """Delete this run's queues and reply list (the model and progress stay)."""
+    def close(self, aborted: bool) -> None:
+        """Delete this run's reply list and, unless ``aborted`` (executors may still have to read the
+        abort command), its queues; queues expire by themselves anyway. The model and progress stay."""
         pipe = self.client.pipeline()
-        for executor in self.executors:
-            pipe.delete(queue_key(self.cluster, self.run, executor))
+        if not aborted:
+            for executor in self.executors:
+                pipe.delete(queue_key(self.cluster, self.run, executor))
         pipe.delete(acks_key(self.cluster, self.run))
         pipe.execute()
 
