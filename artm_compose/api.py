@@ -23,12 +23,17 @@ from artm_compose.render import render_all
 from artm_compose.runtimes.base import ClusterStatus, Echo, Runtime, UpResult, get_runtime
 from artm_compose.state import StateDir
 
+_PATH_FIELDS = ("state_dir", "data_dir", "vocab_path", "init_phi")
+
 
 class Cluster:
     """One cluster: its validated config, its plan (computed on first use) and its runtime."""
 
     def __init__(self, config: ClusterConfig, *, data: DataSummary | None = None):
-        self.config = config
+        # Processes run from the state directory and cluster.json outlives this working directory.
+        self.config = config.replace(**{name: Path(value).expanduser().resolve()
+                                        for name in _PATH_FIELDS
+                                        if (value := getattr(config, name)) is not None})
         self._data = data
 
     @classmethod
@@ -83,6 +88,10 @@ class Cluster:
     def follow_logs(self, component: str | None = None) -> Iterator[str]:
         """New log lines as they are written (stops when the caller stops iterating)."""
         return self.runtime.logs(component, follow=True)
+
+    def export(self, out: str | Path) -> Path:
+        """Write the trained model held in Redis to ``out`` (.npz: phi, tokens, topics; or .csv)."""
+        return self.runtime.export(Path(out))
 
     def down(self, echo: Echo = print) -> list[str]:
         """Stop exactly what ``up`` started for this state directory; safe to call twice."""

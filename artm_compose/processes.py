@@ -62,23 +62,48 @@ def is_running(record: ProcessRecord) -> bool:
 
 def stop_process(record: ProcessRecord, timeout: float = 10.0) -> str:
     """Stop the process of ``record``: SIGTERM, then SIGKILL after ``timeout``; says what happened."""
-    if not is_running(record):
-        return f"{record.component} (pid {record.pid}) was not running"
-    _signal_group(record, signal.SIGTERM)
+    return stop_processes([record], timeout)[0]
+
+
+def stop_processes(records: list[ProcessRecord], timeout: float = 10.0) -> list[str]:
+    """Stop all of ``records`` at once (SIGTERM to all, wait, SIGKILL survivors); one message per record.
+
+    A record whose PID is gone or now belongs to another process is left alone.
+    """
+    signalled = [r for r in records if is_running(r)]
+    for record in signalled:
+        _signal_group(record, signal.SIGTERM)
+    stubborn = _wait_exit(signalled, timeout)
+    for record in stubborn:
+        _signal_group(record, signal.SIGKILL)
+    survivors = _wait_exit(stubborn, 5.0)
+
+    def outcome(record: ProcessRecord) -> str:
+        what = f"{record.component} (pid {record.pid})"
+        if record in survivors:
+            return f"{what} survived SIGKILL"
+        if record in stubborn:
+            return f"killed {what} after {timeout:g} s without exiting"
+        if record in signalled:
+            return f"stopped {what}"
+        return f"{what} was not running"
+
+    return [outcome(r) for r in records]
+
+
+def _wait_exit(records: list[ProcessRecord], timeout: float) -> list[ProcessRecord]:
+    """Wait up to ``timeout`` for ``records`` to exit (reaping our children); return those still running."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_running(record):
+    pending = list(records)
+    while pending:
+        pending = [r for r in pending if is_running(r)]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    for record in records:
+        if record not in pending:
             _reap(record.pid)  # it may have turned zombie after is_running's own reap
-            return f"stopped {record.component} (pid {record.pid})"
-        time.sleep(0.02)
-    _signal_group(record, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while is_running(record):
-        if time.monotonic() > deadline:
-            return f"{record.component} (pid {record.pid}) survived SIGKILL"
-        time.sleep(0.02)
-    _reap(record.pid)
-    return f"killed {record.component} (pid {record.pid}) after {timeout:.0f} s without exiting"
+    return pending
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -127,9 +152,16 @@ def _start_ticks(pid: int) -> int | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
-        return None
+    if fields[0] in ("Z", "X") and _live_threads(pid) <= 1:
+        return None  # a zombie leader with live threads is still exiting: count it as running
     return int(fields[19])
+
+
+def _live_threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
 
 
 def _boot_id() -> str:

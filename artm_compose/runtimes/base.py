@@ -11,9 +11,10 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
-from artm_compose.errors import RuntimeUnavailable
+from artm_compose.errors import ConfigError, RuntimeUnavailable
 from artm_compose.plan import Plan
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
@@ -139,6 +140,24 @@ class Runtime(ABC):
     @abstractmethod
     def down(self, echo: Echo = print) -> list[str]:
         """Stop exactly what this runtime started for the state directory; idempotent."""
+
+    def export(self, out: Path) -> Path:
+        """Write the trained model to ``out`` (.npz or .csv), reading Redis through ``addresses.txt``.
+
+        Runtimes whose Redis nodes this process cannot reach override this.
+        """
+        from artm_compose.engine.export import export_model
+        from artm_compose.redis_client import cluster_client_from_files
+
+        description = self.state.read_cluster()
+        if not description.get("data"):
+            raise ConfigError(f"cluster {description.get('cluster')!r} in {self.state.root} was started without "
+                              f"--data: there is no model to export")
+        client = cluster_client_from_files(self.state.addresses, self.state.password_file)
+        try:
+            return export_model(client, description["cluster"], Path(description["data"]["vocab_path"]), out)
+        finally:
+            client.close()
 
 
 def runtime_class(name: str) -> type[Runtime]:

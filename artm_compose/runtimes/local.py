@@ -21,7 +21,8 @@ from typing import Any
 from artm_compose.bootstrap import NodeTarget, bootstrap, check_health, targets_from_plan
 from artm_compose.errors import BootstrapError, ConfigError, RuntimeUnavailable, TrainingError
 from artm_compose.plan import Plan
-from artm_compose.processes import ProcessRecord, is_running, port_free, port_owner, start_process, stop_process
+from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
+                                   stop_processes)
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
 from artm_compose.slots import SLOT_COUNT
@@ -29,6 +30,7 @@ from artm_compose.state import StateDir, read_password
 
 REDIS_START_TIMEOUT = 10.0
 LOG_TAIL_LINES = 20
+EXECUTOR_EXIT_GRACE = 10.0
 
 
 def bootstrap_timeout(nodes: int) -> float:
@@ -127,9 +129,9 @@ class LocalRuntime(Runtime):
     def down(self, echo: Echo = print) -> list[str]:
         records = list(self._records().values())
         if not records:
-            return [f"nothing to stop in {self.state.root}"]
-        order = {MASTER: 0}
-        records.sort(key=lambda r: order.get(r.component, 1 if r.component.startswith("executor") else 2))
+            message = f"nothing to stop in {self.state.root}"
+            echo(message)
+            return [message]
         messages = self._stop(records, echo)
         if self.state.exists():
             self.state.update_cluster(status="stopped")
@@ -252,11 +254,23 @@ class LocalRuntime(Runtime):
                  f"--state-dir {self.state.root})")
             return "started"
         code = master.wait()
+        self._stop_lingering_executors(echo)
         if code != 0:
             self.state.update_cluster(status="failed")
             raise TrainingError(f"master exited with code {code}; see {path}")
         self.state.update_cluster(status="finished")
         return "finished"
+
+    def _stop_lingering_executors(self, echo: Echo) -> None:
+        """Executors leave on their own once the master has ended the run; stop those that do not."""
+        executors = [r for name, r in self._records().items() if name.startswith("executor-")]
+        deadline = time.monotonic() + EXECUTOR_EXIT_GRACE
+        while any(is_running(r) for r in executors) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lingering = [r for r in executors if is_running(r)]
+        if lingering:
+            echo(f"stopping {len(lingering)} executor(s) still running after the master exited")
+            self._stop(lingering, echo)
 
     # -- bookkeeping --------------------------------------------------------------------------------
 
@@ -274,12 +288,14 @@ class LocalRuntime(Runtime):
         return {name: record for name, record in self._records().items() if is_running(record)}
 
     def _stop(self, records: list[ProcessRecord], echo: Echo) -> list[str]:
+        """Stop the master and executors first (they need Redis to exit cleanly), then the Redis nodes."""
         messages = []
-        for record in records:
-            message = stop_process(record)
-            self.state.pid_record(record.component).unlink(missing_ok=True)
-            echo(message)
-            messages.append(message)
+        training = [r for r in records if not r.component.startswith("redis-")]
+        for stage in (training, [r for r in records if r not in training]):
+            for record, message in zip(stage, stop_processes(stage)):
+                self.state.pid_record(record.component).unlink(missing_ok=True)
+                echo(message)
+                messages.append(message)
         return messages
 
     def _log_paths(self, component: str | None) -> dict[str, Path]:
@@ -351,8 +367,9 @@ def _effective_status(stored: str, members: list[MemberStatus], records: dict[st
         return "down"
     if not all(redis_alive):
         return "degraded"
-    if stored == "training" and not any(m.alive for m in members if m.role == "master"):
-        return "training ended"
+    masters = [m for m in members if m.role == "master"]
+    if stored == "training" and masters and not masters[0].alive:
+        return "finished" if masters[0].detail == "finished" else "training ended without scores"
     return stored
 
 
