@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ from artm_compose.data.debian import build_documents
 from artm_compose.data.vocab import make_vocab
 from artm_compose.engine.launch import executor_argv, master_argv
 from artm_compose.plan import Plan, make_plan
+from artm_compose.redis_client import cluster_client, read_addresses
+from artm_compose.state import read_password
 
 DPKG_STATUS = Path("/var/lib/dpkg/status")
 
@@ -119,6 +122,24 @@ def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors
         training.start_executors()
     training.master = _spawn("master", argv, logs / "master.log", env)
     return training
+
+
+def client_of(cluster):
+    """A cluster client of a running local cluster (from its state directory)."""
+    return cluster_client(read_addresses(cluster.state.addresses), read_password(cluster.state.password_file))
+
+
+def run_training(cluster, data_dir: Path, work: Path, nodes: int, executors_per_node: int, timeout: float,
+                 **config) -> tuple[dict | None, dict[str, int], Training]:
+    """Run one training to its end: (scores or None, exit codes, training)."""
+    training = start_training(cluster, data_dir, work, nodes=nodes, executors_per_node=executors_per_node,
+                              allow_idle=True, **config)
+    try:
+        codes = training.wait_all(timeout)
+    finally:
+        training.stop()
+    scores = json.loads(training.scores.read_text()) if training.scores.exists() else None
+    return scores, codes, training
 
 
 def _spawn(program: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:

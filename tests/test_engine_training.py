@@ -23,10 +23,8 @@ from artm_compose.engine.dense import dense_fit
 from artm_compose.engine.export import export_model, read_model
 from artm_compose.engine.initial import random_rows
 from artm_compose.engine.protocol import acks_key, master_key, queue_key, read_progress
-from artm_compose.redis_client import cluster_client, read_addresses
-from artm_compose.state import read_password
 from conftest import requires_redis
-from engine_support import DPKG_STATUS, dpkg_corpus, start_training
+from engine_support import DPKG_STATUS, client_of, dpkg_corpus, run_training, start_training
 from test_engine_kernel import dense_counts
 
 pytestmark = [pytest.mark.integration, requires_redis,
@@ -37,26 +35,16 @@ SEED = 5
 TIMEOUT = 240.0  # bound on any whole training in these tests (slow, shared CI machines)
 
 
+def train(cluster, corpus_dir, work, nodes, executors_per_node, **config):
+    """One training to its end with this module's defaults: (scores, exit codes, training)."""
+    config = {"topics": TOPICS, "seed": SEED, "iterations": 4, "inner_iterations": 10, "heartbeat_timeout": 10.0,
+              **config}
+    return run_training(cluster, corpus_dir, work, nodes, executors_per_node, TIMEOUT, **config)
+
+
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:
     return dpkg_corpus(tmp_path_factory.mktemp("engine-train") / "dpkg")
-
-
-def client_of(cluster):
-    return cluster_client(read_addresses(cluster.state.addresses), read_password(cluster.state.password_file))
-
-
-def train(cluster, corpus_dir, work, nodes, executors_per_node, **config):
-    """Run one training to its end; returns (scores, exit codes, training)."""
-    config = {"topics": TOPICS, "seed": SEED, "iterations": 4, "inner_iterations": 10, "heartbeat_timeout": 10.0,
-              "allow_idle": True, **config}
-    training = start_training(cluster, corpus_dir, work, nodes=nodes, executors_per_node=executors_per_node, **config)
-    try:
-        codes = training.wait_all(TIMEOUT)
-    finally:
-        training.stop()
-    scores = json.loads(training.scores.read_text()) if training.scores.exists() else None
-    return scores, codes, training
 
 
 def initial_phi(corpus_dir: Path, seed: int, topics: int) -> np.ndarray:
