@@ -67,6 +67,7 @@ def test_topologies_give_the_same_answer_as_each_other_and_the_dense_reference(l
         cluster = local_cluster(nodes=nodes)
         scores, codes, training = train(cluster, corpus_dir, tmp_path / f"{nodes}x{per_node}", nodes, per_node)
         assert set(codes.values()) == {0}, (codes, training.log("master"))
+        assert "topic_0: " in training.log("master") and f"topic_{TOPICS - 1}: " in training.log("master")
         record, phi = read_model(client_of(cluster), "test")
         assert record.pass_number == 4 and len(scores["perplexity"]) == 4
         assert len(scores["seconds"]) == 4 and scores["token_weight"] > 20000

@@ -74,6 +74,9 @@ class OwnRows:
     nwt: np.ndarray | None = None  # float64, summed counters (or random values) awaiting n_t
 
 
+_SOURCES = {"random": "seeded random rows", "file": "a phi file", "continue": "the model in Redis"}
+
+
 class Executor:
     """Handles the master's commands; all model state of the executor lives here."""
 
@@ -107,6 +110,10 @@ class Executor:
         begin, end = self.own.begin, self.own.end
         reply: dict[str, Any] = {}
         mode = command["init"]
+        if (mode == "continue") != bool(self.args.continue_fitting) or (self.args.init_phi and mode != "file"):
+            raise TrainingError(f"the master initialises the model from {_SOURCES[mode]}, but this executor was "
+                                f"started with --continue-fitting {self.args.continue_fitting}"
+                                + (f" --init-phi {self.args.init_phi}" if self.args.init_phi else ""))
         if mode == "random":
             raw = random_rows(self.vocab.tokens[begin:end], self.vocab.class_ids[begin:end], int(command["seed"]), topics)
             self.own.nwt = raw
@@ -189,8 +196,10 @@ class Executor:
                 raise TrainingError(f"unknown command {op!r} from the master of run {channel.run}")
             self.status.state = handlers[op][0]
             self.heartbeat.beat()
+            cpu = time.process_time()
             try:
                 reply = handlers[op][1](command)
+                reply["cpu_seconds"] = time.process_time() - cpu
             except Exception as error:
                 text = str(error) if isinstance(error, ArtmComposeError) else f"{type(error).__name__}: {error}"
                 channel.reply(command, error=text)

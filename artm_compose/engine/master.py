@@ -79,6 +79,7 @@ class Scores:
     bytes_moved: list[int] = field(default_factory=list)
     bytes_minimum: list[int] = field(default_factory=list)
     phase_seconds: list[dict[str, float]] = field(default_factory=list)
+    executor_cpu_seconds: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -207,8 +208,8 @@ class Master:
         aggregated = time.perf_counter()
         self.bar.show(number - self.scores.first_pass + 1, "normalise")
         new_generation = generation + 1
-        self.round({e: {"op": "normalise", "pass": number, "n_t": n_t, "generation": new_generation}
-                    for e in executors}, "normalisation", number)
+        normalised = self.round({e: {"op": "normalise", "pass": number, "n_t": n_t, "generation": new_generation}
+                                 for e in executors}, "normalisation", number)
         self.commit(ModelRecord(generation=new_generation, pass_number=number, layout=layout,
                                 run=self.channel.run, n_t=n_t))
         finished = time.perf_counter()
@@ -222,6 +223,8 @@ class Master:
         kernel = max(replies[e]["seconds"]["kernel"] for e in replies)
         scores.phase_seconds.append({"e_step": e_step_done - started, "kernel_max": kernel,
                                      "aggregate": aggregated - e_step_done, "normalise": finished - aggregated})
+        scores.executor_cpu_seconds.append(sum(reply["cpu_seconds"] for phase in (replies, partial, normalised)
+                                               for reply in phase.values()))
         self.progress["perplexity"] = scores.perplexity
         self.progress["seconds"] = scores.seconds
         self.set_state("iterations", **{"pass": number, "phase": "committed"})
