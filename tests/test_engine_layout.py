@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from artm_compose.engine.layout import Layout, block_starts, key_slot, row_runs, rows_per_block, slot_tag
+from artm_compose.engine.layout import Layout, block_starts, key_slot, rows_per_block, slot_tag
 from artm_compose.engine.model_store import decode_contribution, encode_contribution, minimum_pass_bytes, sum_block
 from artm_compose.ranges import even_ranges
 from artm_compose.slots import SLOT_COUNT, split_slots
@@ -62,11 +62,6 @@ def test_blocks_of_finds_overlapping_blocks():
     assert list(layout.blocks_of(3, 6)) == [1]
     assert list(layout.blocks_of(4, 7)) == [1, 2]
     assert list(layout.blocks_of(5, 5)) == []
-
-
-def test_row_runs():
-    assert row_runs(np.array([1, 2, 3, 7, 9, 10])) == [(1, 4), (7, 8), (9, 11)]
-    assert row_runs(np.array([], dtype=np.int64)) == []
 
 
 def test_contribution_roundtrip_and_ordered_sum():

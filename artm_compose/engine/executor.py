@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from artm_compose.data.vocab import Vocabulary, read_vocab
 from artm_compose.engine import model_store as store
@@ -265,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
         run(args)
     except ArtmComposeError as error:
         print(f"artm-compose-executor {args.executor_id}: error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except (RedisError, RedisClusterException) as error:
+        print(f"artm-compose-executor {args.executor_id}: error: Redis: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
     print(f"executor {args.executor_id}: terminated by the master", flush=True)
 

@@ -160,13 +160,3 @@ class Layout:
     @classmethod
     def from_dict(cls, cluster: str, data: dict) -> Layout:
         return cls(cluster=cluster, topics=int(data["topics"]), starts=tuple(int(s) for s in data["starts"]))
-
-
-def row_runs(rows: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted unique rows as maximal contiguous runs ``[(begin, end), ...]``."""
-    if len(rows) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    begins = rows[np.concatenate(([0], breaks))]
-    ends = rows[np.concatenate((breaks - 1, [len(rows) - 1]))] + 1
-    return list(zip(begins.tolist(), ends.tolist()))

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from artm_compose.data.vocab import read_vocab
 from artm_compose.engine import model_store as store
@@ -326,6 +327,9 @@ def main(argv: list[str] | None = None) -> None:
         run(args, echo)
     except ArtmComposeError as error:
         print(f"artm-compose-master: error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except (RedisError, RedisClusterException) as error:
+        print(f"artm-compose-master: error: Redis: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
 
 
