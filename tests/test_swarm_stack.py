@@ -95,7 +95,7 @@ def test_docker_stack_config_accepts_the_stack_and_places_by_group(setup):
     assert master["deploy"]["restart_policy"]["condition"] == "none"
     assert {"type": "bind", "source": str(state.root), "target": "/state"} in [
         {k: v for k, v in m.items() if k in ("type", "source", "target")} for m in master["volumes"]]
-    assert services["bootstrap"]["deploy"]["mode"] == "replicated-job"
+    assert services["bootstrap"]["deploy"]["restart_policy"]["condition"] == "on-failure"
     assert services["bootstrap"]["configs"][0]["target"] == "/state/cluster.json"
     network = stack["networks"]["cluster"]
     assert network["driver"] == "overlay" and network["attachable"] is True

@@ -2,10 +2,14 @@
 
 One service per Redis node, addressed by its service name with ``endpoint_mode: dnsrr`` (a virtual
 IP would hide the task's own address, which the cluster gossips); one service per executor; the
-master; a one-shot ``bootstrap`` job (``replicated-job``) that assigns slots and joins the nodes from
-inside the attachable overlay network. Every service of virtual node i is constrained to the Swarm
+master; a one-shot ``bootstrap`` service (it exits when done; a failure is retried a few times) that
+assigns slots and joins the nodes from inside the attachable overlay network. Every service of virtual node i is constrained to the Swarm
 node whose ``artm.<cluster>.group`` label holds i. The password is a Swarm secret (a read-only file),
 never an environment variable or an argument; Redis ports are not published.
+
+A Redis node keeps its directory (``/data``, owned by the image's redis user) in its container's own
+layer: every new task is a new container and starts empty, as the reference requires. (A Swarm tmpfs
+mount would be root-owned: stack files cannot set its mode.)
 """
 
 from __future__ import annotations
@@ -20,20 +24,18 @@ from typing import Any
 
 from artm_compose import labels
 from artm_compose.compose_file import (
-    EXECUTOR_PROGRAM, MASTER_PROGRAM, PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_command, data_mounts,
-    engine_launch, redis_maxmemory,
+    EXECUTOR_PROGRAM, MASTER_PROGRAM, PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, container_plan,
+    data_mounts, engine_launch, in_cluster_command, redis_maxmemory,
 )
 from artm_compose.compose_file import _escape as escape_dollars
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
-from artm_compose.render import CONTAINER_REDIS_DIR, plan_fingerprint, redis_component, redis_fingerprint, render_template
+from artm_compose.render import plan_fingerprint, redis_component, redis_fingerprint, render_template
 from artm_compose.state import StateDir
 from artm_compose.swarm.assign import group_label
 
 ROLE_GROUP = f"{labels.PREFIX}.swarm-group"
 FINGERPRINT_LENGTH = 12
-# The node directory holds only nodes.conf: a small in-memory mount, gone with the task.
-REDIS_TMPFS_BYTES = 16 * 2**20
 # Reserved per task so that the scheduler does not pile more onto a node than it can hold; a configured
 # memory limit is reserved in full.
 DEFAULT_RESERVATIONS = {"redis": "32M", "bootstrap": "32M", "executor": "64M", "master": "32M"}
@@ -121,11 +123,13 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
     if plan.data is not None and training:
         assert batches_dir is not None and vocab_path is not None
         launch = engine_launch()
+        inside, init_mounts = container_plan(plan)
+        mounts += init_mounts
         executor_services = [{
             "service": e.name, **placed(e.node),
             "labels": service_labels(labels.executor_labels(plan, root, e, fingerprint), e.node),
             "command": [EXECUTOR_PROGRAM, *launch.executor_argv(
-                plan, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
+                inside, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
                 password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)],
         } for e in plan.executors]
         first = plan.nodes[0]
@@ -134,7 +138,7 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
             "constraints": [f"node.id == {manager_id}"],
             "labels": labels.role_labels(plan, root, "master", fingerprint),
             "command": [MASTER_PROGRAM, *launch.master_argv(
-                plan, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
+                inside, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
                 batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")],
         }
     base = labels.base_labels(plan, root)
@@ -148,13 +152,13 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         "port": plan.config.base_port,
         "node_timeout_ms": plan.config.node_timeout_ms,
         "redis_maxmemory": redis_maxmemory(plan.config.redis_memory),
-        "redis_tmpfs_bytes": REDIS_TMPFS_BYTES,
-        "redis_dir": CONTAINER_REDIS_DIR,
         "secret_target": Path(PASSWORD_FILE).name,
         "redis_services": redis_services,
-        "bootstrap": {"mode": "replicated-job", "constraints": [],
+        "bootstrap": {"constraints": [],
                       "labels": labels.role_labels(plan, root, "bootstrap"),
-                      "command": bootstrap_command(), "nodes_target": f"{STATE_MOUNT}/cluster.json"},
+                      "command": in_cluster_command("bootstrap", "--timeout",
+                                                    f"{bootstrap_timeout(len(plan.nodes)):g}"),
+                      "nodes_target": f"{STATE_MOUNT}/cluster.json"},
         "executor_services": executor_services,
         "master": master,
         "data_mounts": [vars(m) for m in mounts],

@@ -1,6 +1,6 @@
 """What the tasks of a Swarm service say about it (pure functions over Docker API task documents).
 
-A service's tasks include old ones (restarts, earlier job runs); these helpers pick the task that
+A service's tasks include old ones (restarts, earlier runs of a one-shot service); these helpers pick the task that
 matters and describe it, so that waits and ``status`` speak in one vocabulary.
 """
 
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 Task = Mapping[str, Any]
 
 # Task states after which a task never runs again (https://docs.docker.com/engine/swarm/how-swarm-mode-works/swarm-task-states/).
 TERMINAL = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
-NOT_YET = frozenset({"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"})
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,6 @@ class TaskView:
     node_id: str | None
     error: str
     exit_code: int | None
-    iteration: int | None
 
     @property
     def running(self) -> bool:
@@ -50,33 +49,41 @@ class TaskView:
 def view(task: Task) -> TaskView:
     status = task.get("Status") or {}
     container = status.get("ContainerStatus") or {}
-    iteration = (task.get("JobIteration") or {}).get("Index")
     return TaskView(id=str(task.get("ID", "")), state=str(status.get("State", "unknown")),
                     desired=str(task.get("DesiredState", "")), node_id=task.get("NodeID") or None,
-                    error=str(status.get("Err") or ""), exit_code=container.get("ExitCode"),
-                    iteration=iteration)
+                    error=str(status.get("Err") or ""), exit_code=container.get("ExitCode"))
 
 
-def latest(tasks: Iterable[Task], iteration: int | None = None) -> TaskView | None:
-    """The most recently created task (of job iteration ``iteration`` if given)."""
-    chosen = [t for t in tasks if iteration is None or (t.get("JobIteration") or {}).get("Index") == iteration]
+def created(task: Task) -> datetime:
+    """When the task was created (Docker gives nanoseconds with trailing zeros trimmed: not sortable as text)."""
+    text = str(task.get("CreatedAt") or "1970-01-01T00:00:00Z").rstrip("Z")
+    whole, _, fraction = text.partition(".")
+    return datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00")
+
+
+def latest(tasks: Iterable[Task]) -> TaskView | None:
+    """The most recently created task."""
+    chosen = list(tasks)
     if not chosen:
         return None
-    return view(max(chosen, key=lambda t: (str(t.get("CreatedAt", "")), (t.get("Version") or {}).get("Index", 0))))
+    return view(max(chosen, key=created))
 
 
-def job_iteration(service: Mapping[str, Any]) -> int | None:
-    """The current iteration of a job service (each deploy of a job runs it again)."""
-    return ((service.get("JobStatus") or {}).get("JobIteration") or {}).get("Index")
+def run_state(runs: Iterable[Task], max_attempts: int) -> str:
+    """``complete``, ``failed`` (all attempts used) or ``pending`` for the tasks of one run of a one-shot service.
 
-
-def job_state(service: Mapping[str, Any], tasks: Iterable[Task], max_attempts: int) -> str:
-    """``complete``, ``failed`` (no attempt left) or ``pending`` for the job's current iteration."""
-    iteration = job_iteration(service)
-    runs = [view(t) for t in tasks if iteration is None or (t.get("JobIteration") or {}).get("Index") == iteration]
-    if any(r.state == "complete" for r in runs):
+    A one-shot service restarts on failure up to ``max_attempts`` times after its first attempt.
+    """
+    views = [view(t) for t in runs]
+    if any(v.state == "complete" for v in views):
         return "complete"
-    failed = [r for r in runs if r.terminal]
-    if failed and len(failed) >= max_attempts and not any(not r.terminal for r in runs):
+    failed = [v for v in views if v.state in ("failed", "rejected")]
+    if len(failed) > max_attempts and all(v.terminal for v in views):
         return "failed"
     return "pending"
+
+
+def last_failure(tasks: Iterable[Task]) -> TaskView | None:
+    """The most recent task that failed or was rejected (what a restart loop hides behind "starting")."""
+    failed = [t for t in tasks if (t.get("Status") or {}).get("State") in ("failed", "rejected")]
+    return latest(failed)

@@ -1,0 +1,643 @@
+"""The swarm runtime: the plan as a Docker Swarm stack, each virtual node placed by range labels.
+
+``up`` runs on a Swarm manager: it builds the images that are missing, labels the Swarm nodes with
+their ranges of virtual nodes (keeping a complete labelling made earlier by ``swarm label``), checks
+the data files, deploys the Redis services and a one-shot bootstrap job on the stack's attachable
+overlay network (the manager cannot reach overlay addresses), waits for every service, then deploys
+the executors and the master and follows the master. ``status`` shows every Swarm node's range and
+services; ``down`` removes the stack, its secrets and configs, and this cluster's node labels.
+
+Images are not distributed: every Swarm node must have them (a registry, or ``docker save`` /
+``docker load``); a task that cannot find its image is reported with its node.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.types import ConfigReference, RestartPolicy, SecretReference
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException as WhalesError
+
+from artm_compose import labels
+from artm_compose.compose_file import PASSWORD_FILE, STATE_MOUNT, bootstrap_timeout, in_cluster_command
+from artm_compose.docker_env import docker_client
+from artm_compose.errors import BootstrapError, ConfigError, DataError, RuntimeUnavailable, TrainingError
+from artm_compose.images.build import ImageTags, build_images
+from artm_compose.plan import Plan
+from artm_compose.render import MASTER, redis_component, render_all
+from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
+from artm_compose.runtimes.compose import _effective_status
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.state import write_text_atomic
+from artm_compose.swarm.assign import Holding, assign, removal, usable_holdings
+from artm_compose.swarm.data_plan import check_local, data_plan
+from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
+from artm_compose.swarm.stack import (
+    RESTART, StackFiles, content_name, network_name, nodes_document, render_stack, stack_name,
+)
+from artm_compose.swarm.tasks import TaskView, last_failure, latest, run_state
+
+RUNTIME_NAME = "swarm"
+BOOTSTRAP_SERVICE = "bootstrap"
+SERVICE_START_TIMEOUT = 120.0
+PROBE_TIMEOUT = 60.0
+REMOVE_TIMEOUT = 60.0
+POLL = 0.5
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """One service of the stack: its component name, role, labels and the task that matters."""
+
+    component: str
+    role: str
+    labels: dict[str, str]
+    task: TaskView | None
+    failure: TaskView | None = None
+
+
+class SwarmRuntime(Runtime):
+    """A Docker Swarm stack per cluster (``artm-<name>``), driven from a Swarm manager."""
+
+    name = RUNTIME_NAME
+
+    # -- up -----------------------------------------------------------------------------------------
+
+    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
+        started = time.monotonic()
+        if plan.config.runtime != self.name:
+            raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the swarm runtime")
+        client = docker_client()
+        whales = DockerClient()
+        manager_id = require_manager(whales)
+        self._check_conflicts(client, plan)
+        holdings = self.place(whales, plan, echo)
+        if plan.data is not None:
+            placed = data_plan(plan, holdings)
+            echo(placed.describe())
+            problems = check_local(placed)
+            if problems:
+                raise DataError(f"data for the Swarm nodes is incomplete on this manager: {'; '.join(problems[:5])}")
+        images = build_images(echo=echo, client=client)
+        render_all(plan, self.state, status="starting")
+        files = StackFiles.of(self.state)
+        write_text_atomic(files.nodes, nodes_document(plan))
+        password = self.state.ensure_password()
+        self.state.update_cluster(swarm=self._record(plan, holdings, manager_id, images, password))
+        groups = {v: h.group for h in holdings for v in h.vnodes}
+        try:
+            bootstrap = f"{stack_name(plan)}_{BOOTSTRAP_SERVICE}"
+            before = _one_shot_state(client, bootstrap)
+            self._deploy(whales, plan, images, groups, manager_id, password, training=False)
+            _run_again_if_unchanged(client, bootstrap, before)
+            redis = [redis_component(n.index) for n in plan.nodes]
+            echo(f"deployed stack {stack_name(plan)}: {len(redis)} Redis service(s) on network {network_name(plan)}")
+            self._wait_running(client, plan, redis, SERVICE_START_TIMEOUT)
+            report = self._wait_bootstrap(client, bootstrap, before[1] if before else set(),
+                                          bootstrap_timeout(len(plan.nodes)) + 30)
+        except BaseException:
+            self.state.update_cluster(status="failed")
+            raise
+        actions = tuple(report.get("actions", ()))
+        echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots"
+             + (f" ({len(actions)} bootstrap action(s), {report.get('seconds', 0):.2f} s)" if actions
+                else ", already healthy"))
+        self.state.update_cluster(status="running")
+        if plan.data is None:
+            return UpResult(actions=actions, bootstrap_seconds=report.get("seconds"), already_up=not actions,
+                            seconds=time.monotonic() - started)
+        self.state.scores.unlink(missing_ok=True)
+        self._deploy(whales, plan, images, groups, manager_id, password, training=True)
+        echo(f"started {len(plan.executors)} executor(s) and the master; follow with `artm-compose logs master -f`")
+        self.state.update_cluster(status="training")
+        actions += ("started training",)
+        if detach:
+            return UpResult(actions=actions, bootstrap_seconds=report.get("seconds"),
+                            seconds=time.monotonic() - started, training="started")
+        outcome = self._follow_master(client, plan, echo)
+        return UpResult(actions=actions, bootstrap_seconds=report.get("seconds"), seconds=time.monotonic() - started,
+                        training=outcome)
+
+    def place(self, whales: DockerClient, plan: Plan, echo: Echo) -> tuple[Holding, ...]:
+        """Keep the Swarm's labels if they already place every virtual node on a usable node, else relabel."""
+        nodes = list_nodes(whales)
+        current = usable_holdings(plan.cluster, len(plan.nodes), nodes)
+        if current is not None:
+            echo("Swarm placement kept: " + _describe_holdings(current))
+            return current
+        assignment = assign(plan.cluster, len(plan.nodes), nodes)
+        apply_changes(whales, assignment.changes)
+        echo("Swarm placement labelled: " + _describe_holdings(assignment.holdings))
+        return assignment.holdings
+
+    def render(self, plan: Plan, *, images: ImageTags, groups: dict[int, int], manager_id: str,
+               training: bool = True) -> str:
+        """Write the state directory's files and ``stack.yml``; returns the stack text."""
+        render_all(plan, self.state, status="rendered")
+        files = StackFiles.of(self.state)
+        write_text_atomic(files.nodes, nodes_document(plan))
+        text = render_stack(plan, self.state, images=images, groups=groups, manager_id=manager_id,
+                            password=self.state.ensure_password(), training=training)
+        write_text_atomic(files.stack, text)
+        return text
+
+    def _check_conflicts(self, client: docker.DockerClient, plan: Plan) -> None:
+        services = client.services.list(filters={"label": labels.selector(plan.cluster, self.name)})
+        elsewhere = sorted({s.attrs["Spec"]["Labels"].get(labels.STATE_DIR, "?") for s in services}
+                           - {str(self.state.root)})
+        if elsewhere:
+            raise ConfigError(f"cluster name {plan.cluster!r} is in use by the swarm cluster of state dir "
+                              f"{elsewhere[0]}; choose another --name or run `artm-compose down --state-dir "
+                              f"{elsewhere[0]}`")
+        busy = [v.component for v in self._services(client, plan.cluster)
+                if v.role in ("executor", "master") and v.task is not None and not v.task.terminal]
+        if busy:
+            raise ConfigError(f"training of cluster {plan.cluster!r} is running ({', '.join(busy[:4])}); follow it "
+                              f"(artm-compose logs master -f) or stop it (artm-compose down)")
+
+    def _record(self, plan: Plan, holdings: tuple[Holding, ...], manager_id: str, images: ImageTags,
+                password: str) -> dict[str, Any]:
+        """The Swarm part of cluster.json: where each virtual node runs and what the stack is made of."""
+        return {"stack": stack_name(plan), "network": network_name(plan), "manager": manager_id,
+                "images": {"redis": images.redis, "artm": images.artm},
+                "secret": content_name(plan, "password", password),
+                "nodes_config": content_name(plan, "nodes", nodes_document(plan)),
+                "holdings": [h.to_dict() for h in holdings]}
+
+    def _deploy(self, whales: DockerClient, plan: Plan, images: ImageTags, groups: dict[int, int], manager_id: str,
+                password: str, *, training: bool) -> None:
+        files = StackFiles.of(self.state)
+        write_text_atomic(files.stack, render_stack(plan, self.state, images=images, groups=groups,
+                                                    manager_id=manager_id, password=password, training=training))
+        try:
+            # Prune: the first deploy of a run drops the previous run's executors and master.
+            whales.stack.deploy(stack_name(plan), [files.stack], resolve_image="never", prune=True)
+        except WhalesError as error:
+            raise RuntimeUnavailable(f"docker stack deploy of {files.stack} failed: {_whales_message(error)}") from None
+
+    def _wait_running(self, client: docker.DockerClient, plan: Plan, components: list[str], timeout: float) -> None:
+        """Wait until every service in ``components`` has a running task; name the ones that have not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            views = {v.component: v for v in self._services(client, plan.cluster)}
+            pending = [c for c in components if views.get(c) is None or views[c].task is None
+                       or not views[c].task.running]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                hostnames = _hostnames(client)
+                details = "; ".join(self._explain(views.get(c), c, hostnames) for c in pending[:6])
+                raise BootstrapError(f"{len(pending)} service(s) not running after {timeout:g} s: {details} "
+                                     f"(every Swarm node needs the images; `docker node ls` shows the nodes)")
+            time.sleep(POLL)
+
+    def _wait_bootstrap(self, client: docker.DockerClient, name: str, earlier: set[str],
+                        timeout: float) -> dict[str, Any]:
+        """Wait for this run of the bootstrap service (its tasks not in ``earlier``); its JSON report."""
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = [t for t in client.services.get(name).tasks() if t["ID"] not in earlier]
+            outcome = run_state(tasks, RESTART["bootstrap"]["max_attempts"])
+            if outcome == "complete":
+                done = latest(t for t in tasks if (t.get("Status") or {}).get("State") == "complete")
+                assert done is not None
+                return _json_result(self._task_logs(done.id))
+            if outcome == "failed" or time.monotonic() > deadline:
+                last = latest(tasks)
+                logs = self._task_logs(last.id) if last is not None else ""
+                state = last.describe(_hostnames(client)) if last else "never scheduled"
+                raise BootstrapError(f"bootstrap service {name} did not complete ({state}); its output:\n"
+                                     f"{_tail(logs)}")
+            time.sleep(POLL)
+
+    def _follow_master(self, client: docker.DockerClient, plan: Plan, echo: Echo) -> str:
+        """Echo the master's output until its task ends; a failed master is a TrainingError."""
+        self._wait_running_or_done(client, plan, MASTER, SERVICE_START_TIMEOUT)
+        master = self._service_view(client, plan.cluster, MASTER)
+        assert master is not None and master.task is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+        process = _stream(["service", "logs", "--follow", "--raw", master.task.id], lines)
+        try:
+            task = master.task
+            while not task.terminal:
+                _drain(lines, echo, wait=POLL)
+                current = self._service_view(client, plan.cluster, MASTER)
+                task = current.task if current is not None and current.task is not None else task
+            # The log stream lags the task state a little.
+            _drain(lines, echo, wait=2.0, until_quiet=True)
+        except KeyboardInterrupt:
+            echo(f"stopped following; training goes on (artm-compose status / logs master -f / down "
+                 f"--state-dir {self.state.root})")
+            return "started"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        if task.state != "complete":
+            self.state.update_cluster(status="failed")
+            raise TrainingError(f"master {task.describe(_hostnames(client))}; see `artm-compose logs master "
+                                f"--state-dir {self.state.root}`")
+        self.state.update_cluster(status="finished")
+        return "finished"
+
+    def _wait_running_or_done(self, client: docker.DockerClient, plan: Plan, component: str,
+                              timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self._service_view(client, plan.cluster, component)
+            if found is not None and found.task is not None and (found.task.running or found.task.terminal):
+                return
+            if time.monotonic() > deadline:
+                state = found.task.describe(_hostnames(client)) if found and found.task else "no task"
+                raise TrainingError(f"{component} did not start within {timeout:g} s ({state})")
+            time.sleep(POLL)
+
+    # -- status, logs, down -------------------------------------------------------------------------
+
+    def status(self) -> ClusterStatus:
+        description = self.state.read_cluster()
+        client = docker_client()
+        swarm = description.get("swarm") or {}
+        hostnames = _hostnames(client)
+        views = {v.component: v for v in self._services(client, description["cluster"])}
+        holdings = [Holding(h["node_id"], h["hostname"], h["group"], h["vnodes"][0], h["vnodes"][1])
+                    for h in swarm.get("holdings", [])]
+        members = [self._member("redis", node["name"], views, hostnames,
+                                f"slots {node['slots'][0]}-{node['slots'][1]}") for node in description["nodes"]]
+        if description.get("data"):
+            members += [self._member("executor", e["name"], views, hostnames,
+                                     f"batches [{e['batch_range'][0]}, {e['batch_range'][1]}) "
+                                     f"tokens [{e['token_range'][0]}, {e['token_range'][1]})")
+                        for e in description["executors"]]
+            members.append(self._member("master", MASTER, views, hostnames, ""))
+        problems: list[str] = []
+        cluster_state, slots = "down", 0
+        if any(m.alive for m in members if m.role == "redis"):
+            try:
+                probe = self._probe(client, description)
+                cluster_state, slots = probe["cluster_state"], probe["slots_assigned"]
+                problems.extend(probe["problems"])
+            except BootstrapError as error:
+                cluster_state = "unknown"
+                problems.append(str(error))
+        return SwarmStatus(cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
+                           status=_effective_status(description["status"], members),
+                           cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
+                           problems=tuple(problems), training=self._training_progress(),
+                           swarm_nodes=tuple(_node_rows(holdings, description, views, hostnames)))
+
+    def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
+        description = self.state.read_cluster()
+        views = {v.component: v for v in self._services(docker_client(), description["cluster"])}
+        chosen = _choose(views, component)
+        stack = description.get("swarm", {}).get("stack", labels.project_name(description["cluster"]))
+        if not follow:
+            for name in chosen:
+                if len(chosen) > 1:
+                    yield f"==> {name} <==\n"
+                yield from _run_lines(["service", "logs", "--raw", f"{stack}_{name}"])
+            return
+        lines: queue.Queue[str | None] = queue.Queue()
+        processes = [_stream(["service", "logs", "--follow", "--raw", f"{stack}_{name}"], lines,
+                             prefix=f"{name} | " if len(chosen) > 1 else "") for name in chosen]
+        try:
+            while True:
+                line = lines.get()
+                if line is not None:
+                    yield line
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=10)
+
+    def down(self, echo: Echo = print) -> list[str]:
+        """Remove the stack, every service, secret, config and network of this cluster, and its node labels."""
+        description = self.state.read_cluster()
+        cluster = description["cluster"]
+        client = docker_client()
+        whales = DockerClient()
+        messages: list[str] = []
+
+        def say(message: str) -> None:
+            messages.append(message)
+            echo(message)
+
+        try:
+            require_manager(whales)
+        except RuntimeUnavailable as error:
+            say(f"nothing removed from Docker Swarm: {error}")
+            return messages
+        selector = {"label": labels.selector(cluster, self.name)}
+        stack = description.get("swarm", {}).get("stack", labels.project_name(cluster))
+        services = client.services.list(filters=selector)
+        if services:
+            whales.stack.remove(stack)
+            for service in client.services.list(filters=selector):
+                _ignore_missing(service.remove)
+            say(f"removed stack {stack} ({len(services)} service(s))")
+        _wait_gone(lambda: client.services.list(filters=selector)
+                   # sparse: a full listing inspects each container and trips over those being removed
+                   + client.containers.list(all=True, filters=selector, sparse=True), "services and their containers",
+                   REMOVE_TIMEOUT)
+        for kind, collection in (("network", client.networks), ("secret", client.secrets),
+                                 ("config", client.configs)):
+            for item in collection.list(filters=selector):
+                _remove_when_unused(item)
+                say(f"removed {kind} {item.name}")
+        changes = removal(cluster, list_nodes(whales))
+        apply_changes(whales, changes)
+        for change in changes:
+            say(f"removed labels {', '.join(change.remove)} from Swarm node {change.hostname}")
+        if not messages:
+            say(f"nothing of cluster {cluster!r} is left on Docker Swarm")
+        self.state.update_cluster(status="stopped")
+        return messages
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _services(self, client: docker.DockerClient, cluster: str) -> list[ServiceView]:
+        views = []
+        for service in client.services.list(filters={"label": labels.selector(cluster, self.name)}):
+            spec_labels = service.attrs["Spec"].get("Labels") or {}
+            component = service.name.split("_", 1)[1] if "_" in service.name else service.name
+            tasks = service.tasks()
+            views.append(ServiceView(component=component, role=spec_labels.get(labels.ROLE, ""),
+                                     labels=spec_labels, task=latest(tasks), failure=last_failure(tasks)))
+        return views
+
+    def _service_view(self, client: docker.DockerClient, cluster: str, component: str) -> ServiceView | None:
+        return next((v for v in self._services(client, cluster) if v.component == component), None)
+
+    def _explain(self, found: ServiceView | None, component: str, hostnames: dict[str, str]) -> str:
+        """Why ``component`` is not running: its task, and the last failed attempt with its last log lines."""
+        if found is None or found.task is None:
+            return f"{component}: no task yet"
+        text = f"{component}: {found.task.describe(hostnames)}"
+        if found.failure is not None and found.failure.id != found.task.id:
+            text += f" (last attempt {found.failure.describe(hostnames)}"
+            output = _tail(self._task_logs(found.failure.id), 3).replace("\n", " | ")
+            text += f"; its output: {output})"
+        return text
+
+    @staticmethod
+    def _task_logs(task_id: str) -> str:
+        """Output (stdout and stderr) of one task, from whichever node ran it."""
+        return "".join(_run_lines(["service", "logs", "--raw", task_id]))
+
+    def _probe(self, client: docker.DockerClient, description: dict[str, Any]) -> dict[str, Any]:
+        """Run ``in_cluster probe`` as a one-shot service on the overlay network; its JSON result."""
+        swarm = description.get("swarm") or {}
+        try:
+            secret = client.secrets.get(swarm["secret"])
+            config = client.configs.get(swarm["nodes_config"])
+        except (KeyError, NotFound) as error:
+            raise BootstrapError(f"the stack's secret or nodes config is gone ({error}); run `artm-compose up`") from None
+        cluster = description["cluster"]
+        name = f"{swarm['stack']}_probe-{uuid.uuid4().hex[:8]}"
+        service = client.services.create(
+            swarm["images"]["artm"],
+            command=in_cluster_command("probe"),
+            name=name, networks=[swarm["network"]],
+            secrets=[SecretReference(secret.id, secret.name, filename=PASSWORD_FILE.rsplit("/", 1)[1])],
+            configs=[ConfigReference(config.id, config.name, filename=f"{STATE_MOUNT}/cluster.json")],
+            restart_policy=RestartPolicy(condition="none"),
+            labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name, labels.ROLE: "bootstrap",
+                    labels.STATE_DIR: str(self.state.root)},
+            container_labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name})
+        try:
+            deadline = time.monotonic() + PROBE_TIMEOUT
+            while True:
+                task = latest(service.tasks())
+                if task is not None and task.terminal:
+                    output = self._task_logs(task.id)
+                    if task.state != "complete":
+                        raise BootstrapError(f"probe {task.describe(_hostnames(client))}: {_tail(output)}")
+                    return _json_result(output)
+                if time.monotonic() > deadline:
+                    raise BootstrapError(f"probe did not finish within {PROBE_TIMEOUT:g} s "
+                                         f"({task.describe(_hostnames(client)) if task else 'not scheduled'})")
+                time.sleep(POLL)
+        finally:
+            _ignore_missing(service.remove)
+
+    @staticmethod
+    def _member(role: str, name: str, views: dict[str, ServiceView], hostnames: dict[str, str],
+                detail: str) -> MemberStatus:
+        found = views.get(name)
+        if found is None or found.task is None:
+            return MemberStatus(role=role, name=name, alive=False, detail="no service" if found is None else "no task")
+        task = found.task
+        where = hostnames.get(task.node_id or "", "")
+        shown = task.describe(hostnames)
+        return MemberStatus(role=role, name=name, alive=task.running, address=where or None,
+                            detail=f"{shown}; {detail}" if detail else shown)
+
+    def _training_progress(self) -> dict[str, Any] | None:
+        try:
+            scores = json.loads(self.state.scores.read_text())
+        except (OSError, ValueError):
+            return None
+        perplexity = scores.get("perplexity") or []
+        return {"passes": len(perplexity), "perplexity": perplexity[-1] if perplexity else None}
+
+
+@dataclass(frozen=True)
+class SwarmStatus(ClusterStatus):
+    """The cluster status plus, per Swarm node, its range of virtual nodes and its services."""
+
+    swarm_nodes: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "swarm_nodes": list(self.swarm_nodes)}
+
+    def describe(self) -> str:
+        lines = [super().describe()]
+        for row in self.swarm_nodes:
+            first, last = row["vnodes"]
+            lines.append(f"swarm node {row['hostname']} (group {row['group']}): virtual nodes {first}-{last}")
+            for component, state in row["services"].items():
+                lines.append(f"    {component:<14} {state}")
+        return "\n".join(lines)
+
+
+RUNTIME = SwarmRuntime
+
+
+def _one_shot_state(client: docker.DockerClient, name: str) -> tuple[dict[str, Any], set[str]] | None:
+    """A one-shot service's spec and the ids of its tasks so far (None if it does not exist)."""
+    try:
+        service = client.services.get(name)
+    except NotFound:
+        return None
+    return service.attrs["Spec"], {t["ID"] for t in service.tasks()}
+
+
+def _run_again_if_unchanged(client: docker.DockerClient, name: str,
+                            before: tuple[dict[str, Any], set[str]] | None) -> None:
+    """Make a one-shot service run once more: Swarm starts a new task by itself only when the spec changed."""
+    if before is None:
+        return
+    service = client.services.get(name)
+    if service.attrs["Spec"] == before[0]:
+        service.force_update()
+
+
+def _describe_holdings(holdings: tuple[Holding, ...]) -> str:
+    return ", ".join(f"{h.hostname} holds {h.first}-{h.last} (group {h.group})" for h in holdings)
+
+
+def _node_rows(holdings: list[Holding], description: dict[str, Any], views: dict[str, ServiceView],
+               hostnames: dict[str, str]) -> list[dict[str, Any]]:
+    """Per Swarm node: its range and the state of the services placed on it."""
+    executors_of = {}
+    for executor in description.get("executors", []) if description.get("data") else []:
+        executors_of.setdefault(executor["node"], []).append(executor["name"])
+    rows = []
+    for holding in holdings:
+        components = []
+        for vnode in holding.vnodes:
+            components.append(redis_component(vnode))
+            components.extend(executors_of.get(vnode, []))
+        services = {}
+        for component in components:
+            found = views.get(component)
+            services[component] = (found.task.describe(hostnames) if found is not None and found.task is not None
+                                   else "no service")
+        rows.append({**holding.to_dict(), "services": services})
+    return rows
+
+
+def _choose(views: dict[str, ServiceView], component: str | None) -> list[str]:
+    order = {"redis": 0, "bootstrap": 1, "executor": 2, "master": 3}
+
+    def key(name: str) -> tuple[int, int]:
+        role, _, index = name.partition("-")
+        return order.get(role, 4), int(index) if index.isdigit() else 0
+
+    names = sorted(views, key=key)
+    if component is None:
+        return names
+    if component in views:
+        return [component]
+    chosen = [n for n in names if n.startswith(component + "-") or views[n].role == component.rstrip("s")]
+    if not chosen:
+        raise ConfigError(f"component={component!r} has no service; available: {', '.join(names) or 'none'} "
+                          f"(or a role: redis, executor, master)")
+    return chosen
+
+
+def _hostnames(client: docker.DockerClient) -> dict[str, str]:
+    return {node.id: node.attrs["Description"]["Hostname"] for node in client.nodes.list()}
+
+
+def _docker_command() -> str:
+    found = shutil.which("docker")
+    if found is None:
+        raise RuntimeUnavailable("the docker command is not installed: start Docker, or use --runtime local")
+    return found
+
+
+def _stream(arguments: list[str], lines: queue.Queue, prefix: str = "") -> subprocess.Popen:
+    """Run ``docker ARGUMENTS`` and put its output lines on ``lines`` from a reader thread."""
+    process = subprocess.Popen([_docker_command(), *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, errors="replace")
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(prefix + line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return process
+
+
+def _run_lines(arguments: list[str]) -> Iterator[str]:
+    result = subprocess.run([_docker_command(), *arguments], capture_output=True, text=True, errors="replace",
+                            timeout=60, check=False)
+    yield from (result.stdout + result.stderr).splitlines(keepends=True)
+
+
+def _drain(lines: queue.Queue, echo: Echo, wait: float, until_quiet: bool = False) -> None:
+    """Echo queued lines for about ``wait`` seconds (or, with ``until_quiet``, until ``wait`` s pass without one)."""
+    deadline = time.monotonic() + wait
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            return
+        if line is not None:
+            echo(line.rstrip("\n"))
+            if until_quiet:
+                deadline = time.monotonic() + wait
+
+
+def _json_result(output: str) -> dict[str, Any]:
+    """The JSON document an in-cluster job printed (stderr may continue on the same line in task logs)."""
+    decoder = json.JSONDecoder()
+    for line in reversed(output.splitlines()):
+        if line.startswith("{"):
+            try:
+                return decoder.raw_decode(line)[0]
+            except ValueError:
+                continue
+    raise BootstrapError(f"the in-cluster job printed no result: {_tail(output)}")
+
+
+def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+
+
+def _wait_gone(listing, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = listing()
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(getattr(item, "name", str(item)) for item in left[:6])
+            raise RuntimeUnavailable(f"{what} still present {timeout:g} s after removal: {names}")
+        time.sleep(POLL)
+
+
+def _remove_when_unused(item, timeout: float = REMOVE_TIMEOUT) -> None:
+    """Remove a network, secret or config; tasks shutting down may hold it for a few seconds more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            item.remove()
+            return
+        except NotFound:
+            return
+        except APIError as error:
+            if time.monotonic() > deadline:
+                raise RuntimeUnavailable(f"cannot remove {item.name}: {error.explanation or error}") from None
+            time.sleep(POLL)
+
+
+def _ignore_missing(remove) -> None:
+    try:
+        remove()
+    except NotFound:
+        pass
+
+
+def _whales_message(error: WhalesError) -> str:
+    text = (getattr(error, "stderr", None) or str(error)).strip()
+    return text.splitlines()[-1] if text else type(error).__name__
+

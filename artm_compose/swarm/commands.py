@@ -1,0 +1,130 @@
+"""``artm-compose swarm ...``: range labels on the Swarm's nodes, and the data each node needs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from python_on_whales import DockerClient
+
+from artm_compose.cli import _cluster, _cluster_options
+from artm_compose.errors import ArtmComposeError, DataError
+from artm_compose.swarm.assign import DEFAULT_CAPACITY_LABEL, Assignment, assign, removal, usable_holdings
+from artm_compose.swarm.data_plan import check_local, data_plan
+from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
+
+_selector_option = click.option(
+    "--selector", metavar="KEY=VALUE",
+    help="Use only Swarm nodes carrying this label (e.g. artm.enabled=true) [default: every node].")
+_capacity_option = click.option(
+    "--capacity-label", default=DEFAULT_CAPACITY_LABEL, show_default=True,
+    help="Node label holding a node's relative capacity (a number; absent means 1, 0 means none).")
+
+
+@click.group("swarm")
+def swarm_group() -> None:
+    """Docker Swarm placement: which Swarm node holds which virtual nodes, and their data."""
+
+
+@swarm_group.command("label")
+@click.option("--nodes", type=click.IntRange(min=1), help="Number of virtual nodes to place.")
+@click.option("--name", default="artm", show_default=True, help="Cluster name (the labels are artm.<name>.*).")
+@_selector_option
+@_capacity_option
+@click.option("--remove", is_flag=True, help="Remove every label of this cluster from every Swarm node.")
+@click.option("--dry-run", is_flag=True, help="Show the assignment and the label changes; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the assignment as JSON.")
+def label_command(nodes: int | None, name: str, selector: str | None, capacity_label: str, remove: bool,
+                  dry_run: bool, as_json: bool) -> None:
+    """Assign each Swarm node a contiguous range of virtual nodes, balanced by capacity, and label it.
+
+    Labels: artm.<name>.vnodes=<first>-<last> (for people) and artm.<name>.group=<k> (what the stack's
+    placement constraints compare). Drained, paused and down nodes get none, and lose stale ones.
+    Running it again with the same Swarm changes nothing.
+    """
+    whales = DockerClient()
+    require_manager(whales)
+    if remove:
+        changes = removal(name, list_nodes(whales))
+        if not dry_run:
+            apply_changes(whales, changes)
+        verb = "would remove" if dry_run else "removed"
+        for change in changes:
+            click.echo(f"{change.hostname}: {verb} {', '.join(change.remove)}")
+        if not changes:
+            click.echo(f"no Swarm node carries labels of cluster {name!r}")
+        return
+    if nodes is None:
+        raise click.UsageError("--nodes is required (unless --remove)")
+    result = assign(name, nodes, list_nodes(whales), selector=selector, capacity_label=capacity_label)
+    if not dry_run:
+        apply_changes(whales, result.changes)
+    if as_json:
+        click.echo(json.dumps(_assignment_dict(result, applied=not dry_run), indent=2))
+        return
+    click.echo(describe_assignment(result, applied=not dry_run))
+
+
+@swarm_group.command("data-plan")
+@_cluster_options
+@_selector_option
+@_capacity_option
+@click.option("--json", "as_json", is_flag=True, help="Print the data plan as JSON.")
+def data_plan_command(selector: str | None, capacity_label: str, as_json: bool, **options: Any) -> None:
+    """Say which batch files each Swarm node needs, and check them on this machine.
+
+    Executors read their batches at the same path on every node (a shared file system or copies).
+    The placement is the Swarm's current labels if they hold every virtual node, else the one
+    `swarm label` would write. Exits non-zero if a file is missing here.
+    """
+    options["runtime"] = "swarm"
+    plan = _cluster(options).plan
+    if plan.data is None:
+        raise ArtmComposeError("swarm data-plan needs a data directory: pass --data")
+    whales = DockerClient()
+    require_manager(whales)
+    swarm_nodes = list_nodes(whales)
+    holdings = usable_holdings(plan.cluster, len(plan.nodes), swarm_nodes)
+    labelled = holdings is not None
+    if holdings is None:
+        holdings = assign(plan.cluster, len(plan.nodes), swarm_nodes, selector=selector,
+                          capacity_label=capacity_label).holdings
+    placed = data_plan(plan, holdings)
+    problems = check_local(placed)
+    if as_json:
+        click.echo(json.dumps({**placed.to_dict(), "labelled": labelled, "local_problems": problems}, indent=2))
+    else:
+        if not labelled:
+            click.echo(f"(the Swarm is not labelled for cluster {plan.cluster!r} yet: this is the placement "
+                       f"`artm-compose swarm label --nodes {len(plan.nodes)} --name {plan.cluster}` would write)")
+        click.echo(placed.describe())
+        click.echo("checked here: " + ("every file is present and readable" if not problems
+                                       else f"{len(problems)} problem(s)"))
+    if problems:
+        raise DataError("; ".join(problems[:10]))
+
+
+def describe_assignment(result: Assignment, *, applied: bool) -> str:
+    """The assignment for people: one line per holder, per skipped node, and per label change."""
+    lines = [f"cluster {result.cluster}: {sum(len(h.vnodes) for h in result.holdings)} virtual node(s) on "
+             f"{len(result.holdings)} Swarm node(s)"]
+    for holding in result.holdings:
+        lines.append(f"  {holding.hostname:<20} virtual nodes {holding.first}-{holding.last}  group {holding.group}")
+    for hostname, reason in result.skipped.items():
+        lines.append(f"  {hostname:<20} none ({reason})")
+    pending = result.pending
+    if not pending:
+        lines.append("labels already up to date")
+    verb = "" if applied else "would "
+    for change in pending:
+        parts = [f"{verb}add {k}={v}" for k, v in change.add.items()] + [f"{verb}remove {k}" for k in change.remove]
+        lines.append(f"  {change.hostname}: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def _assignment_dict(result: Assignment, *, applied: bool) -> dict[str, Any]:
+    return {"cluster": result.cluster, "applied": applied,
+            "holdings": [h.to_dict() for h in result.holdings], "skipped": dict(result.skipped),
+            "changes": [{"hostname": c.hostname, "node_id": c.node_id, "add": dict(c.add), "remove": list(c.remove)}
+                        for c in result.pending]}
