@@ -32,6 +32,8 @@ from artm_compose.ranges import balanced_ranges
 
 # Reassociation and FMA contraction only: enough to vectorise the reductions over topics.
 _FASTMATH = {"reassoc", "contract"}
+# float32 lanes of an AVX2 register: topic loops are padded to a multiple of this.
+LANES = 8
 # Documents per kernel call: small enough to tick the heartbeat often, large enough to be free.
 CHUNK_DOCUMENTS = 2000
 
@@ -39,14 +41,17 @@ CHUNK_DOCUMENTS = 2000
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
 def _estep_range(indptr, rows, weights, phi, inner, nwt, doc_begin, doc_end):  # pragma: no cover - jitted
     topics = phi.shape[1]
+    # Topic loops run over a multiple of the vector width; the padding stays zero in the
+    # document's phi copy, so it adds nothing to p_dw and theta stays zero there.
+    padded = (topics + LANES - 1) // LANES * LANES
     longest = 0
     for d in range(doc_begin, doc_end):
         longest = max(longest, indptr[d + 1] - indptr[d])
     # The document's phi rows copied next to each other: the 1 + inner sweeps over them then
     # read one contiguous block instead of rows scattered over the whole local phi.
-    local = np.empty((longest, topics), dtype=np.float32)
-    theta = np.empty(topics, dtype=np.float32)
-    ntd = np.empty(topics, dtype=np.float32)
+    local = np.zeros((longest, padded), dtype=np.float32)
+    theta = np.zeros(padded, dtype=np.float32)
+    ntd = np.zeros(padded, dtype=np.float32)
     uniform = np.float32(1.0) / np.float32(topics)
     loglik = 0.0
     weight = 0.0
@@ -60,28 +65,28 @@ def _estep_range(indptr, rows, weights, phi, inner, nwt, doc_begin, doc_end):  #
         for t in range(topics):
             theta[t] = uniform
         for _ in range(inner):
-            for t in range(topics):
+            for t in range(padded):
                 ntd[t] = 0.0
             for i in range(length):
                 p = np.float32(0.0)
-                for t in range(topics):
+                for t in range(padded):
                     p += local[i, t] * theta[t]
                 if p == 0.0:
                     continue
                 scale = weights[begin + i] / p
-                for t in range(topics):
+                for t in range(padded):
                     ntd[t] += scale * local[i, t]
             total = np.float32(0.0)
-            for t in range(topics):
+            for t in range(padded):
                 theta[t] *= ntd[t]
                 total += theta[t]
             if total > 0.0:
                 inverse = np.float32(1.0) / total
-                for t in range(topics):
+                for t in range(padded):
                     theta[t] *= inverse
         for i in range(length):
             p = np.float32(0.0)
-            for t in range(topics):
+            for t in range(padded):
                 p += local[i, t] * theta[t]
             if p == 0.0:
                 continue
