@@ -26,6 +26,7 @@ from artm_compose.plan import Plan
 _LAZY_COMMANDS = {
     "data": ("artm_compose.data.commands", "data_group"),
     "build": ("artm_compose.images.commands", "build_command"),
+    "swarm": ("artm_compose.swarm.commands", "swarm_group"),
 }
 # CLI option name -> ClusterConfig field, where they differ.
 _FIELD_OF_OPTION = {"data": "data_dir", "vocab": "vocab_path", "config_file": None, "as_json": None, "detach": None}

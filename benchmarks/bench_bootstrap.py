@@ -53,11 +53,12 @@ def cli_up_seconds(nodes: int) -> tuple[float, float]:
     return up_seconds, down_seconds
 
 
-def api_up(nodes: int) -> dict[str, float]:
+def api_up(nodes: int, node_timeout_ms: int = 5000) -> dict[str, float]:
     """In-process figures: plan, up (start + bootstrap to healthy), bootstrap alone, down."""
     with tempfile.TemporaryDirectory() as state:
         started = time.monotonic()
-        cluster = Cluster.from_config(None, runtime="local", nodes=nodes, base_port=free_base(nodes), state_dir=state)
+        cluster = Cluster.from_config(None, runtime="local", nodes=nodes, base_port=free_base(nodes), state_dir=state,
+                                      node_timeout_ms=node_timeout_ms)
         make_plan(cluster.config)
         plan_seconds = time.monotonic() - started
         try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from artm_compose.cli import main
@@ -136,14 +137,46 @@ def test_render_writes_the_state_directory(tmp_path, capsys):
     assert not (state / "pids").exists() or not list((state / "pids").iterdir())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("artm_compose.engine.launch") is not None,
-                    reason="the engine is there: training is covered by the engine's tests")
-def test_up_with_data_refuses_clearly_while_the_engine_is_missing(batches, tmp_path, capsys):
+@pytest.mark.integration
+@requires_redis
+def test_up_with_data_trains_follows_the_master_then_exports(batches, tmp_path, capsys):
     state = tmp_path / "state"
-    code, _, err = run(["up", "--runtime", "local", "--data", str(batches), "--state-dir", str(state),
-                        "--base-port", str(free_port_block(1))], capsys)
-    assert code == 2 and "training engine is not available" in err and "without --data" in err
-    assert not state.exists()
+    common = ["--runtime", "local", "--state-dir", str(state)]
+    up = ["up", *common, "--nodes", "2", "--executors-per-node", "2", "--base-port", str(free_port_block(2)),
+          "--data", str(batches), "--topics", "3", "--iterations", "3", "--allow-idle"]
+    try:
+        code, out, err = run(up, capsys)
+        assert code == 0, err
+        assert "pass 3: perplexity" in out and "training finished" in out
+        scores = json.loads((state / "scores.json").read_text())
+        assert len(scores["perplexity"]) == 3
+        code, out, _ = run(["status", "--json", "--state-dir", str(state)], capsys)
+        report = json.loads(out)
+        assert report["status"] == "finished" and report["healthy"]
+        assert report["counts"]["executor"] == {"alive": 0, "total": 4}
+        assert report["training"]["passes"] == 3
+        code, out, err = run(["export", "--state-dir", str(state), "--out", str(tmp_path / "model.npz")], capsys)
+        assert code == 0, err
+        model = np.load(tmp_path / "model.npz")
+        assert model["phi"].shape == (len(model["tokens"]), 3)
+        assert np.allclose(model["phi"].sum(axis=0), 1.0, atol=1e-5)
+
+        # Detached: a second training on the same (healthy, reused) Redis Cluster.
+        code, out, err = run([*up, "-d"], capsys)
+        assert code == 0, err
+        assert "started 4 executor(s) and the master" in out and "redis-server" not in out
+        code, _, err = run([*up, "-d"], capsys)  # the executors are still importing: surely running
+        assert code == 2 and "training is already running" in err
+        deadline = time.monotonic() + 120
+        while True:
+            report = json.loads(run(["status", "--json", "--state-dir", str(state)], capsys)[1])
+            if report["status"] != "training" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert report["status"] == "finished", report
+    finally:
+        run(["down", "--state-dir", str(state)], capsys)
+    assert list((state / "pids").glob("*.json")) == []
 
 
 @pytest.mark.integration
