@@ -1,11 +1,12 @@
 """The Docker Compose file of a plan (pure: plan, images and network layout in, YAML text out).
 
-One service per Redis node with a fixed address (MEET needs IPs; ``nodes.conf`` keeps them), a
-one-shot ``bootstrap`` job that assigns slots and joins the nodes from inside the network, one
-service per executor with its own id and ranges on its command line, and the master. The password
-reaches containers as a Compose secret (a read-only file), never through the environment or a
-command line. Every container runs as the host user, so it can read the secret and what the master
-writes into the state directory belongs to the user. The file also works by hand: ``depends_on`` orders Redis, bootstrap and training.
+One service per Redis node with a fixed address (MEET needs IPs; ``nodes.conf`` keeps them); a
+``control`` service that bootstraps the cluster from inside the network and then idles, so that later
+jobs (heal, probe) run in it with ``docker exec``; one service per executor with its own id and ranges
+on its command line; and the master. The password reaches containers as a Compose secret (a read-only
+file), never through the environment or a command line. Every container runs as the host user, so it
+can read the secret and what the master writes into the state directory belongs to the user. The file
+also works by hand: executors wait for ``control`` to be healthy (bootstrapped).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from artm_compose import labels
 from artm_compose.docker_env import NetworkLayout
 from artm_compose.errors import RuntimeUnavailable
+from artm_compose.in_cluster import READY_FILE
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
 from artm_compose.render import (CONTAINER_REDIS_DIR, plan_fingerprint, redis_component, redis_fingerprint,
@@ -42,6 +44,7 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 EXECUTOR_PROGRAM = "artm-compose-executor"
 MASTER_PROGRAM = "artm-compose-master"
 HEALTH_INTERVAL = "1s"
+CONTROL = "control"
 FINGERPRINT_LENGTH = 12
 
 
@@ -90,10 +93,15 @@ def container_plan(plan: Plan) -> tuple[Plan, list[Mount]]:
     return inside, [Mount(str(init_phi.parent), INIT_PHI_MOUNT)]
 
 
-def bootstrap_command() -> list[str]:
-    """The bootstrap job: the same code as the local runtime's, run inside the cluster network."""
-    return ["python3", "-m", "artm_compose.in_cluster", "bootstrap", "--state-dir", STATE_MOUNT,
-            "--password-file", PASSWORD_FILE]
+def in_cluster_command(job: str, *arguments: str) -> list[str]:
+    """An :mod:`artm_compose.in_cluster` job as run in the control container."""
+    return ["python3", "-m", "artm_compose.in_cluster", job, "--state-dir", STATE_MOUNT,
+            "--password-file", PASSWORD_FILE, *arguments]
+
+
+def bootstrap_timeout(nodes: int) -> float:
+    """Gossip among more nodes takes longer to converge."""
+    return 30.0 + 0.5 * nodes
 
 
 def redis_maxmemory(limit: str | None) -> int | None:
@@ -112,6 +120,7 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
     if len(network.redis_ips) != len(plan.nodes):
         raise ValueError(f"network layout has {len(network.redis_ips)} Redis addresses for {len(plan.nodes)} nodes")
     mounts, batches_dir, vocab_path = data_mounts(plan)
+    timeout = bootstrap_timeout(len(plan.nodes))
     root = state.root
     fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
     layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
@@ -157,8 +166,10 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
         "redis_tmpfs": REDIS_TMPFS,
         "health_interval": HEALTH_INTERVAL,
         "redis_services": redis_services,
-        "bootstrap": {"container": container_name(plan, "bootstrap"),
-                      "labels": labels.role_labels(plan, root, "bootstrap"), "command": bootstrap_command()},
+        "control": {"container": container_name(plan, CONTROL),
+                    "labels": labels.role_labels(plan, root, CONTROL),
+                    "command": in_cluster_command("control", "--timeout", f"{timeout:g}"),
+                    "ready_file": str(READY_FILE), "start_period": f"{timeout:g}s"},
         "executor_services": executor_services,
         "master": master,
         "mounts": [vars(m) for m in mounts],

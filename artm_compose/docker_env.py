@@ -39,8 +39,11 @@ class NetworkLayout:
     redis_ips: tuple[ipaddress.IPv4Address, ...]
 
 
-def docker_client(timeout: int = 30) -> docker.DockerClient:
-    """A Docker SDK client that answered a ping; RuntimeUnavailable (naming the cause) otherwise."""
+def docker_client(timeout: int = 120) -> docker.DockerClient:
+    """A Docker SDK client that answered a ping; RuntimeUnavailable (naming the cause) otherwise.
+
+    The generous ``timeout`` (seconds per API call) is for a daemon busy starting many containers.
+    """
     if shutil.which("docker") is None:
         raise RuntimeUnavailable(f"the docker command is not installed: {LOCAL_HINT}")
     try:

@@ -65,7 +65,7 @@ def test_every_object_is_labelled_with_cluster_runtime_and_state_dir(tmp_path):
     for obj in objects:
         assert expected.items() <= obj["labels"].items()
     roles = {name: service["labels"][labels.ROLE] for name, service in compose["services"].items()}
-    assert roles == {"redis-0": "redis", "redis-1": "redis", "bootstrap": "bootstrap", "master": "master",
+    assert roles == {"redis-0": "redis", "redis-1": "redis", "control": "control", "master": "master",
                      **{f"executor-{i}": "executor" for i in range(4)}}
     assert compose["services"]["redis-1"]["labels"][labels.SLOTS] == "8192-16383"
     executor = compose["services"]["executor-3"]["labels"]
@@ -142,10 +142,12 @@ def test_dollar_signs_in_paths_survive_compose_interpolation(tmp_path):
 def test_docker_compose_accepts_the_file(tmp_path):
     _, _, state = rendered(tmp_path, data=True, nodes=4, executors_per_node=2, publish=True, redis_memory="256m")
     config = _compose_config(compose_path(state))
-    assert sorted(config["services"]) == sorted(["bootstrap", "master", *(f"redis-{i}" for i in range(4)),
+    assert sorted(config["services"]) == sorted(["control", "master", *(f"redis-{i}" for i in range(4)),
                                                  *(f"executor-{i}" for i in range(8))])
-    assert config["services"]["master"]["depends_on"]["bootstrap"]["condition"] == "service_completed_successfully"
-    assert config["services"]["bootstrap"]["depends_on"]["redis-3"]["condition"] == "service_healthy"
+    assert config["services"]["master"]["depends_on"]["control"]["condition"] == "service_healthy"
+    assert config["services"]["executor-7"]["depends_on"]["control"]["condition"] == "service_healthy"
+    # The control container bootstraps by itself (waiting for the nodes), so it starts with them.
+    assert "depends_on" not in config["services"]["control"]
 
 
 def _compose_config(path: Path) -> dict:

@@ -30,8 +30,8 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
-from artm_compose.compose_file import (FINGERPRINT_LENGTH, PASSWORD_FILE, STATE_MOUNT, compose_path, container_name,
-                                       network_name, published_port, render_compose)
+from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, bootstrap_timeout, compose_path, container_name,
+                                       in_cluster_command, network_name, published_port, render_compose)
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets)
 from artm_compose.errors import BootstrapError, ConfigError, TrainingError
@@ -45,18 +45,12 @@ from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
 
 RUNTIME_NAME = "compose"
-BOOTSTRAP_SERVICE = "bootstrap"
-REDIS_HEALTHY_TIMEOUT = 60
+# Beyond the bootstrap's own time limit: starting Python in a fresh container.
+CONTROL_START_SLACK = 30.0
+POLL_SECONDS = 0.1
 STOP_SECONDS = 5
 REMOVE_THREADS = 8
 LOG_TAIL_LINES = 20
-IN_CLUSTER = ["python3", "-m", "artm_compose.in_cluster"]
-
-
-def bootstrap_timeout(nodes: int) -> float:
-    """Gossip among more nodes takes longer to converge."""
-    return 30.0 + 0.5 * nodes
-
 
 @dataclass(frozen=True)
 class DockerObject:
@@ -92,7 +86,8 @@ class Inventory:
 
     @classmethod
     def collect(cls, client: docker.DockerClient) -> Inventory:
-        containers = tuple(_container_object(c) for c in client.containers.list(all=True))
+        # One listing call: inspecting containers one by one races with their removal by others.
+        containers = tuple(_container_object(c) for c in client.api.containers(all=True))
         networks, subnets = [], {}
         for network in client.networks.list():
             attrs = network.attrs
@@ -106,7 +101,7 @@ class Inventory:
 
 def planned_containers(plan: Plan) -> dict[str, str]:
     """Service name -> container name of every long-lived container of ``plan``."""
-    services = [redis_component(n.index) for n in plan.nodes]
+    services = [redis_component(n.index) for n in plan.nodes] + [CONTROL]
     if plan.data is not None:
         services += [e.name for e in plan.executors] + [MASTER]
     return {service: container_name(plan, service) for service in services}
@@ -202,17 +197,7 @@ class ComposeRuntime(Runtime):
         images = build_images(echo=echo, client=client)
         layout = network_layout(plan, inventory, client)
         self.render(plan, images=images, layout=layout, status="starting")
-        compose = self._compose()
-        redis_services = [redis_component(n.index) for n in plan.nodes]
-        echo(f"starting {len(redis_services)} Redis node(s) on network {network_name(plan)} ({layout.subnet})")
-        try:
-            compose.compose.up(redis_services, detach=True, wait=True, wait_timeout=REDIS_HEALTHY_TIMEOUT,
-                               dependencies=False, quiet=True, color=False)
-        except WhalesError as error:
-            self.state.update_cluster(status="failed")
-            raise BootstrapError(f"Redis containers did not become healthy: {_whales_message(error)}; "
-                                 f"see `artm-compose logs redis --state-dir {self.state.root}`") from None
-        report = self._in_cluster("bootstrap", "--timeout", str(bootstrap_timeout(len(plan.nodes))))
+        report = self._start_cluster(plan, client, echo)
         actions = tuple(report["actions"])
         echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots"
              + (f" ({len(actions)} bootstrap action(s), {report['seconds']:.2f} s)" if actions else ", already healthy"))
@@ -227,6 +212,44 @@ class ComposeRuntime(Runtime):
         outcome = self._follow_master(master, echo)
         return UpResult(actions=actions + ("started training",), bootstrap_seconds=report["seconds"],
                         seconds=time.monotonic() - started, training=outcome)
+
+    def _start_cluster(self, plan: Plan, client: docker.DockerClient, echo: Echo) -> dict[str, Any]:
+        """Start the Redis nodes and the control container together; the bootstrap's JSON report.
+
+        A control container started now bootstraps by itself (waiting for the nodes to answer); one that
+        was already running bootstraps again through ``docker exec``, healing restarted nodes.
+        """
+        control_name = container_name(plan, CONTROL)
+        before = _start_marker(client, control_name)
+        services = [redis_component(n.index) for n in plan.nodes] + [CONTROL]
+        echo(f"starting {len(plan.nodes)} Redis node(s) and the control container on network "
+             f"{network_name(plan)}")
+        try:
+            self._compose().compose.up(services, detach=True, dependencies=False, quiet=True, color=False)
+        except WhalesError as error:
+            self.state.update_cluster(status="failed")
+            raise BootstrapError(f"starting the containers failed: {_whales_message(error)}") from None
+        control = client.containers.get(control_name)
+        if _start_marker(client, control_name) != before:
+            return self._startup_report(control, bootstrap_timeout(len(plan.nodes)) + CONTROL_START_SLACK)
+        return self._in_cluster("bootstrap", "--timeout", f"{bootstrap_timeout(len(plan.nodes)):g}")
+
+    def _startup_report(self, control: Container, timeout: float) -> dict[str, Any]:
+        """Wait (bounded) for the control container's start-up bootstrap to print its report."""
+        deadline = time.monotonic() + timeout
+        while True:
+            control.reload()
+            report = _last_json(control.logs(stdout=True, stderr=False).decode(errors="replace"))
+            if report is not None:
+                return report
+            if control.status in ("exited", "dead"):
+                self.state.update_cluster(status="failed")
+                tail = control.logs(tail=LOG_TAIL_LINES).decode(errors="replace").strip()
+                raise BootstrapError(f"bootstrap failed in {control.name}: {tail}")
+            if time.monotonic() > deadline:
+                raise BootstrapError(f"bootstrap in {control.name} reported nothing within {timeout:g} s "
+                                     f"(status {control.status}); see `artm-compose logs control`")
+            time.sleep(POLL_SECONDS)
 
     def render(self, plan: Plan, *, images: ImageTags | None = None, layout: NetworkLayout | None = None,
                status: str = "rendered") -> list[Path]:
@@ -323,14 +346,15 @@ class ComposeRuntime(Runtime):
         cluster = description["cluster"]
         client = docker_client()
         selector = {"label": labels.selector(cluster, self.name)}
-        containers = client.containers.list(all=True, filters=selector)
+        containers = client.api.containers(all=True, filters=selector)
         # Training first, Redis last: executors and the master then never see Redis vanish under them.
         order = {"master": 0, "executor": 1, "bootstrap": 2, "redis": 3}
+        rank = lambda summary: order.get((summary.get("Labels") or {}).get(labels.ROLE, ""), 2)  # noqa: E731
         messages = []
-        for rank in sorted({order.get(c.labels.get(labels.ROLE, ""), 2) for c in containers}):
-            batch = [c for c in containers if order.get(c.labels.get(labels.ROLE, ""), 2) == rank]
+        for step in sorted({rank(c) for c in containers}):
+            batch = [c for c in containers if rank(c) == step]
             with ThreadPoolExecutor(max_workers=REMOVE_THREADS) as pool:
-                messages.extend(pool.map(_remove_container, batch))
+                messages.extend(pool.map(lambda summary: _remove_container(client, summary), batch))
         for network in client.networks.list(filters=selector):
             network.remove()
             messages.append(f"removed network {network.name}")
@@ -356,18 +380,20 @@ class ComposeRuntime(Runtime):
         return DockerClient(compose_files=[path], compose_project_name=project,
                             compose_project_directory=self.state.root)
 
-    def _in_cluster(self, job: str, *arguments: str) -> dict[str, Any]:
-        """Run an ``in_cluster`` job in a one-off container on the cluster network; its JSON result."""
-        command = [*IN_CLUSTER, job, "--state-dir", STATE_MOUNT, "--password-file", PASSWORD_FILE, *arguments]
-        try:
-            output = self._compose().compose.run(BOOTSTRAP_SERVICE, command, remove=True, dependencies=False,
-                                                 tty=False)
-        except WhalesError as error:
-            raise BootstrapError(f"{job} in the cluster network failed: {_whales_message(error)}") from None
-        lines = [line for line in str(output).splitlines() if line.startswith("{")]
-        if not lines:
-            raise BootstrapError(f"{job} in the cluster network printed no result: {output!r}")
-        return json.loads(lines[-1])
+    def _in_cluster(self, job: str, *arguments: str, client: docker.DockerClient | None = None) -> dict[str, Any]:
+        """Run an ``in_cluster`` job in the running control container (``docker exec``); its JSON result."""
+        client = client or docker_client()
+        name = labels.project_name(self.state.read_cluster()["cluster"]) + f"-{CONTROL}"
+        control = _running(client, name)
+        if control is None:
+            raise BootstrapError(f"the control container {name} is not running: run `artm-compose up` "
+                                 f"--state-dir {self.state.root}")
+        code, (stdout, stderr) = control.exec_run(in_cluster_command(job, *arguments), demux=True)
+        report = _last_json((stdout or b"").decode(errors="replace"))
+        if code != 0 or report is None:
+            message = (stderr or stdout or b"").decode(errors="replace").strip()
+            raise BootstrapError(f"{job} in {name} failed (exit {code}): {message}")
+        return report
 
     def _containers(self, client: docker.DockerClient, cluster: str) -> dict[str, Container]:
         """Long-lived containers of the cluster by service name (one-off jobs excluded)."""
@@ -401,11 +427,25 @@ class ComposeRuntime(Runtime):
 RUNTIME = ComposeRuntime
 
 
-def _container_object(container: Container) -> DockerObject:
-    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
-    ports = tuple(int(b["HostPort"]) for targets in bindings.values() for b in (targets or []) if b.get("HostPort"))
-    return DockerObject("container", container.name, container.labels, running=container.status == "running",
-                        host_ports=ports)
+def _container_object(summary: dict[str, Any]) -> DockerObject:
+    """A container from a ``docker ps``-style summary (published ports are listed for running ones)."""
+    ports = tuple(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort"))
+    return DockerObject("container", summary["Names"][0].lstrip("/"), summary.get("Labels") or {},
+                        running=summary.get("State") == "running", host_ports=ports)
+
+
+def _start_marker(client: docker.DockerClient, name: str) -> tuple[str, str] | None:
+    """(id, start time) of container ``name``: a change means it was (re)started."""
+    try:
+        container = client.containers.get(name)
+    except NotFound:
+        return None
+    return container.id, container.attrs["State"].get("StartedAt", "")
+
+
+def _last_json(text: str) -> dict[str, Any] | None:
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else None
 
 
 def _client_or_none() -> docker.DockerClient | None:
@@ -423,16 +463,17 @@ def _running(client: docker.DockerClient, name: str) -> Container | None:
     return container if container.status == "running" else None
 
 
-def _remove_container(container: Container) -> str:
+def _remove_container(client: docker.DockerClient, summary: dict[str, Any]) -> str:
+    name = summary["Names"][0].lstrip("/")
     try:
-        container.remove(force=True)
+        client.api.remove_container(summary["Id"], force=True)
     except NotFound:
-        return f"{container.name} was already gone"
+        return f"{name} was already gone"
     except APIError as error:
         if "already in progress" in str(error):
-            return f"{container.name} is being removed"
+            return f"{name} is being removed"
         raise
-    return f"removed container {container.name}"
+    return f"removed container {name}"
 
 
 def _choose_components(containers: dict[str, Container], component: str | None) -> dict[str, Container]:
