@@ -42,6 +42,7 @@ EMPTIED_DIRS = ("var/lib/apt/lists", "var/cache/apt", "usr/share/man", "usr/shar
                 "var/log")
 CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
 DEBOOTSTRAP_TIMEOUT = 1800
+DEBOOTSTRAP_ATTEMPTS = 3
 APT_TIMEOUT = 900
 CHUNK = 1 << 20
 LOG_TAIL = 20
@@ -77,8 +78,7 @@ def build_base_image(client: docker.DockerClient, work_dir: Path, progress: Prog
     log.write_text("")
     try:
         with progress.step(f"base image: debootstrap {SUITE} from {mirrors.mirror} (log: {log})"):
-            _run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(rootfs),
-                  mirrors.mirror], log, DEBOOTSTRAP_TIMEOUT, "debootstrap")
+            _debootstrap(rootfs, mirrors.mirror, log, progress)
         with progress.step("base image: security and point-release updates"):
             _upgrade(rootfs, mirrors, log)
         _slim(rootfs)
@@ -100,6 +100,21 @@ def _check_prerequisites() -> None:
                                  f"run the build as root, {hint}")
 
 
+def _debootstrap(rootfs: Path, mirror: str, log: Path, progress: Progress) -> None:
+    """debootstrap, tried again from an empty directory when it fails (mirrors drop connections)."""
+    command = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(rootfs), mirror]
+    for attempt in range(1, DEBOOTSTRAP_ATTEMPTS + 1):
+        try:
+            _run(command, log, DEBOOTSTRAP_TIMEOUT, "debootstrap")
+            return
+        except ImageBuildError:
+            if attempt == DEBOOTSTRAP_ATTEMPTS:
+                raise
+            progress.note(f"base image: debootstrap failed (attempt {attempt} of {DEBOOTSTRAP_ATTEMPTS}), "
+                          f"trying again; see {log}")
+            shutil.rmtree(rootfs, ignore_errors=True)
+
+
 def _upgrade(rootfs: Path, mirrors: Mirrors, log: Path) -> None:
     (rootfs / "etc/apt/sources.list").write_text(mirrors.sources_list())
     # Package scripts must not try to start services inside the chroot.
@@ -107,7 +122,9 @@ def _upgrade(rootfs: Path, mirrors: Mirrors, log: Path) -> None:
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
     try:
-        for command in (["apt-get", "-q", "update"], ["apt-get", "-q", "-y", "upgrade"], ["apt-get", "clean"]):
+        retries = "-o=Acquire::Retries=3"
+        for command in (["apt-get", "-q", retries, "update"], ["apt-get", "-q", "-y", retries, "upgrade"],
+                        ["apt-get", "clean"]):
             _run(["chroot", str(rootfs), *command], log, APT_TIMEOUT, " ".join(command), env=CHROOT_ENV)
     finally:
         policy.unlink()

@@ -11,10 +11,14 @@ Images are shared by every cluster (labelled ``artm-compose.image=<role>``, not 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import tempfile
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +44,8 @@ REDIS_CONTEXT = {
     "docker/artm-redis-healthcheck": "docker/artm-redis-healthcheck",
 }
 BUILD_TIMEOUT = 900
+LOCK_TIMEOUT = 3600
+LOCK_POLL = 1.0
 OUTPUT_TAIL = 25
 
 
@@ -71,9 +77,12 @@ def source_root() -> Path:
     return root
 
 
-def default_cache_dir() -> Path:
-    """Where wheelhouses, build contexts and the base root filesystem go: ``$XDG_CACHE_HOME/artm-compose``."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "artm-compose"
+def default_cache_dir(root: Path) -> Path:
+    """Where wheelhouses, build contexts and the base root filesystem go: ``$ARTM_COMPOSE_CACHE/images``.
+
+    ``$ARTM_COMPOSE_CACHE`` defaults to ``<checkout>/.cache``, the project's cache for slow-to-make inputs.
+    """
+    return Path(os.environ.get("ARTM_COMPOSE_CACHE") or root / ".cache") / "images"
 
 
 def redis_fingerprint(root: Path, base: BaseImage) -> str:
@@ -146,28 +155,50 @@ def build_images(base_image: str | None = None, redis_base_image: str | None = N
     progress = Progress(echo)
     client = client or docker_client(timeout=BUILD_TIMEOUT)
     root = root or source_root()
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir or default_cache_dir(root)
     specs = image_specs(base_image, redis_base_image, client=client, root=root)
     tags = ImageTags(redis=specs[0].tag, artm=specs[1].tag)
-    wanted = [spec for spec in specs if force or no_cache or not image_exists(client, spec.tag)]
-    if not wanted:
+    if not force and not no_cache and all(image_exists(client, spec.tag) for spec in specs):
         progress.note(f"images up to date: {tags.redis}, {tags.artm}")
         return tags
-    if any(spec.base.registry_less for spec in wanted):
-        _ensure_base(client, cache_dir, progress, rebuild=no_cache)
-    for spec in wanted:
-        with progress.step(f"{spec.role} image {spec.tag}"):
-            context = cache_dir / "contexts" / spec.role
-            if context.exists():
-                shutil.rmtree(context)
-            if spec.role == "redis":
-                _redis_context(root, context)
-            else:
-                _artm_context(client, root, context, spec.base, cache_dir, progress, refresh=no_cache)
-            _docker_build(client, context, spec, no_cache, progress)
-            shutil.rmtree(context)
-        progress.note(f"{spec.role} image {spec.tag}: {client.images.get(spec.tag).attrs['Size'] / 1e6:.0f} MB")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(cache_dir / "build.lock", progress):
+        # Another build may have made them while this one waited for the lock.
+        wanted = [spec for spec in specs if force or no_cache or not image_exists(client, spec.tag)]
+        if any(spec.base.registry_less for spec in wanted):
+            _ensure_base(client, cache_dir, progress, rebuild=no_cache)
+        for spec in wanted:
+            with progress.step(f"{spec.role} image {spec.tag}"), \
+                    tempfile.TemporaryDirectory(prefix=f"context-{spec.role}-", dir=cache_dir) as scratch:
+                context = Path(scratch)
+                if spec.role == "redis":
+                    _redis_context(root, context)
+                else:
+                    _artm_context(client, root, context, spec.base, cache_dir, progress, refresh=no_cache)
+                _docker_build(client, context, spec, no_cache, progress)
+            progress.note(f"{spec.role} image {spec.tag}: {client.images.get(spec.tag).attrs['Size'] / 1e6:.0f} MB")
     return tags
+
+
+@contextmanager
+def _exclusive(lock_file: Path, progress: Progress) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file``: concurrent builds would share a root fs and wheelhouse."""
+    with lock_file.open("w") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ImageBuildError(f"another build held {lock_file} for over {LOCK_TIMEOUT}s") from None
+                if deadline - time.monotonic() > LOCK_TIMEOUT - LOCK_POLL:
+                    progress.note(f"waiting for another build to finish (lock {lock_file})")
+                time.sleep(LOCK_POLL)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ensure_base(client: docker.DockerClient, cache_dir: Path, progress: Progress, rebuild: bool) -> None:
@@ -181,10 +212,10 @@ def _ensure_base(client: docker.DockerClient, cache_dir: Path, progress: Progres
 
 def _redis_context(root: Path, context: Path) -> None:
     for name, source in REDIS_CONTEXT.items():
-        _place(root / source, context / name)
-    for name in REDIS_CONTEXT:
-        if name.startswith("docker/"):
-            (context / name).chmod(0o755)
+        (context / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / source, context / name)
+        # COPY keeps the mode; a checkout made with a umask or core.fileMode=false may have lost the x bit.
+        (context / name).chmod(0o755 if name.startswith("docker/") else 0o644)
 
 
 def _artm_context(client: docker.DockerClient, root: Path, context: Path, base: BaseImage, cache_dir: Path,
