@@ -150,19 +150,19 @@ def test_killed_executor_stops_the_master_within_the_timeout_and_keeps_the_last_
         wait_for(lambda: read_progress(client, "test").get("pass", 0) >= 3, TIMEOUT, "pass 3")
         victim = training.executors[1]
         os.kill(victim.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        code = training.wait_master(heartbeat + 10)
-        noticed = time.monotonic() - killed
-        assert code == 1
+        killed = time.time()
+        assert training.wait_master(heartbeat + 10) == 1
         log = training.log("master")
         failing = int(log.split("stopped answering during ")[1].split(" of pass ")[1].split(":")[0])
         assert "executor 1 " in log and f"the model of pass {failing - 1} is kept in Redis" in log, log
-        assert noticed <= heartbeat + 1.0, noticed  # heartbeat TTL plus polling and process exit
+        progress = read_progress(client, "test")
+        assert progress["state"] == "failed" and "executor 1" in progress["error"]
+        noticed = progress["updated"] - killed  # the master records the failure as soon as it notices
+        print(f"master noticed the dead executor {noticed:.2f} s after the kill")
+        assert noticed <= heartbeat, noticed
         record, phi = read_model(client, "test")
         assert record.pass_number == failing - 1
         assert np.all(np.isfinite(phi)) and np.allclose(phi.sum(axis=0), 1.0, atol=1e-4)
-        progress = read_progress(client, "test")
-        assert progress["state"] == "failed" and "executor 1" in progress["error"]
         assert training.executors[0].wait(timeout=heartbeat + 10) == 1  # told to abort, or saw the master go
     finally:
         training.stop()

@@ -7,11 +7,12 @@ In the spirit of the reference's per-executor command keys, with the weak points
   BLPOP with a short timeout), replies to ``ac:<c>:acks:<run>``; every message also carries the
   run id and a sequence number. Keys left by an earlier run have another run id in their name,
   so they can neither end nor confuse a new run.
-* **Heartbeats.** Each executor keeps ``ac:<c>:hb:<e>`` alive (TTL = 0.75 x the heartbeat timeout,
+* **Heartbeats.** Each executor keeps ``ac:<c>:hb:<e>`` alive (TTL = 0.6 x the heartbeat timeout,
   refreshed every 0.1 x) with its state; the refresh stops when the executor's main thread has
-  not ticked for half the timeout, so a hung process goes silent like a dead one. The master
-  checks every executor's key whenever it waits; a missing key (or a new instance id: a
-  restarted process) ends the run with an error naming the executor and the pass.
+  not ticked for 0.4 x the timeout, so a hung process goes silent like a dead one. The master
+  checks every executor's key at least every 0.2 s while it waits; a missing key (or a new
+  instance id: a restarted process) ends the run with an error naming the executor and the
+  pass. A killed executor is noticed within 0.6 x the timeout, a hung one within the timeout.
 * **Registration.** The master waits, up to the start-up timeout, for every executor's heartbeat
   to show the master's run id; an executor that started early simply waits for a master.
 * **Master loss.** An executor that has worked for a run exits when ``ac:<c>:master`` is gone or
@@ -42,9 +43,9 @@ from artm_compose.errors import TrainingError
 # A beat refreshes the key this often (fraction of the heartbeat timeout) ...
 BEAT_FRACTION = 0.1
 # ... and the key lives this long, so a dead process is noticed within the timeout.
-TTL_FRACTION = 0.75
+TTL_FRACTION = 0.6
 # A thread that has not ticked for this fraction of the timeout counts as hung.
-SILENT_FRACTION = 0.5
+SILENT_FRACTION = 0.4
 # Queues of a run that ended badly disappear by themselves after this long.
 QUEUE_TTL_SECONDS = 3600
 # How long one BLPOP blocks before the waiter looks at heartbeats again (seconds).
