@@ -1,7 +1,7 @@
 """Time the local runtime: `artm-compose up --runtime local --nodes 4` to cluster_state:ok, and plan +
 bootstrap of many local virtual nodes (256 by default).
 
-    .venv/bin/python benchmarks/bench_bootstrap.py [--runs 5] [--big 256]
+    .venv/bin/python benchmarks/bench_bootstrap.py [--runs 5] [--big 256] [--big-node-timeout-ms 15000]
 
 Each run uses a fresh state directory and a free port block, and is torn down with `down`.
 """
@@ -9,6 +9,7 @@ Each run uses a fresh state directory and a free port block, and is torn down wi
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -80,7 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of the 4-node case (median reported)")
     parser.add_argument("--big", type=int, default=256, help="node count of the large case (0 to skip)")
+    parser.add_argument("--big-node-timeout-ms", type=int, default=15000,
+                        help="cluster-node-timeout of the large case: every node pings every other at least "
+                             "every timeout/2, so the bus traffic grows as nodes^2 / timeout")
     args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     cli_runs = [cli_up_seconds(4) for _ in range(args.runs)]
     ups = [u for u, _ in cli_runs]
@@ -92,8 +97,8 @@ def main() -> None:
         values = [run[key] for run in api_runs]
         print(f"  4 nodes, API {key:<9}: median {statistics.median(values):.3f} s")
     if args.big:
-        big = api_up(args.big)
-        print(f"{args.big} local nodes: plan {big['plan']:.3f} s, up {big['up']:.2f} s "
+        big = api_up(args.big, args.big_node_timeout_ms)
+        print(f"{args.big} local nodes (cluster-node-timeout {args.big_node_timeout_ms} ms): plan {big['plan']:.3f} s, up {big['up']:.2f} s "
               f"(bootstrap {big['bootstrap']:.2f} s), down {big['down']:.2f} s")
 
 

@@ -18,11 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisClusterException, RedisError
+
 from artm_compose.bootstrap import NodeTarget, bootstrap, check_health, targets_from_plan
 from artm_compose.errors import BootstrapError, ConfigError, RuntimeUnavailable, TrainingError
 from artm_compose.plan import Plan
 from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
                                    stop_processes)
+from artm_compose.redis_client import cluster_client, read_addresses
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
 from artm_compose.slots import SLOT_COUNT
@@ -101,18 +104,20 @@ class LocalRuntime(Runtime):
                                         alive=record is not None and is_running(record), address=executor["redis"],
                                         detail=f"batches {_half_open(executor['batch_range'])} "
                                                f"tokens {_half_open(executor['token_range'])}"))
+        info = health.summary_info()
+        training = self._training_progress(description, password) if description.get("data") else None
         if description.get("data"):
             record = records.get(MASTER)
             members.append(MemberStatus(role="master", name=MASTER,
                                         alive=record is not None and is_running(record),
-                                        address=description["master"]["redis"], detail=self._master_detail(record)))
-        info = health.summary_info()
+                                        address=description["master"]["redis"],
+                                        detail=_master_detail(record, training)))
         return ClusterStatus(
             cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
             status=_effective_status(description["status"], members, records),
             cluster_state=info.get("cluster_state", "down"),
             slots_assigned=int(info.get("cluster_slots_assigned", 0)),
-            members=tuple(members), problems=health.problems, training=self._training_progress())
+            members=tuple(members), problems=health.problems, training=training)
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
         paths = self._log_paths(component)
@@ -311,20 +316,20 @@ class LocalRuntime(Runtime):
                               f"{', '.join(available) or 'none'} (or a role: redis, executor)")
         return chosen
 
-    def _master_detail(self, record: ProcessRecord | None) -> str:
-        if record is None:
-            return "not started"
-        if is_running(record):
-            return "training"
-        return "finished" if self.state.scores.exists() else "exited without scores"
-
-    def _training_progress(self) -> dict[str, Any] | None:
-        try:
-            scores = json.loads(self.state.scores.read_text())
-        except (OSError, ValueError):
-            return None
-        perplexity = scores.get("perplexity") or []
-        return {"passes": len(perplexity), "perplexity": perplexity[-1] if perplexity else None}
+    def _training_progress(self, description: dict[str, Any], password: str | None) -> dict[str, Any] | None:
+        """The run's state, pass and last perplexity: from Redis while it is up, else from scores.json."""
+        progress = _read_progress(self.state, description["cluster"], password)
+        if progress is None:
+            try:
+                scores = json.loads(self.state.scores.read_text())
+            except (OSError, ValueError):
+                return None
+            progress = {"state": "done", "pass": len(scores.get("perplexity") or []),
+                        "perplexity": scores.get("perplexity") or []}
+        perplexity = progress.get("perplexity") or []
+        summary = {"state": progress.get("state"), "pass": progress.get("pass"), "passes": progress.get("passes"),
+                   "perplexity": perplexity[-1] if perplexity else None, "error": progress.get("error")}
+        return {key: value for key, value in summary.items() if value is not None}
 
 
 RUNTIME = LocalRuntime
@@ -348,6 +353,40 @@ def _accepts_connections(host: str, port: int) -> bool:
     return True
 
 
+def _read_progress(state: StateDir, cluster: str, password: str | None) -> dict[str, Any] | None:
+    """The master's progress record in Redis (None if the engine or the cluster cannot tell)."""
+    try:
+        from artm_compose.engine.protocol import read_progress
+    except ImportError:
+        return None
+    try:
+        client = cluster_client(read_addresses(state.addresses), password, timeout=2.0)
+    except (RedisError, RedisClusterException, ConfigError):
+        return None
+    try:
+        progress = read_progress(client, cluster)
+    except (RedisError, RedisClusterException):
+        return None
+    finally:
+        client.close()
+    return None if progress.get("state") == "none" else progress
+
+
+def _master_detail(record: ProcessRecord | None, training: dict[str, Any] | None) -> str:
+    if record is None:
+        return "not started"
+    training = training or {}
+    if is_running(record):
+        if training.get("passes") is not None:
+            return f"{training.get('state', 'training')}, pass {training.get('pass', 0)}/{training['passes']}"
+        return "training"
+    if training.get("state") == "done":
+        return "finished"
+    if training.get("state") == "failed":
+        return f"failed: {training.get('error', 'see logs/master.log')}"
+    return "exited"
+
+
 def _password_or_none(state: StateDir) -> str | None:
     return read_password(state.password_file) if state.password_file.exists() else None
 
@@ -369,7 +408,7 @@ def _effective_status(stored: str, members: list[MemberStatus], records: dict[st
         return "degraded"
     masters = [m for m in members if m.role == "master"]
     if stored == "training" and masters and not masters[0].alive:
-        return "finished" if masters[0].detail == "finished" else "training ended without scores"
+        return "finished" if masters[0].detail == "finished" else "training stopped"
     return stored
 
 
