@@ -1,0 +1,137 @@
+"""The swarm runtime on a real single-node Docker Swarm: placement, bootstrap, training, status, down.
+
+Marked ``swarm``. If this engine is not in a Swarm, the module initialises one (advertising
+127.0.0.1) and leaves it again afterwards; every test removes what it started, checked by label.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artm_compose import labels
+from artm_compose.api import Cluster
+from artm_compose.config import ClusterConfig
+from artm_compose.docker_env import docker_client
+from artm_compose.images.build import build_images
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.swarm.assign import label_prefix
+from engine_support import DPKG_STATUS, dpkg_corpus
+from swarm_nodes import swarm_leftovers, swarm_mode
+
+pytestmark = pytest.mark.swarm
+QUIET = lambda _message: None  # noqa: E731
+TRAINING = {"topics": 8, "seed": 5, "iterations": 4, "inner_iterations": 10, "heartbeat_timeout": 30.0}
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[None]:
+    with swarm_mode(docker_client()):
+        yield
+
+
+@pytest.fixture(scope="module")
+def images():
+    return build_images(echo=QUIET)
+
+
+@pytest.fixture
+def swarm_cluster(tmp_path: Path, swarm, images) -> Iterator[Callable[..., Cluster]]:
+    """Factory of swarm clusters; each is taken down at teardown, and nothing labelled with it may be left."""
+    made: list[Cluster] = []
+
+    def make(nodes: int, **overrides) -> Cluster:
+        config = ClusterConfig(name=overrides.pop("name", f"s{secrets.token_hex(4)}"), runtime="swarm", nodes=nodes,
+                               state_dir=tmp_path / f"state-{len(made)}", **overrides)
+        cluster = Cluster(config)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    left = {}
+    for cluster in reversed(made):
+        if cluster.state.exists():
+            cluster.down(echo=QUIET)
+        found = swarm_leftovers(docker_client(), cluster.config.name)
+        if found:
+            left[cluster.config.name] = found
+    assert not left, f"left on Docker after down: {left}"
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    if not DPKG_STATUS.exists():
+        pytest.skip("needs /var/lib/dpkg/status for a real corpus")
+    return dpkg_corpus(tmp_path_factory.mktemp("swarm-train") / "dpkg")
+
+
+def test_up_status_down_four_nodes(swarm_cluster):
+    cluster = swarm_cluster(nodes=4)
+    result = cluster.up(detach=True, echo=QUIET)
+    assert not result.already_up and any("assigned slots" in action for action in result.actions)
+    status = cluster.status()
+    assert status.healthy, status.describe()
+    assert status.cluster_state == "ok" and status.slots_assigned == SLOT_COUNT
+    client = docker_client()
+    this_node = client.info()["Swarm"]["NodeID"]
+    (row,) = status.to_dict()["swarm_nodes"]
+    assert row["node_id"] == this_node and row["vnodes"] == [0, 3]
+    assert set(row["services"]) == {f"redis-{i}" for i in range(4)}
+    assert all(state.startswith("running on ") for state in row["services"].values())
+    description = json.loads(cluster.state.cluster_json.read_text())
+    assert description["swarm"]["holdings"] == [{"node_id": this_node, "hostname": row["hostname"], "group": 0,
+                                                 "vnodes": [0, 3]}]
+    node_labels = client.nodes.get(this_node).attrs["Spec"]["Labels"]
+    assert node_labels[f"{label_prefix(cluster.config.name)}vnodes"] == "0-3"
+    # Every Redis service runs where the labels put it, and is addressed by its own task IP (dnsrr).
+    for service in client.services.list(filters={"label": labels.selector(cluster.config.name, "swarm",
+                                                                          role="redis")}):
+        spec = service.attrs["Spec"]
+        assert spec["EndpointSpec"]["Mode"] == "dnsrr" and not spec["EndpointSpec"].get("Ports")
+        assert spec["TaskTemplate"]["Placement"]["Constraints"] == [
+            f"node.labels.{label_prefix(cluster.config.name)}group == 0"]
+        assert {t["NodeID"] for t in service.tasks({"desired-state": "running"})} == {this_node}
+        env = spec["TaskTemplate"]["ContainerSpec"].get("Env") or []
+        assert not any("PASS" in variable for variable in env)
+    again = cluster.up(detach=True, echo=QUIET)
+    assert again.already_up and again.actions == ()
+
+
+def test_down_removes_stack_secrets_configs_and_labels(swarm_cluster):
+    cluster = swarm_cluster(nodes=2)
+    cluster.up(detach=True, echo=QUIET)
+    name = cluster.config.name
+    assert swarm_leftovers(docker_client(), name)
+    messages = cluster.down(echo=QUIET)
+    assert any(m.startswith("removed stack") for m in messages)
+    assert swarm_leftovers(docker_client(), name) == []
+    assert cluster.down(echo=QUIET)  # twice is fine
+
+
+def test_training_gives_compose_perplexity_per_pass(swarm_cluster, corpus_dir, tmp_path):
+    cluster = swarm_cluster(nodes=4, executors_per_node=1, data_dir=corpus_dir, **TRAINING)
+    lines: list[str] = []
+    result = cluster.up(detach=False, echo=lines.append)
+    assert result.training == "finished", "\n".join(lines[-30:])
+    assert any("pass 4" in line for line in lines), "\n".join(lines[-30:])
+    scores = json.loads(cluster.state.scores.read_text())
+    status = cluster.status()
+    assert status.status == "finished" and status.training["passes"] == 4, status.describe()
+    rows = status.to_dict()["swarm_nodes"]
+    assert [f"executor-{i}" in rows[0]["services"] for i in range(4)] == [True] * 4
+
+    compose = Cluster(ClusterConfig(name=f"c{secrets.token_hex(4)}", runtime="compose", nodes=4,
+                                    executors_per_node=1, data_dir=corpus_dir, state_dir=tmp_path / "compose",
+                                    **TRAINING))
+    try:
+        compose.up(detach=False, echo=QUIET)
+        expected = json.loads(compose.state.scores.read_text())
+    finally:
+        compose.down(echo=QUIET)
+    assert len(scores["perplexity"]) == 4
+    np.testing.assert_allclose(scores["perplexity"], expected["perplexity"], rtol=1e-4)
