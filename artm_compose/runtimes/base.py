@@ -8,6 +8,7 @@ missing does not break the others.
 from __future__ import annotations
 
 import importlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -158,6 +159,22 @@ class Runtime(ABC):
             return export_model(client, description["cluster"], Path(description["data"]["vocab_path"]), out)
         finally:
             client.close()
+
+
+def training_summary(progress: dict[str, Any] | None, scores_path: Path) -> dict[str, Any] | None:
+    """State, pass and last perplexity of the run: from the master's record in Redis (``progress``)
+    while it is there, else from ``scores.json``; None if neither exists."""
+    if progress is None:
+        try:
+            scores = json.loads(scores_path.read_text())
+        except (OSError, ValueError):
+            return None
+        progress = {"state": "done", "pass": len(scores.get("perplexity") or []),
+                    "perplexity": scores.get("perplexity") or []}
+    perplexity = progress.get("perplexity") or []
+    summary = {"state": progress.get("state"), "pass": progress.get("pass"), "passes": progress.get("passes"),
+               "perplexity": perplexity[-1] if perplexity else None, "error": progress.get("error")}
+    return {key: value for key, value in summary.items() if value is not None}
 
 
 def runtime_class(name: str) -> type[Runtime]:

@@ -8,7 +8,6 @@ the process we started) and nothing else.
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
@@ -27,7 +26,7 @@ from artm_compose.processes import (ProcessRecord, is_running, port_free, port_o
                                    stop_processes)
 from artm_compose.redis_client import cluster_client, read_addresses
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
-from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
+from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult, training_summary
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir, read_password
 
@@ -317,19 +316,7 @@ class LocalRuntime(Runtime):
         return chosen
 
     def _training_progress(self, description: dict[str, Any], password: str | None) -> dict[str, Any] | None:
-        """The run's state, pass and last perplexity: from Redis while it is up, else from scores.json."""
-        progress = _read_progress(self.state, description["cluster"], password)
-        if progress is None:
-            try:
-                scores = json.loads(self.state.scores.read_text())
-            except (OSError, ValueError):
-                return None
-            progress = {"state": "done", "pass": len(scores.get("perplexity") or []),
-                        "perplexity": scores.get("perplexity") or []}
-        perplexity = progress.get("perplexity") or []
-        summary = {"state": progress.get("state"), "pass": progress.get("pass"), "passes": progress.get("passes"),
-                   "perplexity": perplexity[-1] if perplexity else None, "error": progress.get("error")}
-        return {key: value for key, value in summary.items() if value is not None}
+        return training_summary(_read_progress(self.state, description["cluster"], password), self.state.scores)
 
 
 RUNTIME = LocalRuntime
