@@ -75,8 +75,13 @@ def data_mounts(plan: Plan) -> tuple[list[Mount], str | None, str | None]:
     """Read-only mounts of the batches and the vocabulary, and their paths inside containers."""
     if plan.data is None:
         return [], None, None
-    batches = Path(plan.data.batches_dir).resolve()
-    vocab = Path(plan.data.vocab_path).resolve()
+    return corpus_mounts(Path(plan.data.batches_dir), Path(plan.data.vocab_path))
+
+
+def corpus_mounts(batches_dir: Path, vocab_path: Path) -> tuple[list[Mount], str, str]:
+    """Mounts of a batches directory and a vocabulary (its own mount unless it lies in the directory)."""
+    batches = batches_dir.resolve()
+    vocab = vocab_path.resolve()
     mounts = [Mount(str(batches), CORPUS_MOUNT)]
     if vocab.is_relative_to(batches):
         return mounts, CORPUS_MOUNT, f"{CORPUS_MOUNT}/{vocab.relative_to(batches).as_posix()}"

@@ -6,7 +6,8 @@ on the cluster network with the state directory mounted and the password as a se
 Each job prints one JSON document on stdout and exits non-zero on failure (message on stderr).
 
 - ``bootstrap``: assign slots, join the nodes, wait until healthy (idempotent; heals restarts).
-- ``probe``: cluster state, slots assigned and problems, changing nothing.
+- ``probe``: cluster state, slots assigned, problems and the training's progress, changing nothing.
+- ``export``: write the trained model to a file in this container (the runtime copies it out).
 - ``control``: ``bootstrap``, then mark the container ready and stay as an idle ``sleep``, so that
   later jobs start with ``docker exec`` (a fraction of a second) instead of a new container (seconds).
 """
@@ -20,8 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisClusterException, RedisError
+
 from artm_compose.bootstrap import NodeTarget, bootstrap, check_health
 from artm_compose.errors import ArtmComposeError
+from artm_compose.redis_client import cluster_client
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir, read_password
 
@@ -45,14 +49,53 @@ def run_bootstrap(state: StateDir, password_file: Path, timeout: float) -> dict[
 
 
 def run_probe(state: StateDir, password_file: Path) -> dict[str, Any]:
-    """The cluster's health as every node sees it, without changing anything."""
-    targets = targets_from_description(state.read_cluster())
-    health = check_health(targets, read_password(password_file))
+    """The cluster's health as every node sees it and the training's progress, without changing anything."""
+    description = state.read_cluster()
+    targets = targets_from_description(description)
+    password = read_password(password_file)
+    health = check_health(targets, password)
     info = health.summary_info()
+    training = None
+    if info.get("cluster_state") == "ok" and description.get("data"):
+        training = _progress(targets, password, description["cluster"])
     return {"nodes_up": health.nodes_up, "nodes": len(targets),
             "cluster_state": info.get("cluster_state", "unknown"),
             "slots_assigned": int(info.get("cluster_slots_assigned", 0)),
-            "slot_count": SLOT_COUNT, "problems": list(health.problems)}
+            "slot_count": SLOT_COUNT, "problems": list(health.problems), "training": training}
+
+
+def run_export(state: StateDir, password_file: Path, vocab_path: Path, out: Path) -> dict[str, Any]:
+    """Write the committed model of the cluster to ``out`` (``.npz`` or ``.csv``)."""
+    from artm_compose.engine.export import export_model
+
+    description = state.read_cluster()
+    client = cluster_client(_addresses(targets_from_description(description)), read_password(password_file))
+    try:
+        written = export_model(client, description["cluster"], vocab_path, out)
+    finally:
+        client.close()
+    return {"path": str(written)}
+
+
+def _progress(targets: list[NodeTarget], password: str, cluster: str) -> dict[str, Any] | None:
+    """The master's progress record (None when no run has started or Redis cannot tell)."""
+    from artm_compose.engine.protocol import read_progress
+
+    try:
+        client = cluster_client(_addresses(targets), password, timeout=2.0)
+    except (RedisError, RedisClusterException):
+        return None
+    try:
+        progress = read_progress(client, cluster)
+    except (RedisError, RedisClusterException):
+        return None
+    finally:
+        client.close()
+    return None if progress.get("state") == "none" else progress
+
+
+def _addresses(targets: list[NodeTarget]) -> list[tuple[str, int]]:
+    return [(t.host, t.port) for t in targets]
 
 
 def become_idle(ready_file: Path) -> None:
@@ -64,16 +107,22 @@ def become_idle(ready_file: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m artm_compose.in_cluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("job", choices=("bootstrap", "probe", "control"))
+    parser.add_argument("job", choices=("bootstrap", "probe", "control", "export"))
     parser.add_argument("--state-dir", type=Path, required=True, help="the mounted state directory")
     parser.add_argument("--password-file", type=Path, required=True, help="the Redis password, one line")
     parser.add_argument("--timeout", type=float, default=BOOTSTRAP_TIMEOUT, help="bootstrap time limit (s)")
     parser.add_argument("--ready-file", type=Path, default=READY_FILE, help="control: touched once bootstrapped")
+    parser.add_argument("--vocab-path", type=Path, help="export: the vocabulary as mounted here")
+    parser.add_argument("--out", type=Path, help="export: the file to write (.npz or .csv)")
     args = parser.parse_args(argv)
     state = StateDir.at(args.state_dir)
     try:
         if args.job == "probe":
             result = run_probe(state, args.password_file)
+        elif args.job == "export":
+            if args.vocab_path is None or args.out is None:
+                parser.error("export needs --vocab-path and --out")
+            result = run_export(state, args.password_file, args.vocab_path, args.out)
         else:
             result = run_bootstrap(state, args.password_file, args.timeout)
     except ArtmComposeError as error:

@@ -22,19 +22,10 @@ from artm_compose.errors import ConfigError, RuntimeUnavailable
 from artm_compose.images.build import build_images
 from artm_compose.runtimes.compose import ComposeRuntime
 from artm_compose.slots import SLOT_COUNT
+from compose_support import QUIET, leftovers
 from conftest import free_port_block
 
 pytestmark = pytest.mark.containers
-QUIET = lambda _message: None  # noqa: E731
-
-
-def leftovers(cluster: str) -> list[str]:
-    """Every container, network and volume labelled with ``cluster`` by the compose runtime."""
-    client = docker_client()
-    selector = {"label": labels.selector(cluster, "compose")}
-    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=selector)]
-            + [f"network {n.name}" for n in client.networks.list(filters=selector)]
-            + [f"volume {v.name}" for v in client.volumes.list(filters=selector)])
 
 
 @pytest.fixture(scope="session")

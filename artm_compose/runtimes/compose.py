@@ -14,8 +14,11 @@ node id, assigns the node's slots and meets it at its fixed address).
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
+import secrets
+import tarfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +34,7 @@ from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
 from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, bootstrap_timeout, compose_path, container_name,
-                                       in_cluster_command, network_name, published_port, render_compose)
+                                       corpus_mounts, in_cluster_command, network_name, published_port, render_compose)
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets)
 from artm_compose.errors import BootstrapError, ConfigError, TrainingError
@@ -39,7 +42,7 @@ from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
 from artm_compose.processes import port_free, port_owner
-from artm_compose.render import MASTER, plan_fingerprint, redis_component, redis_fingerprint, render_all
+from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
@@ -48,6 +51,9 @@ RUNTIME_NAME = "compose"
 # Beyond the bootstrap's own time limit: starting Python in a fresh container.
 CONTROL_START_SLACK = 30.0
 POLL_SECONDS = 0.1
+EXPORT_DIR = "/tmp"
+# Executors notice the master's end at their next poll; allow that beyond the heartbeat timeout.
+EXECUTOR_EXIT_SLACK = 5.0
 STOP_SECONDS = 5
 REMOVE_THREADS = 8
 LOG_TAIL_LINES = 20
@@ -135,12 +141,11 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
         problems.append(f"cluster {cluster!r} is up with another Redis layout ({len(stale)} Redis container(s) "
                         f"such as {stale[0].name}; now {len(plan.nodes)} node(s) from port {plan.config.base_port}); "
                         f"run `artm-compose down --state-dir {state.root}` first")
-    fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
-    training = [o for o in ours if o.kind == "container" and o.running
+    training = [o.name for o in ours if o.kind == "container" and o.running
                 and o.labels.get(labels.ROLE) in ("executor", "master")]
-    if training and (plan.data is None or any(o.labels.get(labels.PLAN) != fingerprint for o in training)):
-        problems.append(f"training of cluster {cluster!r} is running with another plan ({training[0].name} is up); "
-                        f"wait for it (artm-compose logs master -f) or stop it (artm-compose down)")
+    if training:
+        problems.append(f"training is already running in cluster {cluster!r} ({', '.join(sorted(training)[:4])} "
+                        f"up); follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
     if plan.config.publish:
         problems.extend(_port_conflicts(plan, inventory, port_is_free))
     return problems
@@ -210,6 +215,8 @@ class ComposeRuntime(Runtime):
             return UpResult(actions=actions + ("started training",), bootstrap_seconds=report["seconds"],
                             seconds=time.monotonic() - started, training="started")
         outcome = self._follow_master(master, echo)
+        if outcome == "finished":
+            self._wait_executors_exit(plan, client, plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK, echo)
         return UpResult(actions=actions + ("started training",), bootstrap_seconds=report["seconds"],
                         seconds=time.monotonic() - started, training=outcome)
 
@@ -266,18 +273,24 @@ class ComposeRuntime(Runtime):
 
     def _start_training(self, plan: Plan, client: docker.DockerClient, echo: Echo) -> Container:
         training = [e.name for e in plan.executors] + [MASTER]
-        master_name = container_name(plan, MASTER)
-        running = _running(client, master_name)
-        if running is not None:
-            echo(f"training of this plan is already running ({master_name}); following it")
-            return running
         self.state.scores.unlink(missing_ok=True)
         # Fresh containers for every run: their logs then hold this run only.
         self._compose().compose.up(training, detach=True, dependencies=False, force_recreate=True, quiet=True,
                                    color=False)
         echo(f"started {len(plan.executors)} executor(s) and the master; follow with `artm-compose logs master -f`")
         self.state.update_cluster(status="training")
-        return client.containers.get(master_name)
+        return client.containers.get(container_name(plan, MASTER))
+
+    def _wait_executors_exit(self, plan: Plan, client: docker.DockerClient, timeout: float, echo: Echo) -> None:
+        """After the master's end the executors leave on their own; wait (bounded) so that status is final."""
+        deadline = time.monotonic() + timeout
+        selector = {"label": labels.selector(plan.cluster, self.name, role="executor"), "status": "running"}
+        while running := client.api.containers(filters=selector):
+            if time.monotonic() > deadline:
+                names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])
+                echo(f"warning: {len(running)} executor(s) still running {timeout:g} s after the master ended: {names}")
+                return
+            time.sleep(POLL_SECONDS * 5)
 
     def _follow_master(self, master: Container, echo: Echo) -> str:
         """Echo the master's output until it exits; a non-zero exit is a TrainingError."""
@@ -311,11 +324,11 @@ class ComposeRuntime(Runtime):
                         for e in description["executors"]]
             members.append(self._member("master", MASTER, containers, description["master"]["redis"], ""))
         problems: list[str] = []
-        cluster_state, slots = "down", 0
+        cluster_state, slots, progress = "down", 0, None
         if any(m.alive for m in members if m.role == "redis"):
             try:
-                probe = self._in_cluster("probe")
-                cluster_state, slots = probe["cluster_state"], probe["slots_assigned"]
+                probe = self._in_cluster("probe", client=client)
+                cluster_state, slots, progress = probe["cluster_state"], probe["slots_assigned"], probe["training"]
                 problems.extend(probe["problems"])
             except BootstrapError as error:
                 cluster_state = "unknown"
@@ -323,7 +336,9 @@ class ComposeRuntime(Runtime):
         return ClusterStatus(cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
                              status=_effective_status(description["status"], members),
                              cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
-                             problems=tuple(problems), training=self._training_progress())
+                             problems=tuple(problems),
+                             training=training_summary(progress, self.state.scores) if description.get("data")
+                             else None)
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
         description = self.state.read_cluster()
@@ -415,13 +430,27 @@ class ComposeRuntime(Runtime):
         return MemberStatus(role=role, name=name, alive=alive, address=address,
                             detail=f"{shown}; {detail}" if detail else shown)
 
-    def _training_progress(self) -> dict[str, Any] | None:
+    def export(self, out: Path) -> Path:
+        """Write the model to ``out``: exported inside the control container, then copied out of it."""
+        description = self.state.read_cluster()
+        if not description.get("data"):
+            raise ConfigError(f"cluster {description['cluster']!r} in {self.state.root} was started without "
+                              f"--data: there is no model to export")
+        _, _, vocab = corpus_mounts(Path(description["data"]["batches_dir"]), Path(description["data"]["vocab_path"]))
+        inside = f"{EXPORT_DIR}/{secrets.token_hex(4)}-{out.name}"
+        client = docker_client()
+        self._in_cluster("export", "--vocab-path", vocab, "--out", inside, client=client)
+        control = client.containers.get(labels.project_name(description["cluster"]) + f"-{CONTROL}")
         try:
-            scores = json.loads(self.state.scores.read_text())
-        except (OSError, ValueError):
-            return None
-        perplexity = scores.get("perplexity") or []
-        return {"passes": len(perplexity), "perplexity": perplexity[-1] if perplexity else None}
+            stream, _ = control.get_archive(inside)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = archive.extractfile(archive.getmembers()[0])
+                assert member is not None
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(member.read())
+        finally:
+            control.exec_run(["rm", "-f", inside])
+        return out
 
 
 RUNTIME = ComposeRuntime
@@ -432,6 +461,21 @@ def _container_object(summary: dict[str, Any]) -> DockerObject:
     ports = tuple(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort"))
     return DockerObject("container", summary["Names"][0].lstrip("/"), summary.get("Labels") or {},
                         running=summary.get("State") == "running", host_ports=ports)
+
+
+def training_summary(progress: dict[str, Any] | None, scores_path: Path) -> dict[str, Any] | None:
+    """State, pass and last perplexity of the run: from Redis while it is there, else from scores.json."""
+    if progress is None:
+        try:
+            scores = json.loads(scores_path.read_text())
+        except (OSError, ValueError):
+            return None
+        progress = {"state": "done", "pass": len(scores.get("perplexity") or []),
+                    "perplexity": scores.get("perplexity") or []}
+    perplexity = progress.get("perplexity") or []
+    summary = {"state": progress.get("state"), "pass": progress.get("pass"), "passes": progress.get("passes"),
+               "perplexity": perplexity[-1] if perplexity else None, "error": progress.get("error")}
+    return {key: value for key, value in summary.items() if value is not None}
 
 
 def _start_marker(client: docker.DockerClient, name: str) -> tuple[str, str] | None:
