@@ -43,7 +43,7 @@ from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
 from artm_compose.processes import port_free, port_owner
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
-from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
+from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult, training_summary
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
 
@@ -461,21 +461,6 @@ def _container_object(summary: dict[str, Any]) -> DockerObject:
     ports = tuple(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort"))
     return DockerObject("container", summary["Names"][0].lstrip("/"), summary.get("Labels") or {},
                         running=summary.get("State") == "running", host_ports=ports)
-
-
-def training_summary(progress: dict[str, Any] | None, scores_path: Path) -> dict[str, Any] | None:
-    """State, pass and last perplexity of the run: from Redis while it is there, else from scores.json."""
-    if progress is None:
-        try:
-            scores = json.loads(scores_path.read_text())
-        except (OSError, ValueError):
-            return None
-        progress = {"state": "done", "pass": len(scores.get("perplexity") or []),
-                    "perplexity": scores.get("perplexity") or []}
-    perplexity = progress.get("perplexity") or []
-    summary = {"state": progress.get("state"), "pass": progress.get("pass"), "passes": progress.get("passes"),
-               "perplexity": perplexity[-1] if perplexity else None, "error": progress.get("error")}
-    return {key: value for key, value in summary.items() if value is not None}
 
 
 def _start_marker(client: docker.DockerClient, name: str) -> tuple[str, str] | None:
