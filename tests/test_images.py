@@ -145,9 +145,10 @@ def test_redis_container_is_a_password_protected_cluster_node(client, built, tmp
     assert sorted(listing) == ["nodes.conf", "redis.conf"]
     if layout.startswith("bind"):
         assert (node_dir / "nodes.conf").read_text() != "stale\n" and not (node_dir / "dump.rdb").exists()
-    began = time.monotonic()
-    container.stop(timeout=10)
-    assert time.monotonic() - began < 5, "redis-server is PID 1 and must stop on SIGTERM at once"
+    # redis-server is PID 1 (the entrypoint execs it): SIGTERM shuts it down cleanly, not a SIGKILL (137).
+    container.stop(timeout=30)
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0, container.logs().decode(errors="replace")
 
 
 def _run_artm(client: docker.DockerClient, image: str, command: list[str], user: str | None = None) -> str:
@@ -170,6 +171,19 @@ def test_numba_cache_is_writable_by_any_uid(client, built, user: str | None) -> 
               "python /tmp/kernel.py && find \"$NUMBA_CACHE_DIR\" -name '*.nbi' | wc -l")
     output = _run_artm(client, tags.artm, ["sh", "-c", script], user=user).split()
     assert output[0] == "42" and int(output[-1]) >= 1, output
+
+
+def test_engine_kernel_is_compiled_into_the_image(client, built) -> None:
+    tags, _, _ = built
+    warm = ["python", "-c", "from artm_compose.engine.kernel import warm_up; warm_up()"]
+    loaded = client.containers.run(tags.artm, warm, remove=True, labels=LABELS, network_disabled=True,
+                                   environment={"NUMBA_DEBUG_CACHE": "1"}, user="4321:4321").decode()
+    assert "data loaded from" in loaded and "data saved to" not in loaded, loaded
+    # Another CPU target misses the image's entries: numba compiles and rewrites the index as this uid.
+    saved = client.containers.run(tags.artm, warm, remove=True, labels=LABELS, network_disabled=True,
+                                  environment={"NUMBA_DEBUG_CACHE": "1", "NUMBA_CPU_NAME": "generic"},
+                                  user="4321:4321").decode()
+    assert "data saved to" in saved, saved
 
 
 @pytest.mark.parametrize("program", ["artm-compose", "artm-compose-executor", "artm-compose-master"])
