@@ -121,9 +121,12 @@ def test_training_gives_compose_perplexity_per_pass(swarm_cluster, corpus_dir, t
     assert any("pass 4" in line for line in lines), "\n".join(lines[-30:])
     scores = json.loads(cluster.state.scores.read_text())
     status = cluster.status()
-    assert status.status == "finished" and status.training["passes"] == 4, status.describe()
+    assert status.status == "finished" and status.training["pass"] == 4, status.describe()
     rows = status.to_dict()["swarm_nodes"]
     assert [f"executor-{i}" in rows[0]["services"] for i in range(4)] == [True] * 4
+    model = np.load(cluster.runtime.export(tmp_path / "export" / "model.npz"))
+    assert model["phi"].shape == (len(model["tokens"]), TRAINING["topics"])
+    np.testing.assert_allclose(model["phi"].sum(axis=0), 1.0, rtol=1e-4)
 
     compose = Cluster(ClusterConfig(name=f"c{secrets.token_hex(4)}", runtime="compose", nodes=4,
                                     executors_per_node=1, data_dir=corpus_dir, state_dir=tmp_path / "compose",

@@ -14,6 +14,7 @@ Images are not distributed: every Swarm node must have them (a registry, or ``do
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -22,22 +23,26 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import APIError, NotFound
 from docker.types import ConfigReference, RestartPolicy, SecretReference
+from docker.types import Mount as DockerMount
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
-from artm_compose.compose_file import PASSWORD_FILE, STATE_MOUNT, bootstrap_timeout, in_cluster_command
+from artm_compose.compose_file import (
+    PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, corpus_mounts, in_cluster_command,
+)
 from artm_compose.docker_env import docker_client
 from artm_compose.errors import BootstrapError, ConfigError, DataError, RuntimeUnavailable, TrainingError
 from artm_compose.images.build import ImageTags, build_images
 from artm_compose.plan import Plan
 from artm_compose.render import MASTER, redis_component, render_all
-from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult
+from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult, training_summary
 from artm_compose.runtimes.compose import _effective_status
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import write_text_atomic
@@ -52,7 +57,8 @@ from artm_compose.swarm.tasks import TaskView, last_failure, latest, run_state
 RUNTIME_NAME = "swarm"
 BOOTSTRAP_SERVICE = "bootstrap"
 SERVICE_START_TIMEOUT = 120.0
-PROBE_TIMEOUT = 60.0
+IN_CLUSTER_TIMEOUT = 120.0
+EXPORT_MOUNT = "/export"
 REMOVE_TIMEOUT = 60.0
 POLL = 0.5
 LOG_TAIL_LINES = 20
@@ -283,11 +289,11 @@ class SwarmRuntime(Runtime):
                         for e in description["executors"]]
             members.append(self._member("master", MASTER, views, hostnames, ""))
         problems: list[str] = []
-        cluster_state, slots = "down", 0
+        cluster_state, slots, progress = "down", 0, None
         if any(m.alive for m in members if m.role == "redis"):
             try:
-                probe = self._probe(client, description)
-                cluster_state, slots = probe["cluster_state"], probe["slots_assigned"]
+                probe = self._in_cluster(client, description, "probe")
+                cluster_state, slots, progress = probe["cluster_state"], probe["slots_assigned"], probe.get("training")
                 problems.extend(probe["problems"])
             except BootstrapError as error:
                 cluster_state = "unknown"
@@ -295,7 +301,8 @@ class SwarmRuntime(Runtime):
         return SwarmStatus(cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
                            status=_effective_status(description["status"], members),
                            cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
-                           problems=tuple(problems), training=self._training_progress(),
+                           problems=tuple(problems),
+                           training=training_summary(progress, self.state.scores) if description.get("data") else None,
                            swarm_nodes=tuple(_node_rows(holdings, description, views, hostnames)))
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
@@ -396,8 +403,13 @@ class SwarmRuntime(Runtime):
         """Output (stdout and stderr) of one task, from whichever node ran it."""
         return "".join(_run_lines(["service", "logs", "--raw", task_id]))
 
-    def _probe(self, client: docker.DockerClient, description: dict[str, Any]) -> dict[str, Any]:
-        """Run ``in_cluster probe`` as a one-shot service on the overlay network; its JSON result."""
+    def _in_cluster(self, client: docker.DockerClient, description: dict[str, Any], job: str, *arguments: str,
+                    mounts: tuple[Mount, ...] = (), on_manager: bool = False) -> dict[str, Any]:
+        """Run an ``in_cluster`` job as a one-shot service on the overlay network; its JSON result.
+
+        The job reads the stack's nodes config as its ``cluster.json`` and the password secret; with
+        ``on_manager`` it runs on this manager as the host user (to write into ``mounts`` here).
+        """
         swarm = description.get("swarm") or {}
         try:
             secret = client.secrets.get(swarm["secret"])
@@ -405,32 +417,48 @@ class SwarmRuntime(Runtime):
         except (KeyError, NotFound) as error:
             raise BootstrapError(f"the stack's secret or nodes config is gone ({error}); run `artm-compose up`") from None
         cluster = description["cluster"]
-        name = f"{swarm['stack']}_probe-{uuid.uuid4().hex[:8]}"
         service = client.services.create(
-            swarm["images"]["artm"],
-            command=in_cluster_command("probe"),
-            name=name, networks=[swarm["network"]],
+            swarm["images"]["artm"], command=in_cluster_command(job, *arguments),
+            name=f"{swarm['stack']}_{job}-{uuid.uuid4().hex[:8]}", networks=[swarm["network"]],
             secrets=[SecretReference(secret.id, secret.name, filename=PASSWORD_FILE.rsplit("/", 1)[1])],
             configs=[ConfigReference(config.id, config.name, filename=f"{STATE_MOUNT}/cluster.json")],
+            mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in mounts],
+            constraints=[f"node.id == {swarm['manager']}"] if on_manager else [],
+            user=f"{os.getuid()}:{os.getgid()}" if on_manager else None,
             restart_policy=RestartPolicy(condition="none"),
             labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name, labels.ROLE: "bootstrap",
                     labels.STATE_DIR: str(self.state.root)},
             container_labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name})
         try:
-            deadline = time.monotonic() + PROBE_TIMEOUT
+            deadline = time.monotonic() + IN_CLUSTER_TIMEOUT
             while True:
                 task = latest(service.tasks())
                 if task is not None and task.terminal:
                     output = self._task_logs(task.id)
                     if task.state != "complete":
-                        raise BootstrapError(f"probe {task.describe(_hostnames(client))}: {_tail(output)}")
+                        raise BootstrapError(f"{job} {task.describe(_hostnames(client))}: {_tail(output)}")
                     return _json_result(output)
                 if time.monotonic() > deadline:
-                    raise BootstrapError(f"probe did not finish within {PROBE_TIMEOUT:g} s "
+                    raise BootstrapError(f"{job} did not finish within {IN_CLUSTER_TIMEOUT:g} s "
                                          f"({task.describe(_hostnames(client)) if task else 'not scheduled'})")
                 time.sleep(POLL)
         finally:
             _ignore_missing(service.remove)
+
+    def export(self, out: Path) -> Path:
+        """Write the model to ``out`` (.npz or .csv) from a one-shot job on this manager, which mounts its folder."""
+        description = self.state.read_cluster()
+        if not description.get("data"):
+            raise ConfigError(f"cluster {description['cluster']!r} in {self.state.root} was started without "
+                              f"--data: there is no model to export")
+        out = out.resolve()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        mounts, _, vocab = corpus_mounts(Path(description["data"]["batches_dir"]),
+                                         Path(description["data"]["vocab_path"]))
+        self._in_cluster(docker_client(), description, "export", "--vocab-path", vocab,
+                         "--out", f"{EXPORT_MOUNT}/{out.name}",
+                         mounts=(*mounts, Mount(str(out.parent), EXPORT_MOUNT, read_only=False)), on_manager=True)
+        return out
 
     @staticmethod
     def _member(role: str, name: str, views: dict[str, ServiceView], hostnames: dict[str, str],
@@ -443,14 +471,6 @@ class SwarmRuntime(Runtime):
         shown = task.describe(hostnames)
         return MemberStatus(role=role, name=name, alive=task.running, address=where or None,
                             detail=f"{shown}; {detail}" if detail else shown)
-
-    def _training_progress(self) -> dict[str, Any] | None:
-        try:
-            scores = json.loads(self.state.scores.read_text())
-        except (OSError, ValueError):
-            return None
-        perplexity = scores.get("perplexity") or []
-        return {"passes": len(perplexity), "perplexity": perplexity[-1] if perplexity else None}
 
 
 @dataclass(frozen=True)
