@@ -245,7 +245,7 @@ def _docker_build(client: docker.DockerClient, context: Path, spec: ImageSpec, n
     tag, role, base = spec.tag, spec.role, spec.base
     output: deque[str] = deque(maxlen=OUTPUT_TAIL)
     stream = client.api.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": base.reference},
-                              labels={ROLE_LABEL: role}, rm=True, forcerm=True,
+                              rm=True, forcerm=True,
                               nocache=no_cache, pull=False, decode=True)
     try:
         for chunk in stream:
@@ -261,3 +261,7 @@ def _docker_build(client: docker.DockerClient, context: Path, spec: ImageSpec, n
         raise ImageBuildError(f"building {tag}: the Docker daemon failed ({error})\n" + "\n".join(output)) from None
     if not image_exists(client, tag):
         raise ImageBuildError(f"building {tag} ended without an image:\n" + "\n".join(output))
+    # Images are found by their role label (set in the Dockerfile, so that hand builds carry it too).
+    found = client.images.get(tag).labels.get(ROLE_LABEL)
+    if found != role:
+        raise ImageBuildError(f"{tag} is labelled {ROLE_LABEL}={found!r}, not {role!r}: see its Dockerfile")
