@@ -4,8 +4,8 @@ nodes on this one machine, each a Docker daemon in a container (Docker-in-Docker
 Docker-in-Docker normally runs with ``--privileged``. On an engine whose own capability bounding set
 lacks some capabilities (this machine's dockerd runs without CAP_SYS_RESOURCE), ``--privileged`` fails
 in runc ("unable to apply caps: operation not permitted"); the nodes then get every capability the
-engine has, seccomp and AppArmor unconfined, unmasked /proc and /sys paths, /dev/fuse and a writable
-cgroup file system, which is what the inner daemon needs.
+engine has, seccomp and AppArmor unconfined, no masked or read-only /proc paths, /dev/fuse and a
+writable cgroup file system, which is what the inner daemon needs.
 """
 
 from __future__ import annotations
@@ -146,8 +146,8 @@ def dind_swarm(client: docker.DockerClient, count: int, name: str, work: Path, s
         cleanup.callback(network.remove)
         refusal = privileged_works(client, image)
         privileges = ({"privileged": True} if refusal is None else
-                      {"cap_add": engine_capabilities(), "devices": ["/dev/fuse"],
-                       "security_opt": ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"]})
+                      {"cap_add": engine_capabilities(), "devices": ["/dev/fuse:/dev/fuse:rwm"],
+                       "security_opt": ["seccomp=unconfined", "apparmor=unconfined"]})
         nodes = []
         for index in range(count):
             hostname = f"{name}-node-{index}"
@@ -155,15 +155,18 @@ def dind_swarm(client: docker.DockerClient, count: int, name: str, work: Path, s
             cleanup.callback(volume.remove, force=True)
             socket_dir = work / f"node-{index}"
             socket_dir.mkdir(parents=True)
-            volumes = {volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
-                       str(socket_dir): {"bind": "/run/dind", "mode": "rw"},
-                       "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-                       **{str(path): {"bind": str(path), "mode": "rw"} for path in shared}}
-            container = client.containers.run(image, name=hostname, hostname=hostname, detach=True,
-                                              network=network.name, labels=marks, volumes=volumes,
-                                              tmpfs={"/run": ""}, **privileges)
-            cleanup.callback(_remove_container, client, container.id)
-            container.reload()
+            binds = [f"{volume.name}:/var/lib/docker", f"{socket_dir}:/dind", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                     *(f"{path}:{path}:rw" for path in shared)]
+            host_config = client.api.create_host_config(binds=binds, tmpfs={"/run": ""}, network_mode=network.name,
+                                                        **privileges)
+            if refusal is not None:
+                # What `--security-opt systempaths=unconfined` does (docker-py has no parameter for it).
+                host_config.update(MaskedPaths=[], ReadonlyPaths=[])
+            created = client.api.create_container(image, name=hostname, hostname=hostname, labels=marks,
+                                                  host_config=host_config)
+            cleanup.callback(_remove_container, client, created["Id"])
+            client.api.start(created["Id"])
+            container = client.containers.get(created["Id"])
             address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
             nodes.append(SwarmNodeContainer(hostname, hostname, socket_dir / "docker.sock", address))
         for node in nodes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +56,17 @@ def test_no_data_is_refused():
     plan = make_plan(ClusterConfig(name="demo", runtime="swarm", nodes=2))
     with pytest.raises(ConfigError, match="no data directory"):
         data_plan(plan, assign("demo", 2, [SwarmNode("id-a", "a")]).holdings)
+
+
+def test_file_check_names_missing_and_unreadable_files(tmp_path, capsys):
+    from artm_compose.swarm import check_files
+
+    present = tmp_path / "a.batch"
+    present.write_bytes(b"x")
+    folder = tmp_path / "folder.batch"
+    folder.mkdir()
+    assert check_files.problems([present, tmp_path / "gone.batch", folder]) == [
+        f"{tmp_path / 'gone.batch'} is missing", f"{folder} is missing"]
+    assert check_files.main([str(present), str(tmp_path / "gone.batch")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["checked"] == 2 and report["problems"] == [f"{tmp_path / 'gone.batch'} is missing"]

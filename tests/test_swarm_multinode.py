@@ -49,6 +49,7 @@ def test_placement_and_training_across_three_swarm_nodes(tmp_path: Path, monkeyp
         try:
             result = cluster.up(detach=False, echo=lines.append)
             assert result.training == "finished", "\n".join(lines[-30:])
+            assert "data checked on 2 other Swarm node(s): every file they need is readable" in lines
             hostname_of = {n.id: n.attrs["Description"]["Hostname"] for n in manager.nodes.list()}
             holder = {}
             for node in manager.nodes.list():

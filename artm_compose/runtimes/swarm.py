@@ -16,11 +16,9 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 
 import docker
 from docker.errors import APIError, NotFound
-from docker.types import ConfigReference, RestartPolicy, SecretReference
+from docker.types import ConfigReference, SecretReference
 from docker.types import Mount as DockerMount
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException as WhalesError
@@ -48,9 +46,13 @@ from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import write_text_atomic
 from artm_compose.swarm.assign import Holding, assign, removal, usable_holdings
 from artm_compose.swarm.data_plan import check_local, data_plan
+from artm_compose.swarm.node_check import check_on_nodes
 from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
 from artm_compose.swarm.stack import (
     RESTART, StackFiles, content_name, network_name, nodes_document, render_stack, stack_name,
+)
+from artm_compose.swarm.one_shot import (
+    docker_command, docker_lines, hostnames, json_result, run_once, tail, task_logs,
 )
 from artm_compose.swarm.tasks import TaskView, last_failure, latest, run_state
 
@@ -61,7 +63,6 @@ IN_CLUSTER_TIMEOUT = 120.0
 EXPORT_MOUNT = "/export"
 REMOVE_TIMEOUT = 60.0
 POLL = 0.5
-LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class SwarmRuntime(Runtime):
             if problems:
                 raise DataError(f"data for the Swarm nodes is incomplete on this manager: {'; '.join(problems[:5])}")
         images = build_images(echo=echo, client=client)
+        if plan.data is not None:
+            self._check_data_on_nodes(client, plan, holdings, manager_id, images, echo)
         render_all(plan, self.state, status="starting")
         files = StackFiles.of(self.state)
         write_text_atomic(files.nodes, nodes_document(plan))
@@ -148,6 +151,18 @@ class SwarmRuntime(Runtime):
         apply_changes(whales, assignment.changes)
         echo("Swarm placement labelled: " + _describe_holdings(assignment.holdings))
         return assignment.holdings
+
+    def _check_data_on_nodes(self, client: docker.DockerClient, plan: Plan, holdings: tuple[Holding, ...],
+                             manager_id: str, images: ImageTags, echo: Echo) -> None:
+        """Check the data on every Swarm node but this one (checked above), before anything is deployed."""
+        remote = tuple(h for h in holdings if h.node_id != manager_id)
+        if not remote:
+            return
+        found = check_on_nodes(client, data_plan(plan, remote), images.artm, plan.cluster)
+        problems = [f"{hostname}: {problem}" for hostname, listed in found.items() for problem in listed]
+        if problems:
+            raise DataError(f"data for the Swarm nodes is incomplete: {'; '.join(problems[:5])}")
+        echo(f"data checked on {len(found)} other Swarm node(s): every file they need is readable")
 
     def render(self, plan: Plan, *, images: ImageTags, groups: dict[int, int], manager_id: str,
                training: bool = True) -> str:
@@ -204,7 +219,7 @@ class SwarmRuntime(Runtime):
             if not pending:
                 return
             if time.monotonic() > deadline:
-                hostnames = _hostnames(client)
+                hostnames = hostnames(client)
                 details = "; ".join(self._explain(views.get(c), c, hostnames) for c in pending[:6])
                 raise BootstrapError(f"{len(pending)} service(s) not running after {timeout:g} s: {details} "
                                      f"(every Swarm node needs the images; `docker node ls` shows the nodes)")
@@ -220,13 +235,17 @@ class SwarmRuntime(Runtime):
             if outcome == "complete":
                 done = latest(t for t in tasks if (t.get("Status") or {}).get("State") == "complete")
                 assert done is not None
-                return _json_result(self._task_logs(done.id))
+                output = task_logs(done.id)
+                report = json_result(output)
+                if report is None:
+                    raise BootstrapError(f"bootstrap service {name} printed no result: {tail(output)}")
+                return report
             if outcome == "failed" or time.monotonic() > deadline:
                 last = latest(tasks)
-                logs = self._task_logs(last.id) if last is not None else ""
-                state = last.describe(_hostnames(client)) if last else "never scheduled"
+                logs = task_logs(last.id) if last is not None else ""
+                state = last.describe(hostnames(client)) if last else "never scheduled"
                 raise BootstrapError(f"bootstrap service {name} did not complete ({state}); its output:\n"
-                                     f"{_tail(logs)}")
+                                     f"{tail(logs)}")
             time.sleep(POLL)
 
     def _follow_master(self, client: docker.DockerClient, plan: Plan, echo: Echo) -> str:
@@ -253,7 +272,7 @@ class SwarmRuntime(Runtime):
             process.wait(timeout=10)
         if task.state != "complete":
             self.state.update_cluster(status="failed")
-            raise TrainingError(f"master {task.describe(_hostnames(client))}; see `artm-compose logs master "
+            raise TrainingError(f"master {task.describe(hostnames(client))}; see `artm-compose logs master "
                                 f"--state-dir {self.state.root}`")
         self.state.update_cluster(status="finished")
         return "finished"
@@ -266,7 +285,7 @@ class SwarmRuntime(Runtime):
             if found is not None and found.task is not None and (found.task.running or found.task.terminal):
                 return
             if time.monotonic() > deadline:
-                state = found.task.describe(_hostnames(client)) if found and found.task else "no task"
+                state = found.task.describe(hostnames(client)) if found and found.task else "no task"
                 raise TrainingError(f"{component} did not start within {timeout:g} s ({state})")
             time.sleep(POLL)
 
@@ -276,7 +295,7 @@ class SwarmRuntime(Runtime):
         description = self.state.read_cluster()
         client = docker_client()
         swarm = description.get("swarm") or {}
-        hostnames = _hostnames(client)
+        hostnames = hostnames(client)
         views = {v.component: v for v in self._services(client, description["cluster"])}
         holdings = [Holding(h["node_id"], h["hostname"], h["group"], h["vnodes"][0], h["vnodes"][1])
                     for h in swarm.get("holdings", [])]
@@ -314,7 +333,7 @@ class SwarmRuntime(Runtime):
             for name in chosen:
                 if len(chosen) > 1:
                     yield f"==> {name} <==\n"
-                yield from _run_lines(["service", "logs", "--raw", f"{stack}_{name}"])
+                yield from docker_lines(["service", "logs", "--raw", f"{stack}_{name}"])
             return
         lines: queue.Queue[str | None] = queue.Queue()
         processes = [_stream(["service", "logs", "--follow", "--raw", f"{stack}_{name}"], lines,
@@ -394,14 +413,9 @@ class SwarmRuntime(Runtime):
         text = f"{component}: {found.task.describe(hostnames)}"
         if found.failure is not None and found.failure.id != found.task.id:
             text += f" (last attempt {found.failure.describe(hostnames)}"
-            output = _tail(self._task_logs(found.failure.id), 3).replace("\n", " | ")
+            output = tail(task_logs(found.failure.id), 3).replace("\n", " | ")
             text += f"; its output: {output})"
         return text
-
-    @staticmethod
-    def _task_logs(task_id: str) -> str:
-        """Output (stdout and stderr) of one task, from whichever node ran it."""
-        return "".join(_run_lines(["service", "logs", "--raw", task_id]))
 
     def _in_cluster(self, client: docker.DockerClient, description: dict[str, Any], job: str, *arguments: str,
                     mounts: tuple[Mount, ...] = (), on_manager: bool = False) -> dict[str, Any]:
@@ -417,33 +431,24 @@ class SwarmRuntime(Runtime):
         except (KeyError, NotFound) as error:
             raise BootstrapError(f"the stack's secret or nodes config is gone ({error}); run `artm-compose up`") from None
         cluster = description["cluster"]
-        service = client.services.create(
-            swarm["images"]["artm"], command=in_cluster_command(job, *arguments),
-            name=f"{swarm['stack']}_{job}-{uuid.uuid4().hex[:8]}", networks=[swarm["network"]],
-            secrets=[SecretReference(secret.id, secret.name, filename=PASSWORD_FILE.rsplit("/", 1)[1])],
-            configs=[ConfigReference(config.id, config.name, filename=f"{STATE_MOUNT}/cluster.json")],
-            mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in mounts],
-            constraints=[f"node.id == {swarm['manager']}"] if on_manager else [],
-            user=f"{os.getuid()}:{os.getgid()}" if on_manager else None,
-            restart_policy=RestartPolicy(condition="none"),
-            labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name, labels.ROLE: "bootstrap",
-                    labels.STATE_DIR: str(self.state.root)},
-            container_labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name})
         try:
-            deadline = time.monotonic() + IN_CLUSTER_TIMEOUT
-            while True:
-                task = latest(service.tasks())
-                if task is not None and task.terminal:
-                    output = self._task_logs(task.id)
-                    if task.state != "complete":
-                        raise BootstrapError(f"{job} {task.describe(_hostnames(client))}: {_tail(output)}")
-                    return _json_result(output)
-                if time.monotonic() > deadline:
-                    raise BootstrapError(f"{job} did not finish within {IN_CLUSTER_TIMEOUT:g} s "
-                                         f"({task.describe(_hostnames(client)) if task else 'not scheduled'})")
-                time.sleep(POLL)
-        finally:
-            _ignore_missing(service.remove)
+            outcome = run_once(
+                client, swarm["images"]["artm"], in_cluster_command(job, *arguments), name=f"{swarm['stack']}_{job}",
+                timeout=IN_CLUSTER_TIMEOUT, networks=[swarm["network"]],
+                secrets=[SecretReference(secret.id, secret.name, filename=PASSWORD_FILE.rsplit("/", 1)[1])],
+                configs=[ConfigReference(config.id, config.name, filename=f"{STATE_MOUNT}/cluster.json")],
+                mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in mounts],
+                constraints=[f"node.id == {swarm['manager']}"] if on_manager else [],
+                user=f"{os.getuid()}:{os.getgid()}" if on_manager else None,
+                labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name, labels.ROLE: "bootstrap",
+                        labels.STATE_DIR: str(self.state.root)},
+                container_labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name})
+        except RuntimeUnavailable as error:
+            raise BootstrapError(str(error)) from None
+        result = json_result(outcome.output)
+        if not outcome.ok or result is None:
+            raise BootstrapError(f"{job} {outcome.task.describe(hostnames(client))}: {tail(outcome.output)}")
+        return result
 
     def export(self, out: Path) -> Path:
         """Write the model to ``out`` (.npz or .csv) from a one-shot job on this manager, which mounts its folder."""
@@ -558,20 +563,9 @@ def _choose(views: dict[str, ServiceView], component: str | None) -> list[str]:
     return chosen
 
 
-def _hostnames(client: docker.DockerClient) -> dict[str, str]:
-    return {node.id: node.attrs["Description"]["Hostname"] for node in client.nodes.list()}
-
-
-def _docker_command() -> str:
-    found = shutil.which("docker")
-    if found is None:
-        raise RuntimeUnavailable("the docker command is not installed: start Docker, or use --runtime local")
-    return found
-
-
 def _stream(arguments: list[str], lines: queue.Queue, prefix: str = "") -> subprocess.Popen:
     """Run ``docker ARGUMENTS`` and put its output lines on ``lines`` from a reader thread."""
-    process = subprocess.Popen([_docker_command(), *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    process = subprocess.Popen([docker_command(), *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, errors="replace")
 
     def read() -> None:
@@ -582,12 +576,6 @@ def _stream(arguments: list[str], lines: queue.Queue, prefix: str = "") -> subpr
 
     threading.Thread(target=read, daemon=True).start()
     return process
-
-
-def _run_lines(arguments: list[str]) -> Iterator[str]:
-    result = subprocess.run([_docker_command(), *arguments], capture_output=True, text=True, errors="replace",
-                            timeout=60, check=False)
-    yield from (result.stdout + result.stderr).splitlines(keepends=True)
 
 
 def _drain(lines: queue.Queue, echo: Echo, wait: float, until_quiet: bool = False) -> None:
@@ -605,22 +593,6 @@ def _drain(lines: queue.Queue, echo: Echo, wait: float, until_quiet: bool = Fals
             echo(line.rstrip("\n"))
             if until_quiet:
                 deadline = time.monotonic() + wait
-
-
-def _json_result(output: str) -> dict[str, Any]:
-    """The JSON document an in-cluster job printed (stderr may continue on the same line in task logs)."""
-    decoder = json.JSONDecoder()
-    for line in reversed(output.splitlines()):
-        if line.startswith("{"):
-            try:
-                return decoder.raw_decode(line)[0]
-            except ValueError:
-                continue
-    raise BootstrapError(f"the in-cluster job printed no result: {_tail(output)}")
-
-
-def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
 
 
 def _wait_gone(listing, what: str, timeout: float) -> None:

@@ -9,9 +9,12 @@ import click
 from python_on_whales import DockerClient
 
 from artm_compose.cli import _cluster, _cluster_options
+from artm_compose.docker_env import docker_client
 from artm_compose.errors import ArtmComposeError, DataError
+from artm_compose.images.build import image_tags
 from artm_compose.swarm.assign import DEFAULT_CAPACITY_LABEL, Assignment, assign, removal, usable_holdings
 from artm_compose.swarm.data_plan import check_local, data_plan
+from artm_compose.swarm.node_check import check_on_nodes
 from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
 
 _selector_option = click.option(
@@ -70,8 +73,11 @@ def label_command(nodes: int | None, name: str, selector: str | None, capacity_l
 @_cluster_options
 @_selector_option
 @_capacity_option
+@click.option("--on-nodes", is_flag=True,
+              help="Also check the files on every Swarm node with a short task (the artm image must be there).")
 @click.option("--json", "as_json", is_flag=True, help="Print the data plan as JSON.")
-def data_plan_command(selector: str | None, capacity_label: str, as_json: bool, **options: Any) -> None:
+def data_plan_command(selector: str | None, capacity_label: str, on_nodes: bool, as_json: bool,
+                      **options: Any) -> None:
     """Say which batch files each Swarm node needs, and check them on this machine.
 
     Executors read their batches at the same path on every node (a shared file system or copies).
@@ -92,8 +98,10 @@ def data_plan_command(selector: str | None, capacity_label: str, as_json: bool, 
                           capacity_label=capacity_label).holdings
     placed = data_plan(plan, holdings)
     problems = check_local(placed)
+    remote = (check_on_nodes(docker_client(), placed, image_tags().artm, plan.cluster) if on_nodes else {})
     if as_json:
-        click.echo(json.dumps({**placed.to_dict(), "labelled": labelled, "local_problems": problems}, indent=2))
+        click.echo(json.dumps({**placed.to_dict(), "labelled": labelled, "local_problems": problems,
+                               "node_problems": remote}, indent=2))
     else:
         if not labelled:
             click.echo(f"(the Swarm is not labelled for cluster {plan.cluster!r} yet: this is the placement "
@@ -101,6 +109,10 @@ def data_plan_command(selector: str | None, capacity_label: str, as_json: bool, 
         click.echo(placed.describe())
         click.echo("checked here: " + ("every file is present and readable" if not problems
                                        else f"{len(problems)} problem(s)"))
+        for hostname, found in remote.items():
+            click.echo(f"checked on {hostname}: " + ("every file it needs is readable" if not found
+                                                     else f"{len(found)} problem(s)"))
+    problems += [f"{hostname}: {problem}" for hostname, found in remote.items() for problem in found]
     if problems:
         raise DataError("; ".join(problems[:10]))
 

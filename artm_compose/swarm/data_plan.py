@@ -2,7 +2,7 @@
 
 Executors read their batches from the same path on every node (a shared file system or a copy);
 ``data_plan`` says before deploying which files each node must see there, and ``check_local`` checks
-them on this machine, where the manager runs.
+them on this machine, where the manager runs (``node_check`` checks them on the nodes themselves).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from artm_compose.errors import ConfigError
 from artm_compose.plan import Plan
 from artm_compose.swarm.assign import Holding
+from artm_compose.swarm.check_files import problems
 
 
 @dataclass(frozen=True)
@@ -85,22 +86,7 @@ def data_plan(plan: Plan, holdings: tuple[Holding, ...]) -> DataPlan:
 
 def check_local(data: DataPlan) -> list[str]:
     """Problems with the planned files as this machine sees them (empty when every file is readable)."""
-    problems = []
-    for path in data.all_files():
-        if not path.is_file():
-            problems.append(f"{path} is missing")
-        elif not _readable(path):
-            problems.append(f"{path} is not readable")
-    return problems
-
-
-def _readable(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            handle.read(1)
-    except OSError:
-        return False
-    return True
+    return problems(data.all_files())
 
 
 def _span(ids: tuple[int, ...]) -> str:

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Entrypoint of a test Swarm node: the node's own Docker daemon. Its socket is put in /run/dind, which the
-# host mounts from a directory of its own, so the host drives the node without any TCP port.
+# Entrypoint of a test Swarm node: the node's own Docker daemon. Its socket is put in /dind, which the
+# host mounts from a directory of its own (outside /run, which is a tmpfs here), so the host drives the
+# node without any TCP port.
 set -eu
-mkdir -p /run/dind
-exec dockerd --host unix:///run/dind/docker.sock --storage-driver overlay2 "$@"
+mkdir -p /dind
+exec dockerd --host unix:///dind/docker.sock --storage-driver overlay2 "$@"
