@@ -197,3 +197,11 @@ def test_rendered_file_runs_with_plain_docker_compose(compose_cluster):
     assert cluster.status().healthy
 
 
+
+
+def test_down_finds_the_containers_by_state_dir_when_cluster_json_is_gone(compose_cluster):
+    cluster = compose_cluster(nodes=1)
+    cluster.state.cluster_json.unlink()
+    messages = ComposeRuntime(cluster.state).down(echo=QUIET)
+    assert f"removed container artm-{cluster.config.name}-redis-0" in messages
+    assert leftovers(cluster.config.name) == []

@@ -1,11 +1,12 @@
 """The compose runtime: the plan as containers on one Docker host, driven by Docker Compose v2.
 
-``up`` checks everything first (Docker, the Compose plugin, names, ports, a running cluster of another
-plan), builds the images that are missing, renders ``<state dir>/compose.yml``, starts the Redis nodes
-and waits for them to be healthy, bootstraps the cluster from a one-off container on the cluster's
-network (the host may not reach container addresses), then starts the executors and the master and
-follows the master's output. ``status``, ``logs`` and ``down`` find containers by the labels
-``artm-compose.cluster=<name>`` and ``artm-compose.runtime=compose``, never by name.
+``up`` checks everything first (Docker, the Compose plugin, names, ports, a cluster of another layout,
+a training in progress), builds the images that are missing, renders ``<state dir>/compose.yml``, starts
+the Redis nodes together with the ``control`` container, which bootstraps the cluster from inside its
+network (the host may not reach container addresses) and then idles for later jobs run with ``docker
+exec`` (heal, probe, export); then it starts the executors and the master and follows the master's
+output. ``status``, ``logs`` and ``down`` find containers by the labels ``artm-compose.cluster=<name>``
+and ``artm-compose.runtime=compose``, never by name.
 
 Redis node directories are in-memory (tmpfs), so a restarted Redis container comes back empty, as the
 reference requires; ``up`` heals the cluster by bootstrapping again (the bootstrap forgets the stale
@@ -54,7 +55,6 @@ POLL_SECONDS = 0.1
 EXPORT_DIR = "/tmp"
 # Executors notice the master's end at their next poll; allow that beyond the heartbeat timeout.
 EXECUTOR_EXIT_SLACK = 5.0
-STOP_SECONDS = 5
 REMOVE_THREADS = 8
 LOG_TAIL_LINES = 20
 
@@ -356,14 +356,21 @@ class ComposeRuntime(Runtime):
             yield line.decode(errors="replace")
 
     def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
-        """Remove every container and network labelled with this cluster (and volumes with ``volumes``)."""
-        description = self.state.read_cluster()
-        cluster = description["cluster"]
+        """Remove every container and network labelled with this cluster (and volumes with ``volumes``).
+
+        Without ``cluster.json`` (a state directory cleaned by hand) the objects are found by the label
+        naming this state directory instead.
+        """
+        if self.state.exists():
+            owner = f"cluster {self.state.read_cluster()['cluster']!r}"
+            selector = {"label": labels.selector(self.state.read_cluster()["cluster"], self.name)}
+        else:
+            owner = f"state dir {self.state.root}"
+            selector = {"label": [f"{labels.STATE_DIR}={self.state.root}", f"{labels.RUNTIME}={self.name}"]}
         client = docker_client()
-        selector = {"label": labels.selector(cluster, self.name)}
         containers = client.api.containers(all=True, filters=selector)
         # Training first, Redis last: executors and the master then never see Redis vanish under them.
-        order = {"master": 0, "executor": 1, "bootstrap": 2, "redis": 3}
+        order = {"master": 0, "executor": 1, CONTROL: 2, "redis": 3}
         rank = lambda summary: order.get((summary.get("Labels") or {}).get(labels.ROLE, ""), 2)  # noqa: E731
         messages = []
         for step in sorted({rank(c) for c in containers}):
@@ -380,9 +387,10 @@ class ComposeRuntime(Runtime):
         for message in messages:
             echo(message)
         if not messages:
-            messages.append(f"nothing of cluster {cluster!r} is left on Docker")
+            messages.append(f"nothing of {owner} is left on Docker")
             echo(messages[0])
-        self.state.update_cluster(status="stopped")
+        if self.state.exists():
+            self.state.update_cluster(status="stopped")
         return messages
 
     # -- helpers ------------------------------------------------------------------------------------
