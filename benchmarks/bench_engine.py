@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -103,7 +104,8 @@ def main() -> None:
     corpus_info = json.loads((args.corpus / "corpus.json").read_text())
     print(f"corpus {args.corpus}: {corpus_info['documents']} documents, {corpus_info['vocab_size']} tokens, "
           f"token weight {corpus_info['token_weight']:.0f}; {args.topics} topics, {args.passes} passes, 10 inner")
-    report: dict = {"corpus": corpus_info, "topics": args.topics, "passes": args.passes, "bigartm": {}, "ours": {}}
+    report: dict = {"corpus": corpus_info, "topics": args.topics, "passes": args.passes, "bigartm": {}, "ours": {},
+                    "load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as scratch:
         work = Path(scratch)
         init_phi = work / "init.npz"
@@ -118,6 +120,7 @@ def main() -> None:
             print(f"ours, {executors} executor(s)", flush=True)
             report["ours"][executors] = ours(args.corpus, work / f"state-{executors}", executors, args.topics,
                                              args.passes, init_phi)
+    report["load_average_after"] = os.getloadavg()
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
@@ -138,6 +141,8 @@ def print_report(report: dict) -> None:
     weight = report["corpus"]["token_weight"]
     columns = [(f"BigARTM p={p}", r) for p, r in report["bigartm"].items()]
     columns += [(f"ours e={e}", r) for e, r in report["ours"].items()]
+    print(f"\nload average (1, 5, 15 min) before {report['load_average_before']}, after {report['load_average_after']} "
+          f"on {os.cpu_count()} CPUs: wall times include contention, CPU times much less so")
     print("\npass " + "".join(f"| {name:>24} " for name, _ in columns))
     print("     " + "".join(f"| {'perplexity':>12} {'seconds':>11} " for _ in columns))
     for number in range(report["passes"]):
