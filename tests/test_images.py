@@ -18,7 +18,7 @@ from docker.models.containers import Container
 
 from artm_compose.errors import RuntimeUnavailable
 from artm_compose.images.base import ROLE_LABEL, base_tag
-from artm_compose.images.build import ImageTags, build_images, default_cache_dir, source_root
+from artm_compose.images.build import ImageTags, build_images, default_cache_dir, prune_images, source_root
 from images_support import snapshot_sources
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
@@ -94,6 +94,34 @@ def test_images_carry_their_role(client, built) -> None:
     assert client.images.get(tags.redis).labels[ROLE_LABEL] == "redis"
     assert client.images.get(tags.artm).labels[ROLE_LABEL] == "artm"
     assert client.images.get(base_tag()).labels[ROLE_LABEL] == "base"
+
+
+def _derived_image(client: docker.DockerClient, base: str, tag: str) -> str:
+    """A new image (own id, same role label) committed from a container of ``base``; returns its id."""
+    container = client.containers.create(base, labels=LABELS)
+    try:
+        return container.commit("artm-compose/redis", tag).id
+    finally:
+        container.remove(force=True)
+
+
+def test_prune_untags_only_unused_images_outside_keep(client, built) -> None:
+    tags, _, _ = built
+    stale, in_use = "artm-compose/redis:prune-test-stale", "artm-compose/redis:prune-test-in-use"
+    _derived_image(client, tags.redis, "prune-test-stale")
+    _derived_image(client, tags.redis, "prune-test-in-use")
+    holder = client.containers.create(in_use, labels=LABELS)
+    try:
+        # Keep every other tag on this machine, so that no one else's image is touched.
+        keep = {tag for found in client.images.list() for tag in found.tags} - {stale, in_use}
+        assert prune_images(client, keep=keep, echo=lambda line: None) == [stale]
+        assert in_use in client.images.get(in_use).tags
+        assert client.images.get(tags.redis)
+    finally:
+        holder.remove(force=True)
+        for tag in (stale, in_use):
+            if client.images.list(name=tag):
+                client.images.remove(tag)
 
 
 def _wait_healthy(container: Container) -> None:

@@ -17,24 +17,25 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-from docker.errors import DockerException, ImageNotFound
+from docker.errors import APIError, DockerException, ImageNotFound
 
 import artm_compose
 from artm_compose.docker_env import docker_client
 from artm_compose.errors import ImageBuildError
-from artm_compose.images.base import ROLE_LABEL, base_tag, build_base_image, image_exists
+from artm_compose.images.base import BASE_REPOSITORY, ROLE_LABEL, base_tag, build_base_image, image_exists
 from artm_compose.images.fingerprint import Fingerprint
 from artm_compose.images.progress import Progress
 from artm_compose.images.wheelhouse import (build_requirements, build_wheels, dependency_wheels, project_files,
                                             project_requirements, project_wheel, python_target)
 
 REPOSITORY_PREFIX = "artm-compose"
+OUR_REPOSITORIES = (BASE_REPOSITORY, f"{REPOSITORY_PREFIX}/redis", f"{REPOSITORY_PREFIX}/artm")
 REDIS_DOCKERFILE = "Dockerfile.redis"
 ARTM_DOCKERFILE = "Dockerfile.artm"
 # Context path -> source path, for the files of the Redis image's build context.
@@ -199,6 +200,29 @@ def _exclusive(lock_file: Path, progress: Progress) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def prune_images(client: docker.DockerClient, keep: Iterable[str], echo: Callable[[str], None] = print) -> list[str]:
+    """Untag base, Redis and artm images not in ``keep`` and used by no container; return the tags removed.
+
+    Every change of the sources makes a new content tag; the old ones stay until pruned (their layers
+    are mostly shared, so they cost little). An image a container still uses, even a stopped one, stays.
+    """
+    kept = set(keep)
+    used = {container.attrs["Image"] for container in client.containers.list(all=True)}
+    removed = []
+    for image in client.images.list(filters={"label": ROLE_LABEL}):
+        if image.id in used:
+            continue
+        for tag in image.tags:
+            if tag.rpartition(":")[0] in OUR_REPOSITORIES and tag not in kept:
+                try:
+                    client.images.remove(tag)
+                except APIError as error:  # e.g. a container was created from it meanwhile
+                    echo(f"kept {tag}: {error.explanation}")
+                    continue
+                removed.append(tag)
+    return removed
 
 
 def _ensure_base(client: docker.DockerClient, cache_dir: Path, progress: Progress, rebuild: bool) -> None:

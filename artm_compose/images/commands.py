@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from artm_compose.errors import ArtmComposeError
-from artm_compose.images.build import build_images
+from artm_compose.docker_env import docker_client
+from artm_compose.images.base import base_tag
+from artm_compose.images.build import BUILD_TIMEOUT, build_images, prune_images
 
 
 @click.command("build")
@@ -17,14 +19,22 @@ from artm_compose.images.build import build_images
 @click.option("--force", is_flag=True, help="Rebuild both images even if their content tags exist.")
 @click.option("--no-cache", is_flag=True,
               help="Rebuild everything from scratch: the base, the wheelhouse and every layer.")
-def build_command(base_image: str | None, redis_base_image: str | None, force: bool, no_cache: bool) -> None:
+@click.option("--prune", is_flag=True,
+              help="Then untag older artm-compose images (earlier content) that no container uses.")
+def build_command(base_image: str | None, redis_base_image: str | None, force: bool, no_cache: bool,
+                  prune: bool) -> None:
     """Build the container images (only what is missing; tagged by content).
 
-    Images are shared by all clusters; `down` does not remove them.
+    Images are shared by all clusters; `down` does not remove them (`build --prune` removes old ones).
     """
     try:
-        tags = build_images(base_image, redis_base_image, force=force, no_cache=no_cache, echo=click.echo)
+        client = docker_client(timeout=BUILD_TIMEOUT)
+        tags = build_images(base_image, redis_base_image, force=force, no_cache=no_cache, echo=click.echo,
+                            client=client)
+        removed = prune_images(client, keep=(tags.redis, tags.artm, base_tag()), echo=click.echo) if prune else []
     except ArtmComposeError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"redis image: {tags.redis}")
     click.echo(f"artm image:  {tags.artm}")
+    if prune:
+        click.echo(f"pruned {len(removed)} old image tags" + "".join(f"\n  {tag}" for tag in removed))
