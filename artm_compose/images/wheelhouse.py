@@ -94,7 +94,8 @@ def python_target(client: docker.DockerClient, image: str, cache_dir: Path) -> P
     record = cache_dir / "python-targets" / f"{image_id.replace(':', '-')}.json"
     if record.is_file():
         found = json.loads(record.read_text())
-        return PythonTarget(markers=tuple(sorted(found["markers"].items())), glibc=tuple(found["glibc"]))
+        return PythonTarget(markers=tuple(sorted(found["markers"].items())),
+                            glibc=(found["glibc"][0], found["glibc"][1]))
     target = probe_python_target(client, image)
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"markers": target.environment, "glibc": target.glibc}))
