@@ -4,7 +4,8 @@ finished training pass, and the memory of every container at rest.
     .venv/bin/python benchmarks/bench_compose.py [--runs 3] [--nodes 4] [--executors-per-node 2] \
         [--data DIR] [--topics 20] [--json OUT.json]
 
-Images are built first if missing (not timed: see `artm-compose build` for build times). Each run uses
+Images are built first if missing (not timed: see `artm-compose build` for build times); `up` checks them
+again by content, so run this from a checkout nobody edits meanwhile (else `up` rebuilds). Each run uses
 a fresh cluster name and state directory and is taken down with `down` (also timed). Without --data a
 real corpus is made from this machine's package descriptions (/var/lib/dpkg/status).
 
@@ -26,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,10 @@ def cluster_memory(cluster: str) -> dict[str, float]:
     """Memory in MiB (usage minus page cache, as `docker stats` shows it) of each running container."""
     client = docker_client()
     found = client.containers.list(filters={"label": labels.selector(cluster, "compose")})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        samples = list(pool.map(lambda c: (c, c.stats(stream=False, one_shot=True)["memory_stats"]), found))
     memory = {}
-    for container in found:
-        stats = container.stats(stream=False)["memory_stats"]
+    for container, stats in samples:
         if "usage" not in stats:  # exited since it was listed
             continue
         cache = stats.get("stats", {}).get("inactive_file", stats.get("stats", {}).get("cache", 0))
@@ -58,7 +61,7 @@ def run_once(work: Path, nodes: int, executors_per_node: int, data: Path, topics
     """One cluster: up without data (to cluster_state:ok), memory at rest, training to its first pass, down."""
     name = f"bench{secrets.token_hex(3)}"
     config = ClusterConfig(name=name, runtime="compose", nodes=nodes, executors_per_node=executors_per_node,
-                           state_dir=work / name, topics=topics, iterations=3, allow_idle=True)
+                           state_dir=work / name, topics=topics, iterations=10, allow_idle=True)
     figures: dict[str, Any] = {"cluster": name}
     try:
         started = time.monotonic()
