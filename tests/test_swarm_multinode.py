@@ -19,6 +19,7 @@ from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.images.build import build_images
+from artm_compose.runtimes import swarm as swarm_runtime
 from artm_compose.swarm.assign import label_prefix
 from conftest import free_port_block, requires_redis
 from engine_support import DPKG_STATUS, dpkg_corpus
@@ -44,6 +45,9 @@ def test_placement_and_training_across_three_swarm_nodes(tmp_path: Path, monkeyp
         manager.nodes.get(nodes[1].hostname).update({**manager.nodes.get(nodes[1].hostname).attrs["Spec"],
                                                      "Labels": capacity})
         monkeypatch.setenv("DOCKER_HOST", nodes[0].docker_host)
+        # The nodes hold the images loaded above. Pin them: a source file edited since (the content tag
+        # changes) would otherwise make `up` build new images inside the manager, which the workers lack.
+        monkeypatch.setattr(swarm_runtime, "build_images", lambda **_options: images)
         cluster = Cluster(config)
         lines: list[str] = []
         try:
@@ -76,7 +80,9 @@ def test_placement_and_training_across_three_swarm_nodes(tmp_path: Path, monkeyp
             assert set(rows[nodes[1].hostname]["services"]) == {"redis-1", "executor-1", "redis-2", "executor-2"}
             scores = json.loads(cluster.state.scores.read_text())
         finally:
-            cluster.down(echo=QUIET)
+            print("\n".join(lines))
+            if cluster.state.exists():
+                cluster.down(echo=QUIET)
         assert swarm_leftovers(manager, name) == []
     monkeypatch.delenv("DOCKER_HOST")
     local = Cluster(config.replace(runtime="local", state_dir=tmp_path / "local", base_port=free_port_block(4)))
