@@ -9,12 +9,12 @@ again by content, so run this from a checkout nobody edits meanwhile (else `up` 
 a fresh cluster name and state directory and is taken down with `down` (also timed). Without --data a
 real corpus is made from this machine's package descriptions (/var/lib/dpkg/status).
 
-- up to cluster_state:ok: `up` without data returns once the bootstrap saw every node report
-  cluster_state:ok with all 16384 slots assigned (start of containers, network, bootstrap included).
-- up to the first pass: `up` with data, detached, then the time the master prints its first pass
-  (numba compiles the kernel in every fresh executor container: that is part of it).
-- memory at rest: `docker stats` (no stream) of every container of the cluster after `up` without data,
-  then of the executors and the master once training has finished its first pass.
+- up to cluster_state:ok: `up --data` on nothing says "Redis Cluster ok" once the bootstrap saw every
+  node report cluster_state:ok with all 16384 slots assigned (network, containers, bootstrap included).
+- up to the first pass: the same `up`, detached, until the master prints its first finished pass
+  (executors and master started, data loaded, one E-step, aggregation and normalisation).
+- memory: `docker stats` of every container: of the executors and the master during training, of a
+  Redis-only cluster at rest, and of the same cluster at rest after a training (the model in Redis).
 """
 
 from __future__ import annotations
@@ -57,41 +57,70 @@ def cluster_memory(cluster: str) -> dict[str, float]:
     return dict(sorted(memory.items()))
 
 
-def run_once(work: Path, nodes: int, executors_per_node: int, data: Path, topics: int) -> dict[str, Any]:
-    """One cluster: up without data (to cluster_state:ok), memory at rest, training to its first pass, down."""
+def first_pass_seconds(cluster: str, started: float) -> float:
+    """Seconds from ``started`` until the master of ``cluster`` prints its first finished pass."""
+    master = docker_client().containers.get(f"artm-{cluster}-master")
+    seen = b""
+    for chunk in master.logs(stream=True, follow=True):
+        seen = seen[-64:] + chunk
+        if b"pass 1:" in seen:
+            return time.monotonic() - started
+        if time.monotonic() - started > FIRST_PASS_TIMEOUT:
+            raise SystemExit(f"no finished pass within {FIRST_PASS_TIMEOUT:g} s")
+    raise SystemExit(f"the master ended without a finished pass:\n{master.logs(tail=20).decode()}")
+
+
+def wait_master(cluster: str) -> None:
+    master = docker_client().containers.get(f"artm-{cluster}-master")
+    if master.wait(timeout=FIRST_PASS_TIMEOUT)["StatusCode"] != 0:
+        raise SystemExit(f"the master failed:\n{master.logs(tail=20).decode()}")
+
+
+def config_for(work: Path, args: argparse.Namespace, data: Path | None) -> ClusterConfig:
     name = f"bench{secrets.token_hex(3)}"
-    config = ClusterConfig(name=name, runtime="compose", nodes=nodes, executors_per_node=executors_per_node,
-                           state_dir=work / name, topics=topics, iterations=10, allow_idle=True)
-    figures: dict[str, Any] = {"cluster": name}
+    return ClusterConfig(name=name, runtime="compose", nodes=args.nodes, executors_per_node=args.executors_per_node,
+                         state_dir=work / name, data_dir=data, topics=args.topics, iterations=10, allow_idle=True)
+
+
+def from_nothing(work: Path, args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    """`up --data` on nothing: when `up` reports cluster_state:ok, and when the first pass is done."""
+    config = config_for(work, args, data)
+    cluster = Cluster(config)
+    plan = cluster.plan  # reading the batches is not part of the timing
+    marks: dict[str, float] = {}
+
+    def echo(message: str) -> None:
+        if message.startswith("Redis Cluster ok"):
+            marks["ok"] = time.monotonic()
+
+    figures: dict[str, Any] = {"cluster": config.name}
     try:
         started = time.monotonic()
-        result = Cluster(config).up(detach=True, echo=QUIET)
-        figures["up_to_cluster_ok_s"] = round(time.monotonic() - started, 2)
+        result = cluster.runtime.up(plan, detach=True, echo=echo)
+        figures["up_to_cluster_ok_s"] = round(marks["ok"] - started, 2)
         figures["bootstrap_s"] = result.bootstrap_seconds
-        figures["memory_at_rest_mib"] = cluster_memory(name)
-        trainer = Cluster(config.replace(data_dir=data))
-        plan = trainer.plan  # reading the batches is not part of the timing
-        started = time.monotonic()
-        trainer.runtime.up(plan, detach=True, echo=QUIET)
-        figures["training_started_s"] = round(time.monotonic() - started, 2)
-        master = docker_client().containers.get(f"artm-{name}-master")
-        seen = b""
-        for chunk in master.logs(stream=True, follow=True):
-            seen = seen[-64:] + chunk
-            if b"pass 1:" in seen:
-                figures["up_to_first_pass_s"] = round(time.monotonic() - started, 2)
-                break
-            if time.monotonic() - started > FIRST_PASS_TIMEOUT:
-                raise SystemExit(f"no finished pass within {FIRST_PASS_TIMEOUT:g} s")
-        if "up_to_first_pass_s" not in figures:
-            raise SystemExit(f"the master ended without a finished pass:\n{master.logs(tail=20).decode()}")
-        figures["memory_training_mib"] = {k: v for k, v in cluster_memory(name).items()
+        figures["up_to_first_pass_s"] = round(first_pass_seconds(config.name, started), 2)
+        figures["memory_training_mib"] = {k: v for k, v in cluster_memory(config.name).items()
                                           if k.startswith(("executor", "master"))}
-        master.wait(timeout=FIRST_PASS_TIMEOUT)
+        wait_master(config.name)
     finally:
         started = time.monotonic()
-        ComposeRuntime(Cluster(config).state).down(echo=QUIET, volumes=True)
+        ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
         figures["down_s"] = round(time.monotonic() - started, 2)
+    return figures
+
+
+def at_rest(work: Path, args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    """Memory at rest: a Redis-only cluster, then the same cluster after a training (model in Redis)."""
+    config = config_for(work, args, None)
+    figures: dict[str, Any] = {}
+    try:
+        Cluster(config).up(detach=True, echo=QUIET)
+        figures["memory_empty_mib"] = cluster_memory(config.name)
+        Cluster(config.replace(data_dir=data)).up(detach=False, echo=QUIET)
+        figures["memory_after_training_mib"] = cluster_memory(config.name)
+    finally:
+        ComposeRuntime(Cluster(config).state).down(echo=QUIET, volumes=True)
     return figures
 
 
@@ -114,14 +143,17 @@ def main() -> None:
             data = dpkg_corpus(work / "dpkg")
         runs = []
         for number in range(args.runs):
-            figures = run_once(work, args.nodes, args.executors_per_node, data, args.topics)
+            figures = from_nothing(work, args, data)
             runs.append(figures)
             print(f"run {number + 1}: " + json.dumps(figures), flush=True)
+        rest = at_rest(work, args, data)
+        print("at rest: " + json.dumps(rest), flush=True)
     load = os.getloadavg()
     summary = {key: {"median": statistics.median(r[key] for r in runs), "min": min(r[key] for r in runs),
                      "max": max(r[key] for r in runs)}
                for key in ("up_to_cluster_ok_s", "bootstrap_s", "up_to_first_pass_s", "down_s")}
-    report = {"nodes": args.nodes, "executors_per_node": args.executors_per_node, "runs": runs, "summary": summary,
+    report = {"nodes": args.nodes, "executors_per_node": args.executors_per_node, "runs": runs, "at_rest": rest,
+              "summary": summary,
               "load_average": [round(x, 2) for x in load], "cpus": os.cpu_count()}
     print(json.dumps(summary, indent=2))
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPU(s)")
