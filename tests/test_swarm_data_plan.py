@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +73,22 @@ def test_file_check_names_missing_and_unreadable_files(tmp_path, capsys):
     assert check_files.main([str(present), str(tmp_path / "gone.batch")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["checked"] == 2 and report["problems"] == [f"{tmp_path / 'gone.batch'} is missing"]
+
+
+def test_file_check_reports_an_unreadable_folder_instead_of_failing(tmp_path):
+    """As a user who may not enter the folder (nobody, when the tests run as root)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "a.batch").write_bytes(b"x")
+    locked.chmod(0o700)
+    tmp_path.chmod(0o755)
+    as_other = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"] if os.geteuid() == 0 else []
+    if not as_other:
+        locked.chmod(0)
+    try:
+        result = subprocess.run([*as_other, sys.executable, "-m", "artm_compose.swarm.check_files",
+                                 str(locked / "a.batch")], capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["problems"] == [f"{locked / 'a.batch'} is not readable (Permission denied)"]

@@ -13,14 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from artm_compose import labels
 from artm_compose.api import Cluster
+from artm_compose.cli import cli
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.images.build import build_images
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.swarm.assign import label_prefix
+from artm_compose.swarm.data_plan import DataPlan, NodeData
+from artm_compose.swarm.node_check import check_on_nodes
 from engine_support import DPKG_STATUS, dpkg_corpus
 from swarm_nodes import swarm_leftovers, swarm_mode
 
@@ -100,6 +104,10 @@ def test_up_status_down_four_nodes(swarm_cluster):
         assert not any("PASS" in variable for variable in env)
     again = cluster.up(detach=True, echo=QUIET)
     assert again.already_up and again.actions == ()
+    log = "".join(cluster.runtime.logs("redis-2"))
+    assert "Ready to accept connections" in log
+    every_redis = "".join(cluster.runtime.logs("redis"))
+    assert every_redis.count("==> redis-") == 4
 
 
 def test_down_removes_stack_secrets_configs_and_labels(swarm_cluster):
@@ -138,3 +146,35 @@ def test_training_gives_compose_perplexity_per_pass(swarm_cluster, corpus_dir, t
         compose.down(echo=QUIET)
     assert len(scores["perplexity"]) == 4
     np.testing.assert_allclose(scores["perplexity"], expected["perplexity"], rtol=1e-4)
+
+
+def test_label_and_data_plan_commands(swarm, images, corpus_dir):
+    name = f"cli{secrets.token_hex(3)}"
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "virtual nodes 0-2  group 0" in dry.output and f"would add artm.{name}.vnodes=0-2" in dry.output
+    assert swarm_leftovers(docker_client(), name) == []  # a dry run changes nothing
+    try:
+        applied = runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name])
+        assert applied.exit_code == 0 and f"add artm.{name}.group=0" in applied.output, applied.output
+        again = runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name])
+        assert "labels already up to date" in again.output
+        plan = runner.invoke(cli, ["swarm", "data-plan", "--name", name, "--nodes", "3", "--data", str(corpus_dir),
+                                   "--on-nodes"])
+        assert plan.exit_code == 0, plan.output
+        assert "virtual nodes 0-2" in plan.output and "checked on " in plan.output
+        assert "every file it needs is readable" in plan.output
+        # A node without the data path cannot even start the check: that is what it reports.
+        client = docker_client()
+        node = client.nodes.get(client.info()["Swarm"]["NodeID"])
+        hostname = node.attrs["Description"]["Hostname"]
+        nowhere = DataPlan(batches_dir=corpus_dir / "not-here", vocab_path=corpus_dir / "not-here" / "vocab.txt",
+                           nodes=(NodeData(hostname, node.id, (0, 2), (0,), (0, 1), ("00000.batch",),
+                                           str(corpus_dir / "not-here" / "vocab.txt")),))
+        (problem,) = check_on_nodes(client, nowhere, images.artm, name)[hostname]
+        assert "the check could not run there" in problem and str(corpus_dir / "not-here") in problem
+    finally:
+        removed = runner.invoke(cli, ["swarm", "label", "--name", name, "--remove"])
+        assert removed.exit_code == 0, removed.output
+    assert swarm_leftovers(docker_client(), name) == []

@@ -16,14 +16,14 @@ def problems(paths: list[Path]) -> list[str]:
     """``<path> is missing`` / ``<path> is not readable`` for each path that cannot be read."""
     found = []
     for path in paths:
-        if not path.is_file():
-            found.append(f"{path} is missing")
-            continue
         try:
+            if not path.is_file():
+                found.append(f"{path} is missing")
+                continue
             with path.open("rb") as handle:
                 handle.read(1)
-        except OSError:
-            found.append(f"{path} is not readable")
+        except OSError as error:
+            found.append(f"{path} is not readable ({error.strerror or error})")
     return found
 
 

@@ -1,11 +1,13 @@
 """Check a data plan on the Swarm nodes themselves: one short task per node reads the files it needs.
 
-Each task runs the artm image on its node with the batches directory (and the vocabulary's folder)
-bind-mounted at the same path; a node without that path rejects the task, which is reported as such.
+Each task runs the artm image on its node, as the user the executors run as, with the batches directory
+(and the vocabulary's folder) bind-mounted at the same path; a node without that path rejects the task,
+which is reported as such.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import docker
@@ -28,14 +30,14 @@ def check_on_nodes(client: docker.DockerClient, data: DataPlan, image: str, clus
         paths = [str(data.batches_dir / name) for name in node.batches] + [str(data.vocab_path)]
         outcome = run_once(client, image, ["python3", "-m", "artm_compose.swarm.check_files", *paths],
                            name=f"{labels.project_name(cluster)}_data-check", timeout=timeout, mounts=mounts,
-                           constraints=[f"node.id == {node.node_id}"],
+                           constraints=[f"node.id == {node.node_id}"], user=f"{os.getuid()}:{os.getgid()}",
                            labels={labels.CLUSTER: cluster, labels.RUNTIME: "swarm"},
                            container_labels={labels.CLUSTER: cluster, labels.RUNTIME: "swarm"})
         result = json_result(outcome.output)
         if outcome.ok and result is not None:
             found[node.hostname] = list(result["problems"])
         else:
-            reason = outcome.task.error or tail(outcome.output, 3)
+            reason = "; ".join(part for part in (outcome.task.error, tail(outcome.output, 3)) if part)
             found[node.hostname] = [f"the check could not run there ({outcome.task.state}: {reason}); "
                                     f"is {' and '.join(folders)} present on {node.hostname}?"]
     return found
