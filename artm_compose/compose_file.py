@@ -43,7 +43,9 @@ MAXMEMORY_SHARE = 0.8
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 EXECUTOR_PROGRAM = "artm-compose-executor"
 MASTER_PROGRAM = "artm-compose-master"
-HEALTH_INTERVAL = "1s"
+# Health is shown by status (and orders a hand-run `docker compose up`); `up` itself never waits for it,
+# so checks are rare: each one is a process started in the container.
+HEALTH_INTERVAL = "5s"
 CONTROL = "control"
 FINGERPRINT_LENGTH = 12
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -73,7 +74,11 @@ def test_up_status_down(compose_cluster, nodes):
     assert status.count("redis") == (nodes, nodes)
     redis = _redis_containers(cluster)
     assert sorted(c.labels[labels.NODE] for c in redis) == [str(i) for i in range(nodes)]
-    assert all(c.attrs["State"]["Health"]["Status"] == "healthy" for c in redis)
+    deadline = time.monotonic() + 60
+    while not all(c.attrs["State"]["Health"]["Status"] == "healthy" for c in redis):
+        assert time.monotonic() < deadline, [(c.name, c.attrs["State"]["Health"]) for c in redis]
+        time.sleep(1)
+        redis = _redis_containers(cluster)
     assert all(not c.attrs["HostConfig"]["PortBindings"] for c in redis), "ports published without --publish"
     messages = ComposeRuntime(cluster.state).down(echo=QUIET)
     assert any("network" in m for m in messages)
