@@ -219,8 +219,8 @@ class SwarmRuntime(Runtime):
             if not pending:
                 return
             if time.monotonic() > deadline:
-                hostnames = hostnames(client)
-                details = "; ".join(self._explain(views.get(c), c, hostnames) for c in pending[:6])
+                names = hostnames(client)
+                details = "; ".join(self._explain(views.get(c), c, names) for c in pending[:6])
                 raise BootstrapError(f"{len(pending)} service(s) not running after {timeout:g} s: {details} "
                                      f"(every Swarm node needs the images; `docker node ls` shows the nodes)")
             time.sleep(POLL)
@@ -295,18 +295,18 @@ class SwarmRuntime(Runtime):
         description = self.state.read_cluster()
         client = docker_client()
         swarm = description.get("swarm") or {}
-        hostnames = hostnames(client)
+        names = hostnames(client)
         views = {v.component: v for v in self._services(client, description["cluster"])}
         holdings = [Holding(h["node_id"], h["hostname"], h["group"], h["vnodes"][0], h["vnodes"][1])
                     for h in swarm.get("holdings", [])]
-        members = [self._member("redis", node["name"], views, hostnames,
+        members = [self._member("redis", node["name"], views, names,
                                 f"slots {node['slots'][0]}-{node['slots'][1]}") for node in description["nodes"]]
         if description.get("data"):
-            members += [self._member("executor", e["name"], views, hostnames,
+            members += [self._member("executor", e["name"], views, names,
                                      f"batches [{e['batch_range'][0]}, {e['batch_range'][1]}) "
                                      f"tokens [{e['token_range'][0]}, {e['token_range'][1]})")
                         for e in description["executors"]]
-            members.append(self._member("master", MASTER, views, hostnames, ""))
+            members.append(self._member("master", MASTER, views, names, ""))
         problems: list[str] = []
         cluster_state, slots, progress = "down", 0, None
         if any(m.alive for m in members if m.role == "redis"):
@@ -322,7 +322,7 @@ class SwarmRuntime(Runtime):
                            cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
                            problems=tuple(problems),
                            training=training_summary(progress, self.state.scores) if description.get("data") else None,
-                           swarm_nodes=tuple(_node_rows(holdings, description, views, hostnames)))
+                           swarm_nodes=tuple(_node_rows(holdings, description, views, names)))
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
         description = self.state.read_cluster()
@@ -406,13 +406,13 @@ class SwarmRuntime(Runtime):
     def _service_view(self, client: docker.DockerClient, cluster: str, component: str) -> ServiceView | None:
         return next((v for v in self._services(client, cluster) if v.component == component), None)
 
-    def _explain(self, found: ServiceView | None, component: str, hostnames: dict[str, str]) -> str:
+    def _explain(self, found: ServiceView | None, component: str, names: dict[str, str]) -> str:
         """Why ``component`` is not running: its task, and the last failed attempt with its last log lines."""
         if found is None or found.task is None:
             return f"{component}: no task yet"
-        text = f"{component}: {found.task.describe(hostnames)}"
+        text = f"{component}: {found.task.describe(names)}"
         if found.failure is not None and found.failure.id != found.task.id:
-            text += f" (last attempt {found.failure.describe(hostnames)}"
+            text += f" (last attempt {found.failure.describe(names)}"
             output = tail(task_logs(found.failure.id), 3).replace("\n", " | ")
             text += f"; its output: {output})"
         return text
@@ -466,14 +466,14 @@ class SwarmRuntime(Runtime):
         return out
 
     @staticmethod
-    def _member(role: str, name: str, views: dict[str, ServiceView], hostnames: dict[str, str],
+    def _member(role: str, name: str, views: dict[str, ServiceView], names: dict[str, str],
                 detail: str) -> MemberStatus:
         found = views.get(name)
         if found is None or found.task is None:
             return MemberStatus(role=role, name=name, alive=False, detail="no service" if found is None else "no task")
         task = found.task
-        where = hostnames.get(task.node_id or "", "")
-        shown = task.describe(hostnames)
+        where = names.get(task.node_id or "", "")
+        shown = task.describe(names)
         return MemberStatus(role=role, name=name, alive=task.running, address=where or None,
                             detail=f"{shown}; {detail}" if detail else shown)
 
@@ -524,7 +524,7 @@ def _describe_holdings(holdings: tuple[Holding, ...]) -> str:
 
 
 def _node_rows(holdings: list[Holding], description: dict[str, Any], views: dict[str, ServiceView],
-               hostnames: dict[str, str]) -> list[dict[str, Any]]:
+               names: dict[str, str]) -> list[dict[str, Any]]:
     """Per Swarm node: its range and the state of the services placed on it."""
     executors_of = {}
     for executor in description.get("executors", []) if description.get("data") else []:
@@ -538,7 +538,7 @@ def _node_rows(holdings: list[Holding], description: dict[str, Any], views: dict
         services = {}
         for component in components:
             found = views.get(component)
-            services[component] = (found.task.describe(hostnames) if found is not None and found.task is not None
+            services[component] = (found.task.describe(names) if found is not None and found.task is not None
                                    else "no service")
         rows.append({**holding.to_dict(), "services": services})
     return rows
