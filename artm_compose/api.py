@@ -19,7 +19,6 @@ from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
 from artm_compose.plan import Plan, make_plan
-from artm_compose.render import render_all
 from artm_compose.runtimes.base import ClusterStatus, Echo, Runtime, UpResult, get_runtime
 from artm_compose.state import StateDir
 
@@ -70,8 +69,9 @@ class Cluster:
         return get_runtime(self.config.runtime, self.state)
 
     def render(self) -> list[Path]:
-        """Write redis.conf files, addresses.txt, executors.txt and cluster.json without starting anything."""
-        return render_all(self.plan, self.state)
+        """Write redis.conf files, addresses.txt, executors.txt, cluster.json and the runtime's own files
+        (``compose.yml`` for Compose) without starting anything."""
+        return self.runtime.render(self.plan)
 
     def up(self, *, detach: bool = True, echo: Echo = print) -> UpResult:
         """Bring the cluster up (and train, with a data directory); follow training unless ``detach``."""
@@ -93,6 +93,6 @@ class Cluster:
         """Write the trained model held in Redis to ``out`` (.npz: phi, tokens, topics; or .csv)."""
         return self.runtime.export(Path(out))
 
-    def down(self, echo: Echo = print) -> list[str]:
+    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
         """Stop exactly what ``up`` started for this state directory; safe to call twice."""
-        return self.runtime.down(echo=echo)
+        return self.runtime.down(echo=echo, volumes=volumes)

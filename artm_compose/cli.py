@@ -88,6 +88,11 @@ def _cluster_options(function: Callable) -> Callable:
                      help="Start from this phi (.npz export or CSV with tokens as the first column)."),
         click.option("--continue-fitting", is_flag=True, default=None,
                      help="Resume from the model held in Redis instead of a fresh initial phi."),
+        click.option("--publish", is_flag=True, default=None,
+                     help="Compose: publish Redis ports on 127.0.0.1 (base+i) for clients on this host."),
+        click.option("--redis-memory", help="Container memory limit of each Redis node, e.g. 1g."),
+        click.option("--executor-memory", help="Container memory limit of each executor, e.g. 2g."),
+        click.option("--master-memory", help="Container memory limit of the master, e.g. 512m."),
     ]):
         function = decorator(function)
     return function
@@ -205,9 +210,10 @@ def logs_command(component: str | None, follow: bool, **options: Any) -> None:
 
 @cli.command("down")
 @_state_options
-def down_command(**options: Any) -> None:
+@click.option("--volumes", is_flag=True, help="Also remove the data volumes the cluster created.")
+def down_command(volumes: bool, **options: Any) -> None:
     """Stop exactly what `up` started for this state directory (safe to run twice)."""
-    _existing_cluster(options).down(echo=click.echo)
+    _existing_cluster(options).down(echo=click.echo, volumes=volumes)
 
 
 @cli.command("export")

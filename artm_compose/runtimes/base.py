@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 from artm_compose.plan import Plan
+from artm_compose.render import render_all
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
 
@@ -139,8 +140,15 @@ class Runtime(ABC):
         """Log lines of ``component`` (all components if None); with ``follow``, keep yielding new lines."""
 
     @abstractmethod
-    def down(self, echo: Echo = print) -> list[str]:
-        """Stop exactly what this runtime started for the state directory; idempotent."""
+    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
+        """Stop exactly what this runtime started for the state directory; idempotent.
+
+        ``volumes`` also removes the data volumes the runtime created (runtimes without any ignore it).
+        """
+
+    def render(self, plan: Plan) -> list[Path]:
+        """Write the state directory's files for ``plan`` without starting anything."""
+        return render_all(plan, self.state)
 
     def export(self, out: Path) -> Path:
         """Write the trained model to ``out`` (.npz or .csv), reading Redis through ``addresses.txt``.

@@ -130,7 +130,7 @@ class LocalRuntime(Runtime):
             return
         yield from _follow_many(paths)
 
-    def down(self, echo: Echo = print) -> list[str]:
+    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
         records = list(self._records().values())
         if not records:
             message = f"nothing to stop in {self.state.root}"

@@ -348,7 +348,7 @@ class SwarmRuntime(Runtime):
                 process.terminate()
                 process.wait(timeout=10)
 
-    def down(self, echo: Echo = print) -> list[str]:
+    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
         """Remove the stack, every service, secret, config and network of this cluster, and its node labels."""
         description = self.state.read_cluster()
         cluster = description["cluster"]
