@@ -21,9 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import RedisClusterException, RedisError
-
 from artm_compose.bootstrap import NodeTarget, bootstrap, check_health
+from artm_compose.engine.protocol import probe_progress
 from artm_compose.errors import ArtmComposeError
 from artm_compose.redis_client import cluster_client
 from artm_compose.slots import SLOT_COUNT
@@ -57,7 +56,7 @@ def run_probe(state: StateDir, password_file: Path) -> dict[str, Any]:
     info = health.summary_info()
     training = None
     if info.get("cluster_state") == "ok" and description.get("data"):
-        training = _progress(targets, password, description["cluster"])
+        training = probe_progress(_addresses(targets), password, description["cluster"])
     return {"nodes_up": health.nodes_up, "nodes": len(targets),
             "cluster_state": info.get("cluster_state", "unknown"),
             "slots_assigned": int(info.get("cluster_slots_assigned", 0)),
@@ -75,23 +74,6 @@ def run_export(state: StateDir, password_file: Path, vocab_path: Path, out: Path
     finally:
         client.close()
     return {"path": str(written)}
-
-
-def _progress(targets: list[NodeTarget], password: str, cluster: str) -> dict[str, Any] | None:
-    """The master's progress record (None when no run has started or Redis cannot tell)."""
-    from artm_compose.engine.protocol import read_progress
-
-    try:
-        client = cluster_client(_addresses(targets), password, timeout=2.0)
-    except (RedisError, RedisClusterException):
-        return None
-    try:
-        progress = read_progress(client, cluster)
-    except (RedisError, RedisClusterException):
-        return None
-    finally:
-        client.close()
-    return None if progress.get("state") == "none" else progress
 
 
 def _addresses(targets: list[NodeTarget]) -> list[tuple[str, int]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from artm_compose import labels
 from artm_compose.config import ClusterConfig

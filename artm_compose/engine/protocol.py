@@ -32,13 +32,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from artm_compose.errors import TrainingError
+from artm_compose.redis_client import cluster_client
 
 # A beat refreshes the key this often (fraction of the heartbeat timeout) ...
 BEAT_FRACTION = 0.1
@@ -371,3 +373,20 @@ def read_progress(client: RedisCluster, cluster: str) -> dict[str, Any]:
     count = int(progress.get("executor_count", 0))
     progress["executors"] = {str(e): beat for e, beat in read_heartbeats(client, cluster, range(count)).items()}
     return progress
+
+
+def probe_progress(addresses: Sequence[tuple[str, int]], password: str | None, cluster: str,
+                   *, timeout: float = 2.0) -> dict[str, Any] | None:
+    """:func:`read_progress` through a short-lived client, for status probes: None when no run has
+    started or the Redis Cluster cannot answer (status must report, not fail)."""
+    try:
+        client = cluster_client(addresses, password, timeout=timeout)
+    except (RedisError, RedisClusterException):
+        return None
+    try:
+        progress = read_progress(client, cluster)
+    except (RedisError, RedisClusterException):
+        return None
+    finally:
+        client.close()
+    return None if progress.get("state") == "none" else progress

@@ -17,14 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import RedisClusterException, RedisError
-
 from artm_compose.bootstrap import NodeTarget, bootstrap, check_health, targets_from_plan
+from artm_compose.engine.protocol import probe_progress
 from artm_compose.errors import BootstrapError, ConfigError, RuntimeUnavailable, TrainingError
 from artm_compose.plan import Plan
 from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
                                    stop_processes)
-from artm_compose.redis_client import cluster_client, read_addresses
+from artm_compose.redis_client import read_addresses
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult, training_summary
 from artm_compose.slots import SLOT_COUNT
@@ -316,7 +315,12 @@ class LocalRuntime(Runtime):
         return chosen
 
     def _training_progress(self, description: dict[str, Any], password: str | None) -> dict[str, Any] | None:
-        return training_summary(_read_progress(self.state, description["cluster"], password), self.state.scores)
+        try:
+            addresses = read_addresses(self.state.addresses)
+        except ConfigError:  # nothing was rendered, so no Redis to ask: scores.json may still tell
+            addresses = None
+        progress = probe_progress(addresses, password, description["cluster"]) if addresses else None
+        return training_summary(progress, self.state.scores)
 
 
 RUNTIME = LocalRuntime
@@ -338,25 +342,6 @@ def _accepts_connections(host: str, port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _read_progress(state: StateDir, cluster: str, password: str | None) -> dict[str, Any] | None:
-    """The master's progress record in Redis (None if the engine or the cluster cannot tell)."""
-    try:
-        from artm_compose.engine.protocol import read_progress
-    except ImportError:
-        return None
-    try:
-        client = cluster_client(read_addresses(state.addresses), password, timeout=2.0)
-    except (RedisError, RedisClusterException, ConfigError):
-        return None
-    try:
-        progress = read_progress(client, cluster)
-    except (RedisError, RedisClusterException):
-        return None
-    finally:
-        client.close()
-    return None if progress.get("state") == "none" else progress
 
 
 def _master_detail(record: ProcessRecord | None, training: dict[str, Any] | None) -> str:
