@@ -32,9 +32,10 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-ser
 fi
 
 python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x .venv/bin/pip ]; then
+  # --clear: a venv left half-made by an interrupted run has python but no pip
   echo "setup: creating .venv"
-  "$python" -m venv .venv
+  "$python" -m venv --clear .venv
 fi
 stamp=.venv/.artm-compose-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
