@@ -122,12 +122,16 @@ def engine_capabilities() -> list[str]:
     return [name for bit, name in enumerate(CAPABILITIES) if bounding >> bit & 1]
 
 
-def privileged_works(client: docker.DockerClient, image: str) -> str | None:
+def privileged_works(client: docker.DockerClient, image: str, marks: dict[str, str]) -> str | None:
     """None if --privileged containers start on this engine, else the engine's error."""
+    container = client.containers.create(image, ["true"], entrypoint=[], privileged=True, labels=marks)
     try:
-        client.containers.run(image, ["true"], entrypoint=[], privileged=True, remove=True)
+        container.start()
+        container.wait(timeout=60)
     except (APIError, DockerException) as error:
         return str(error)
+    finally:
+        container.remove(force=True)
     return None
 
 
@@ -144,7 +148,7 @@ def dind_swarm(client: docker.DockerClient, count: int, name: str, work: Path, s
     with ExitStack() as cleanup:
         network = client.networks.create(f"{name}-nodes", driver="bridge", labels=marks)
         cleanup.callback(network.remove)
-        refusal = privileged_works(client, image)
+        refusal = privileged_works(client, image, marks)
         privileges = ({"privileged": True} if refusal is None else
                       {"cap_add": engine_capabilities(), "devices": ["/dev/fuse:/dev/fuse:rwm"],
                        "security_opt": ["seccomp=unconfined", "apparmor=unconfined"]})

@@ -160,6 +160,7 @@ def test_label_and_data_plan_commands(swarm, images, corpus_dir):
         assert applied.exit_code == 0 and f"add artm.{name}.group=0" in applied.output, applied.output
         again = runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name])
         assert "labels already up to date" in again.output
+        build_images(echo=QUIET)  # the check runs the artm image of the current sources
         plan = runner.invoke(cli, ["swarm", "data-plan", "--name", name, "--nodes", "3", "--data", str(corpus_dir),
                                    "--on-nodes"])
         assert plan.exit_code == 0, plan.output

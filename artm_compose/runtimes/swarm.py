@@ -164,17 +164,6 @@ class SwarmRuntime(Runtime):
             raise DataError(f"data for the Swarm nodes is incomplete: {'; '.join(problems[:5])}")
         echo(f"data checked on {len(found)} other Swarm node(s): every file they need is readable")
 
-    def render(self, plan: Plan, *, images: ImageTags, groups: dict[int, int], manager_id: str,
-               training: bool = True) -> str:
-        """Write the state directory's files and ``stack.yml``; returns the stack text."""
-        render_all(plan, self.state, status="rendered")
-        files = StackFiles.of(self.state)
-        write_text_atomic(files.nodes, nodes_document(plan))
-        text = render_stack(plan, self.state, images=images, groups=groups, manager_id=manager_id,
-                            password=self.state.ensure_password(), training=training)
-        write_text_atomic(files.stack, text)
-        return text
-
     def _check_conflicts(self, client: docker.DockerClient, plan: Plan) -> None:
         services = client.services.list(filters={"label": labels.selector(plan.cluster, self.name)})
         elsewhere = sorted({s.attrs["Spec"]["Labels"].get(labels.STATE_DIR, "?") for s in services}
