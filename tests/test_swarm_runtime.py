@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from artm_compose.slots import SLOT_COUNT
 from artm_compose.swarm.assign import label_prefix
 from artm_compose.swarm.data_plan import DataPlan, NodeData
 from artm_compose.swarm.node_check import check_on_nodes
+from artm_compose.swarm.one_shot import json_result
 from engine_support import DPKG_STATUS, dpkg_corpus
 from swarm_nodes import swarm_leftovers, swarm_mode
 
@@ -179,3 +182,39 @@ def test_label_and_data_plan_commands(swarm, images, corpus_dir):
         removed = runner.invoke(cli, ["swarm", "label", "--name", name, "--remove"])
         assert removed.exit_code == 0, removed.output
     assert swarm_leftovers(docker_client(), name) == []
+
+
+def test_rendered_stack_deploys_by_hand(swarm, images, tmp_path):
+    """`swarm label` + `swarm render`, then plain `docker stack deploy`: Redis comes up and the bootstrap
+    service joins it on its own."""
+    name = f"h{secrets.token_hex(3)}"
+    state = tmp_path / "state"
+    runner = CliRunner()
+    client = docker_client()
+    stack = f"artm-{name}"
+    try:
+        assert runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name]).exit_code == 0
+        rendered = runner.invoke(cli, ["swarm", "render", "--nodes", "3", "--name", name, "--state-dir", str(state)])
+        assert rendered.exit_code == 0, rendered.output
+        assert f"docker stack deploy --resolve-image never -c {state / 'stack.yml'} {stack}" in rendered.output
+        subprocess.run(["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(state / "stack.yml"),
+                        stack], check=True, capture_output=True, timeout=120)
+        deadline = time.monotonic() + 180
+        while True:
+            tasks = client.services.get(f"{stack}_bootstrap").tasks()
+            done = [t for t in tasks if t["Status"]["State"] == "complete"]
+            if done:
+                break
+            assert time.monotonic() < deadline, [t["Status"] for t in tasks]
+            time.sleep(1)
+        output = subprocess.run(["docker", "service", "logs", "--raw", done[0]["ID"]], capture_output=True,
+                                text=True, timeout=60, check=True).stdout
+        report = json_result(output)
+        assert report is not None and sum("assigned slots" in action for action in report["actions"]) == 3, output
+    finally:
+        subprocess.run(["docker", "stack", "rm", stack], capture_output=True, timeout=120, check=False)
+        runner.invoke(cli, ["swarm", "label", "--name", name, "--remove"])
+        deadline = time.monotonic() + 120
+        while swarm_leftovers(client, name) and time.monotonic() < deadline:
+            time.sleep(1)
+    assert swarm_leftovers(client, name) == []

@@ -12,10 +12,13 @@ from artm_compose.cli import _cluster, _cluster_options
 from artm_compose.docker_env import docker_client
 from artm_compose.errors import ArtmComposeError, DataError
 from artm_compose.images.build import image_tags
+from artm_compose.render import render_all
+from artm_compose.state import write_text_atomic
 from artm_compose.swarm.assign import DEFAULT_CAPACITY_LABEL, Assignment, assign, removal, usable_holdings
 from artm_compose.swarm.data_plan import check_local, data_plan
 from artm_compose.swarm.node_check import check_on_nodes
 from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
+from artm_compose.swarm.stack import StackFiles, nodes_document, render_stack, stack_name
 
 _selector_option = click.option(
     "--selector", metavar="KEY=VALUE",
@@ -115,6 +118,36 @@ def data_plan_command(selector: str | None, capacity_label: str, on_nodes: bool,
     problems += [f"{hostname}: {problem}" for hostname, found in remote.items() for problem in found]
     if problems:
         raise DataError("; ".join(problems[:10]))
+
+
+@swarm_group.command("render")
+@_cluster_options
+def render_command(**options: Any) -> None:
+    """Write the stack file (and the state directory's files) for `docker stack deploy` by hand.
+
+    Placement follows the Swarm's current labels if they hold every virtual node, else the labels
+    `swarm label` would write (apply them before deploying). Nothing is deployed.
+    """
+    options["runtime"] = "swarm"
+    cluster = _cluster(options)
+    plan = cluster.plan
+    whales = DockerClient()
+    manager_id = require_manager(whales)
+    swarm_nodes = list_nodes(whales)
+    holdings = usable_holdings(plan.cluster, len(plan.nodes), swarm_nodes)
+    if holdings is None:
+        holdings = assign(plan.cluster, len(plan.nodes), swarm_nodes).holdings
+        click.echo(f"(the Swarm is not labelled for cluster {plan.cluster!r} yet: run `artm-compose swarm label "
+                   f"--nodes {len(plan.nodes)} --name {plan.cluster}` before deploying)")
+    state = cluster.state
+    render_all(plan, state)
+    files = StackFiles.of(state)
+    write_text_atomic(files.nodes, nodes_document(plan))
+    write_text_atomic(files.stack, render_stack(plan, state, images=image_tags(), manager_id=manager_id,
+                                                groups={v: h.group for h in holdings for v in h.vnodes},
+                                                password=state.ensure_password()))
+    click.echo(str(files.stack))
+    click.echo(f"deploy: docker stack deploy --resolve-image never -c {files.stack} {stack_name(plan)}")
 
 
 def describe_assignment(result: Assignment, *, applied: bool) -> str:
