@@ -189,7 +189,7 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
                     "gateway": str(network.gateway)},
         "password_file": str(state.password_file),
     }
-    return _escape(context)
+    return escape_dollars(context)
 
 
 def engine_launch() -> ModuleType:
@@ -214,12 +214,12 @@ def render_compose(plan: Plan, state: StateDir, *, images: ImageTags, network: N
                                                                 user=user))
 
 
-def _escape(value: Any) -> Any:
+def escape_dollars(value: Any) -> Any:
     """Double every ``$`` so that Compose takes paths and arguments literally (no ``${VAR}`` expansion)."""
     if isinstance(value, str):
         return value.replace("$", "$$")
     if isinstance(value, dict):
-        return {k: _escape(v) for k, v in value.items()}
+        return {k: escape_dollars(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_escape(v) for v in value]
+        return [escape_dollars(v) for v in value]
     return value

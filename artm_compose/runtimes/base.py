@@ -185,6 +185,18 @@ def training_summary(progress: dict[str, Any] | None, scores_path: Path) -> dict
     return {key: value for key, value in summary.items() if value is not None}
 
 
+def effective_status(stored: str, members: list[MemberStatus]) -> str:
+    """The stored status of a container runtime, corrected by what is actually alive."""
+    redis_alive = [m.alive for m in members if m.role == "redis"]
+    if not any(redis_alive):
+        return "down" if stored not in ("stopped", "rendered") else stored
+    if not all(redis_alive):
+        return "degraded"
+    if stored == "training" and not any(m.alive for m in members if m.role == "master"):
+        return "training ended"
+    return stored
+
+
 def runtime_class(name: str) -> type[Runtime]:
     """The runtime class registered under ``name``, imported on first use."""
     module_name = RUNTIME_MODULES.get(name)

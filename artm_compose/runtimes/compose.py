@@ -44,7 +44,8 @@ from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
 from artm_compose.processes import port_free, port_owner
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
-from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult, training_summary
+from artm_compose.runtimes.base import (ClusterStatus, Echo, MemberStatus, Runtime, UpResult, effective_status,
+                                        training_summary)
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
 
@@ -334,7 +335,7 @@ class ComposeRuntime(Runtime):
                 cluster_state = "unknown"
                 problems.append(str(error))
         return ClusterStatus(cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
-                             status=_effective_status(description["status"], members),
+                             status=effective_status(description["status"], members),
                              cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
                              problems=tuple(problems),
                              training=training_summary(progress, self.state.scores) if description.get("data")
@@ -544,18 +545,6 @@ def _container_lines(container: Container, follow: bool) -> Iterator[str]:
             yield line.decode(errors="replace") + "\n"
     if pending:
         yield pending.decode(errors="replace")
-
-
-def _effective_status(stored: str, members: list[MemberStatus]) -> str:
-    """The stored status, corrected by what is actually alive."""
-    redis_alive = [m.alive for m in members if m.role == "redis"]
-    if not any(redis_alive):
-        return "down" if stored not in ("stopped", "rendered") else stored
-    if not all(redis_alive):
-        return "degraded"
-    if stored == "training" and not any(m.alive for m in members if m.role == "master"):
-        return "training ended"
-    return stored
 
 
 def _whales_message(error: WhalesError) -> str:

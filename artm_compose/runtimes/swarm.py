@@ -13,7 +13,6 @@ Images are not distributed: every Swarm node must have them (a registry, or ``do
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
@@ -40,8 +39,8 @@ from artm_compose.errors import BootstrapError, ConfigError, DataError, RuntimeU
 from artm_compose.images.build import ImageTags, build_images
 from artm_compose.plan import Plan
 from artm_compose.render import MASTER, redis_component, render_all
-from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult, training_summary
-from artm_compose.runtimes.compose import _effective_status
+from artm_compose.runtimes.base import (ClusterStatus, Echo, MemberStatus, Runtime, UpResult, effective_status,
+                                        training_summary)
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import write_text_atomic
 from artm_compose.swarm.assign import Holding, assign, removal, usable_holdings
@@ -307,7 +306,7 @@ class SwarmRuntime(Runtime):
                 cluster_state = "unknown"
                 problems.append(str(error))
         return SwarmStatus(cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
-                           status=_effective_status(description["status"], members),
+                           status=effective_status(description["status"], members),
                            cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
                            problems=tuple(problems),
                            training=training_summary(progress, self.state.scores) if description.get("data") else None,

@@ -27,7 +27,7 @@ from artm_compose.compose_file import (
     EXECUTOR_PROGRAM, MASTER_PROGRAM, PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, container_plan,
     data_mounts, engine_launch, in_cluster_command, redis_maxmemory,
 )
-from artm_compose.compose_file import _escape as escape_dollars
+from artm_compose.compose_file import escape_dollars
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
 from artm_compose.render import plan_fingerprint, redis_component, redis_fingerprint, render_template
