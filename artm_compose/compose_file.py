@@ -142,24 +142,18 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
     master = None
     if plan.data is not None:
         assert batches_dir is not None and vocab_path is not None
-        launch = engine_launch()
-        inside, init_mounts = container_plan(plan)
-        mounts += init_mounts
+        commands = engine_commands(plan, batches_dir, vocab_path)
+        mounts += commands.mounts
         executor_services = [{
             "service": e.name,
             "container": container_name(plan, e.name),
             "labels": labels.executor_labels(plan, root, e, fingerprint),
-            "command": [EXECUTOR_PROGRAM, *launch.executor_argv(
-                inside, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
-                password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)],
+            "command": commands.executors[e.id],
         } for e in plan.executors]
-        first = plan.nodes[0]
         master = {
             "container": container_name(plan, "master"),
             "labels": labels.role_labels(plan, root, "master", fingerprint),
-            "command": [MASTER_PROGRAM, *launch.master_argv(
-                inside, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
-                batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")],
+            "command": commands.master,
         }
     context = {
         "cluster": plan.cluster,
@@ -190,6 +184,33 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
         "password_file": str(state.password_file),
     }
     return escape_dollars(context)
+
+
+@dataclass(frozen=True)
+class EngineCommands:
+    """The executors' and the master's container command lines, and the mounts they need beyond the data."""
+
+    executors: dict[int, list[str]]
+    master: list[str]
+    mounts: list[Mount]
+
+
+def engine_commands(plan: Plan, batches_dir: str, vocab_path: str) -> EngineCommands:
+    """Command lines of the training containers, the same in Compose and Swarm: executor i talks to its
+    node's Redis, the master to the first node's, and the master writes scores.json into the state mount."""
+    launch = engine_launch()
+    inside, mounts = container_plan(plan)
+    executors = {
+        e.id: [EXECUTOR_PROGRAM, *launch.executor_argv(
+            inside, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
+            password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)]
+        for e in plan.executors
+    }
+    first = plan.nodes[0]
+    master = [MASTER_PROGRAM, *launch.master_argv(
+        inside, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
+        batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")]
+    return EngineCommands(executors=executors, master=master, mounts=mounts)
 
 
 def engine_launch() -> ModuleType:

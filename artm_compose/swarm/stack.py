@@ -24,10 +24,9 @@ from typing import Any
 
 from artm_compose import labels
 from artm_compose.compose_file import (
-    EXECUTOR_PROGRAM, MASTER_PROGRAM, PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, container_plan,
-    data_mounts, engine_launch, in_cluster_command, redis_maxmemory,
+    PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, data_mounts, engine_commands, escape_dollars,
+    in_cluster_command, redis_maxmemory,
 )
-from artm_compose.compose_file import escape_dollars
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
 from artm_compose.render import plan_fingerprint, redis_component, redis_fingerprint, render_template
@@ -122,24 +121,18 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
     master = None
     if plan.data is not None and training:
         assert batches_dir is not None and vocab_path is not None
-        launch = engine_launch()
-        inside, init_mounts = container_plan(plan)
-        mounts += init_mounts
+        commands = engine_commands(plan, batches_dir, vocab_path)
+        mounts += commands.mounts
         executor_services = [{
             "service": e.name, **placed(e.node),
             "labels": service_labels(labels.executor_labels(plan, root, e, fingerprint), e.node),
-            "command": [EXECUTOR_PROGRAM, *launch.executor_argv(
-                inside, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
-                password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)],
+            "command": commands.executors[e.id],
         } for e in plan.executors]
-        first = plan.nodes[0]
         # The master writes scores.json into the state directory, which lives on this manager.
         master = {
             "constraints": [f"node.id == {manager_id}"],
             "labels": labels.role_labels(plan, root, "master", fingerprint),
-            "command": [MASTER_PROGRAM, *launch.master_argv(
-                inside, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
-                batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")],
+            "command": commands.master,
         }
     base = labels.base_labels(plan, root)
     context = {
