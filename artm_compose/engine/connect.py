@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
-from artm_compose.errors import TrainingError
+from artm_compose.errors import ArtmComposeError, TrainingError
 from artm_compose.redis_client import cluster_client
 from artm_compose.state import read_password
 
@@ -27,6 +29,19 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
                         help="seconds of silence after which a process counts as dead")
     parser.add_argument("--startup-timeout", type=float, default=DEFAULT_STARTUP_TIMEOUT,
                         help="seconds to wait for Redis, the master, or the executors to appear")
+
+
+def run_or_exit(program: str, action: Callable[[], None]) -> None:
+    """Run ``action``; a user-facing or Redis error ends the program with one line naming it and exit code 1
+    (the master and the runtimes read that line from the log, so no traceback)."""
+    try:
+        action()
+    except ArtmComposeError as error:
+        print(f"{program}: error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except (RedisError, RedisClusterException) as error:
+        print(f"{program}: error: Redis: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def check_timeouts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -12,7 +12,6 @@ run aborted), with a one-line reason on stderr.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +19,14 @@ from typing import Any
 
 import numpy as np
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
 
 from artm_compose.data.vocab import Vocabulary, read_vocab
 from artm_compose.engine import model_store as store
-from artm_compose.engine.connect import add_connection_flags, connect
+from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.corpus import LocalCorpus, load_corpus
 from artm_compose.engine.initial import phi_rows_for, random_rows
 from artm_compose.engine.kernel import e_step, warm_up
 from artm_compose.engine.layout import Layout, prepare_slot_tags
-from artm_compose.engine.connect import check_timeouts
 from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
 from artm_compose.errors import ArtmComposeError, TrainingError
 
@@ -261,14 +258,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        run(args)
-    except ArtmComposeError as error:
-        print(f"artm-compose-executor {args.executor_id}: error: {error}", file=sys.stderr, flush=True)
-        sys.exit(1)
-    except (RedisError, RedisClusterException) as error:
-        print(f"artm-compose-executor {args.executor_id}: error: Redis: {error}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    run_or_exit(f"artm-compose-executor {args.executor_id}", lambda: run(args))
     print(f"executor {args.executor_id}: terminated by the master", flush=True)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +20,16 @@ from typing import Any, Callable
 
 import numpy as np
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
 
 from artm_compose.data.vocab import read_vocab
 from artm_compose.engine import model_store as store
-from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect
+from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.layout import Layout, block_starts, prepare_slot_tags
 from artm_compose.engine.model_store import ModelRecord
 from artm_compose.engine.progress import ProgressLine
 from artm_compose.engine.protocol import (MasterChannel, Heartbeat, master_key, master_payload, new_run_id,
                                           write_progress)
-from artm_compose.errors import ArtmComposeError, TrainingError
+from artm_compose.errors import TrainingError
 
 TOP_TOKENS = 10
 
@@ -323,14 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     def echo(message: str) -> None:
         print(message, flush=True)
 
-    try:
-        run(args, echo)
-    except ArtmComposeError as error:
-        print(f"artm-compose-master: error: {error}", file=sys.stderr, flush=True)
-        sys.exit(1)
-    except (RedisError, RedisClusterException) as error:
-        print(f"artm-compose-master: error: Redis: {error}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    run_or_exit("artm-compose-master", lambda: run(args, echo))
 
 
 if __name__ == "__main__":
