@@ -3,8 +3,10 @@
 UCI: ``docword.*.txt`` (header lines D, W, NNZ; then ``docID wordID count``, 1-based) with
 ``vocab.*.txt`` (line w is word w; ``token class_id`` lines allowed). Item ids are the docIDs.
 VW: one document per line, ``name token token:count |@class token ...``; a ``|name`` section
-switches the class id of the tokens after it (``@default_class`` before any). Item ids count lines
-from 0; titles are the document names.
+switches the class id of the tokens after it (``@default_class`` before any, and after a bare ``|``,
+as BigARTM's parser has it). Item ids count lines from 0; titles are the document names. Where
+BigARTM's BatchVectorizer repeats an item entry for a token given twice, we sum them (the same
+counts), and a ``token:0`` entry is dropped rather than written with weight 0.
 
 Both: repeated (document, token) pairs are summed, documents without tokens are skipped and
 counted, and the written vocabulary keeps only tokens that occur (as BigARTM's dictionary gathered
@@ -136,9 +138,7 @@ def read_vw(path: Path) -> tuple[list[str], list[str], list[Document]]:
         class_id = DEFAULT_CLASS
         for field in fields[1:]:
             if field.startswith("|"):
-                class_id = field[1:]
-                if not class_id:
-                    raise DataError(f"Vowpal Wabbit file {path} line {number}: empty section name '|'")
+                class_id = field[1:] or DEFAULT_CLASS
                 continue
             token, _, count_text = field.partition(":")
             count = _vw_count(path, number, field, count_text)
@@ -163,7 +163,7 @@ def read_vw(path: Path) -> tuple[list[str], list[str], list[Document]]:
 def _vw_count(path: Path, number: int, field: str, text: str) -> float:
     if not field.partition(":")[0]:
         raise DataError(f"Vowpal Wabbit file {path} line {number}: empty token in {field!r}")
-    if not text:
+    if ":" not in field:
         return 1.0
     try:
         count = float(text)
