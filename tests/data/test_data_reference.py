@@ -17,13 +17,12 @@ from artm_compose.data.batches import list_batches, read_batch
 from artm_compose.data.prepare import prepare_uci, prepare_vw
 from artm_compose.data.vocab import batch_in_vocab, read_vocab
 from artm_compose.engine.corpus import load_corpus
-from fixtures_data import collection_counts, write_uci, write_vw
+from support.paths import REFERENCE_PYTHON, ROOT
+from support.paths import REFERENCE_SCRIPT as SCRIPT
+from support.data import collection_counts, write_uci, write_vw
 
 pytestmark = pytest.mark.reference
 
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_PYTHON = ROOT / ".venv-ref" / "bin" / "python"
-SCRIPT = ROOT / "scripts" / "bigartm_reference.py"
 TIMEOUT = 300
 
 

@@ -16,7 +16,7 @@ from artm_compose.data.commands import data_group
 from artm_compose.data.prepare import prepare_uci, prepare_vw
 from artm_compose.data.summary import summarize
 from artm_compose.errors import DataError
-from fixtures_data import as_float_dict, collection_counts, document_counts, vocab_tokens, write_uci, write_vw
+from support.data import as_float_dict, collection_counts, document_counts, vocab_tokens, write_uci, write_vw
 
 
 def test_uci_prepare(tmp_path: Path) -> None:

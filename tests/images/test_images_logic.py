@@ -17,7 +17,7 @@ from artm_compose.images.commands import build_command
 from artm_compose.images.fingerprint import Fingerprint
 from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.images.wheelhouse import PythonTarget, build_requirements, platform_tags
-from images_support import snapshot_sources
+from support.images import snapshot_sources
 from packaging.version import Version
 
 HOST_DEB822 = """\

@@ -23,8 +23,8 @@ from artm_compose.errors import ConfigError, RuntimeUnavailable
 from artm_compose.images.build import build_images
 from artm_compose.runtimes.compose import ComposeRuntime
 from artm_compose.slots import SLOT_COUNT
-from compose_support import QUIET, leftovers
-from conftest import free_port_block
+from support.compose import QUIET, leftovers
+from support.ports import free_port_block
 
 pytestmark = pytest.mark.containers
 
