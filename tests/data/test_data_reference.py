@@ -19,7 +19,8 @@ from artm_compose.data.vocab import batch_in_vocab, read_vocab
 from artm_compose.engine.corpus import load_corpus
 from support.paths import REFERENCE_PYTHON, ROOT
 from support.paths import REFERENCE_SCRIPT as SCRIPT
-from support.data import collection_counts, write_uci, write_vw
+from artm_compose.data.dictionary_filter import parse_filter
+from support.data import collection_counts, write_dpkg_vw, write_uci, write_vw
 
 pytestmark = pytest.mark.reference
 
@@ -220,6 +221,39 @@ def test_multimodal_vw_matches_batchvectorizer(reference_python: Path, tmp_path:
     result, arrays = fit(reference_python, tmp_path / "ours", tmp_path, "--topics", "2", "--passes", "1")
     assert result["vocab_size"] == stats.vocab_size == len(read_vocab(vocab_path))
     assert sorted(set(arrays["class_ids"])) == ["@default_class", "@section", "@tag"]
+
+
+@pytest.fixture(scope="module")
+def dpkg_vw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dpkg_vw(tmp_path_factory.mktemp("dpkg") / "dpkg.vw")
+
+
+@pytest.mark.parametrize(
+    ("ours", "bigartm"),
+    [
+        ({"min_df": ["3"], "max_df_rate": ["0.3"]}, [{"min_df": 3, "max_df_rate": 0.3}]),
+        ({"min_df_rate": ["0.01"], "max_df": ["@section=40"]},
+         [{"min_df_rate": 0.01}, {"class_id": "@section", "max_df": 40}]),
+        ({"min_df": ["2", "@default_class=4"]},
+         [{"class_id": "@default_class", "min_df": 4}, {"class_id": "@section", "min_df": 2}]),
+        ({"min_df": ["2"], "max_dictionary_size": ["700"]}, [{"min_df": 2, "max_dictionary_size": 700}]),
+        ({"min_df_rate": ["0.3"], "max_df_rate": ["0.7"]}, [{"min_df_rate": 0.3, "max_df_rate": 0.7}]),
+    ],
+    ids=["min-df,max-df-rate", "min-df-rate,section-max-df", "per-class-min-df", "max-dictionary-size", "rates"],
+)
+def test_dictionary_filter_keeps_what_bigartm_keeps(
+    reference_python: Path, tmp_path: Path, dpkg_vw: Path, ours: dict, bigartm: list
+) -> None:
+    """Real text (the installed packages' descriptions with their sections), gathered and filtered by BigARTM."""
+    prepare_vw(dpkg_vw, tmp_path / "all", batch_size=200)
+    run_reference(reference_python, "dictionary", "--batches", str(tmp_path / "all"),
+                  "--filters", json.dumps(bigartm), "--json", str(tmp_path / "kept.json"))
+    theirs = json.loads((tmp_path / "kept.json").read_text())
+    prepare_vw(dpkg_vw, tmp_path / "ours", batch_size=200, dictionary_filter=parse_filter(ours))
+    vocab = read_vocab(tmp_path / "ours" / "vocab.txt")
+    kept = set(zip(vocab.class_ids, vocab.tokens))
+    assert kept == {(c, t) for c, t, _ in theirs["entries"]}
+    assert 0 < len(kept) < len(read_vocab(tmp_path / "all" / "vocab.txt"))
 
 
 def test_reference_script_does_not_import_artm_compose() -> None:
