@@ -15,6 +15,7 @@ from artm_compose.data.collection import VOCAB_FILE, CollectionStats, read_manif
 from artm_compose.data.debian import DEFAULT_FILTER, CorpusOptions, prepare_debian
 from artm_compose.data.dictionary_filter import KINDS, DictionaryFilter, parse_filter
 from artm_compose.data.prepare import prepare_uci, prepare_vw
+from artm_compose.data.synth import PHI_FILE, SynthOptions, synthesize
 from artm_compose.data.vocab import batch_in_vocab, read_vocab
 from artm_compose.errors import ArtmComposeError
 
@@ -109,6 +110,33 @@ def debian_command(out: Path, max_docs: int | None, batch_size: int, modalities:
                             modalities=modalities)
     stats = prepare_debian(out, options)
     _print_stats(stats, out)
+
+
+@data_group.command("synth")
+@click.option("--documents", required=True, type=click.IntRange(min=1), help="Number of documents.")
+@click.option("--topics", required=True, type=click.IntRange(min=1), help="Number of generating topics.")
+@click.option("--vocab", required=True, type=click.IntRange(min=1), help="Number of words (w000000, ...).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (must not exist or be empty).")
+@click.option("--mean-length", default=100.0, show_default=True, type=float,
+              help="Mean document length in tokens (lengths are heavy-tailed: Pareto II of shape 2).")
+@click.option("--alpha", default=0.1, show_default=True, type=float, help="Dirichlet prior of each document's topics.")
+@click.option("--beta", default=0.1, show_default=True, type=float, help="Dirichlet prior of each topic's words.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Random seed: same arguments, same corpus.")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Documents per batch.")
+def synth_command(documents: int, topics: int, vocab: int, out: Path, mean_length: float, alpha: float,
+                  beta: float, seed: int, batch_size: int) -> None:
+    """Sample a corpus from an LDA-like model, batch by batch, with the generating phi.
+
+    Writes the batches, vocab.txt, corpus.json and generating_phi.npz (phi: words x topics, float32,
+    the distribution the tokens were drawn from; the layout --init-phi and export use).
+    """
+    options = SynthOptions(documents=documents, topics=topics, vocab=vocab, mean_length=mean_length, alpha=alpha,
+                           beta=beta, seed=seed, batch_size=batch_size)
+    stats = synthesize(out, options)
+    _print_stats(stats, out)
+    click.echo(f"{out / PHI_FILE}: the generating phi ({vocab} words x {topics} topics)")
 
 
 def describe(directory: Path) -> dict[str, object]:
