@@ -279,6 +279,10 @@ def test_real_debian_corpus_with_modalities(tmp_path: Path) -> None:
             per_class[c] = per_class.get(c, 0.0) + float(batch.weights[local == c].sum())
     assert section_docs > 0.9 * stats.documents  # nearly every package has a Section, exactly one
     assert per_class["@tag"] > stats.documents  # several debtags per tagged package
+    # the engine finds every (class id, token) of the batches in vocab.txt
+    from artm_compose.engine.corpus import load_corpus
+    corpus = load_corpus(out, vocab, 0, len(batches))
+    assert corpus.skipped_entries == 0 and corpus.token_weight == pytest.approx(stats.token_weight)
     # the words are the default corpus's words
     plain = prepare_debian(tmp_path / "plain", CorpusOptions(max_docs=3000))
     words = [t for t, c in zip(vocab.tokens, vocab.class_ids) if c == "@default_class"]

@@ -223,6 +223,21 @@ def test_multimodal_vw_matches_batchvectorizer(reference_python: Path, tmp_path:
     assert sorted(set(arrays["class_ids"])) == ["@default_class", "@section", "@tag"]
 
 
+def test_uci_vocabulary_class_ids_match_batchvectorizer(reference_python: Path, tmp_path: Path) -> None:
+    """UCI with a vocabulary in BigARTM's 'token class_id' convention: the same tokens, classes and counts."""
+    (tmp_path / "vocab.txt").write_text("game\nimage\nimage @tag\nrole__program @tag\ngames @section\nshell\n")
+    (tmp_path / "docword.txt").write_text("3\n6\n8\n1 1 2\n1 4 1\n1 5 1\n2 2 3\n2 3 1\n2 4 1\n3 6 1\n3 3 2\n")
+    run_reference(reference_python, "vectorize", "--uci", str(tmp_path / "docword.txt"), str(tmp_path / "vocab.txt"),
+                  "--target", str(tmp_path / "bigartm"), "--batch-size", "2")
+    prepare_uci(tmp_path / "docword.txt", tmp_path / "vocab.txt", tmp_path / "ours", batch_size=2)
+    assert summed_items(tmp_path / "ours") == summed_items(tmp_path / "bigartm")
+    assert ("@tag", "image") in summed_items(tmp_path / "ours")[1][2]
+    written = read_vocab(tmp_path / "ours" / "vocab.txt")
+    assert list(zip(written.tokens, written.class_ids)) == [
+        ("game", "@default_class"), ("image", "@default_class"), ("image", "@tag"), ("role__program", "@tag"),
+        ("games", "@section"), ("shell", "@default_class")]
+
+
 @pytest.fixture(scope="module")
 def dpkg_vw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dpkg_vw(tmp_path_factory.mktemp("dpkg") / "dpkg.vw")
