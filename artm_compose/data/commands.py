@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
+import numpy as np
 
 from artm_compose.data.batches import list_batches, read_batch
 from artm_compose.data.collection import VOCAB_FILE, CollectionStats, read_manifest
@@ -140,7 +141,8 @@ def synth_command(documents: int, topics: int, vocab: int, out: Path, mean_lengt
 
 
 def describe(directory: Path) -> dict[str, object]:
-    """Batches, items, non-zeros and token weight of a batch directory, and how its tokens fit vocab.txt."""
+    """Batches, items, non-zeros and token weight of a batch directory, per class id too, and how its
+    tokens fit vocab.txt."""
     paths = list_batches(directory)
     vocab_path = directory / VOCAB_FILE
     vocabulary = read_vocab(vocab_path) if vocab_path.is_file() else None
@@ -148,8 +150,15 @@ def describe(directory: Path) -> dict[str, object]:
     token_weight = 0.0
     distinct: set[tuple[str, str]] = set()
     missing: set[str] = set()
+    class_weights: dict[str, float] = {}
     for path in paths:
         batch = read_batch(path)
+        classes = list(dict.fromkeys(batch.class_ids))
+        code = {class_id: position for position, class_id in enumerate(classes)}
+        local_codes = np.fromiter((code[c] for c in batch.class_ids), np.int64, len(batch.class_ids))
+        weights = np.bincount(local_codes[batch.token_index], weights=batch.weights, minlength=len(classes))
+        for class_id, weight in zip(classes, weights.tolist()):
+            class_weights[class_id] = class_weights.get(class_id, 0.0) + weight
         items += batch.n_items
         nonzeros += batch.nnz
         token_weight += batch.token_weight
@@ -165,6 +174,8 @@ def describe(directory: Path) -> dict[str, object]:
         "nonzeros": nonzeros,
         "token_weight": token_weight,
         "distinct_tokens": len(distinct),
+        "classes": {class_id: {"distinct_tokens": sum(1 for c, _ in distinct if c == class_id),
+                               "token_weight": weight} for class_id, weight in sorted(class_weights.items())},
         "vocab": str(vocab_path) if vocabulary is not None else None,
         "vocab_size": len(vocabulary) if vocabulary is not None else None,
         "tokens_missing_from_vocab": len(missing) if vocabulary is not None else None,
@@ -186,6 +197,9 @@ def info_command(directory: Path, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
+        if key == "classes":
+            value = ", ".join(f"{class_id} ({figures['distinct_tokens']} tokens, weight "
+                              f"{figures['token_weight']:.0f})" for class_id, figures in value.items())
         if key != "manifest" and value is not None:
             click.echo(f"{key}: {value:.0f}" if isinstance(value, float) else f"{key}: {value}")
 

@@ -105,6 +105,16 @@ def test_vw_classes_counts_and_repeats(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "vocab.txt").read_text() == "apple\napple @tag\nred @tag\npear\n"
 
 
+def test_info_per_class(tmp_path: Path) -> None:
+    (tmp_path / "c.vw").write_text("d1 apple apple:2.5 |@tag apple:1 red\nd2 pear |@tag red:2\n")
+    prepare_vw(tmp_path / "c.vw", tmp_path / "out", batch_size=1)
+    info = json.loads(CliRunner().invoke(data_group, ["info", str(tmp_path / "out"), "--json"]).output)
+    assert info["classes"] == {"@default_class": {"distinct_tokens": 2, "token_weight": 4.5},
+                               "@tag": {"distinct_tokens": 2, "token_weight": 4.0}}
+    text = CliRunner().invoke(data_group, ["info", str(tmp_path / "out")]).output
+    assert "classes: @default_class (2 tokens, weight 4), @tag (2 tokens, weight 4)" in text
+
+
 def test_vw_bare_section_is_the_default_class(tmp_path: Path) -> None:
     (tmp_path / "c.vw").write_text("d1 |@tag red | pear |words x\n")
     prepare_vw(tmp_path / "c.vw", tmp_path / "out")
@@ -165,6 +175,8 @@ def test_cli_prepare_and_info(tmp_path: Path) -> None:
     info = json.loads(result.output)
     assert (info["batches"], info["items"], info["tokens_missing_from_vocab"]) == (2, 4, 0)
     assert info["token_weight"] == info["manifest"]["token_weight"]
+    assert info["classes"] == {"@default_class": {"distinct_tokens": info["distinct_tokens"],
+                                                  "token_weight": info["token_weight"]}}
     text = runner.invoke(data_group, ["info", str(tmp_path / "u")])
     assert "items: 4" in text.output and "nonzeros:" in text.output
 
