@@ -6,18 +6,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from artm_compose.errors import ImageBuildError, RuntimeUnavailable
 from artm_compose.images.apt_sources import (DEFAULT_MIRROR, DEFAULT_SECURITY_MIRROR, choose_mirrors, host_sources,
                                              parse_deb822, parse_one_line)
 from artm_compose.images.build import image_tags, source_root
 from artm_compose.images.closure import Distribution, missing_requirements, read_wheelhouse
-from artm_compose.images.commands import build_command
+from artm_compose.cli import main
 from artm_compose.images.fingerprint import Fingerprint
 from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.images.wheelhouse import PythonTarget, build_requirements, platform_tags
-from images_support import snapshot_sources
+from support.images import snapshot_sources
 from packaging.version import Version
 
 HOST_DEB822 = """\
@@ -176,9 +175,12 @@ def test_compose_plugin_check_without_docker(monkeypatch: pytest.MonkeyPatch, tm
         ensure_compose_plugin()
 
 
-def test_build_without_a_reachable_daemon_is_one_clear_line(monkeypatch: pytest.MonkeyPatch,
-                                                            tmp_path: Path) -> None:
+def test_build_without_a_reachable_daemon_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
-    result = CliRunner().invoke(build_command, [])
-    assert result.exit_code == 1
-    assert "--runtime local" in result.output and "Traceback" not in result.output
+    with pytest.raises(SystemExit) as exited:
+        main(["build"])
+    # A missing prerequisite is found before anything starts: main's exit code for bad input.
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--runtime local" in err and "Traceback" not in err

@@ -22,9 +22,9 @@ from artm_compose.engine.dense import dense_fit
 from artm_compose.engine.export import export_model, read_model
 from artm_compose.engine.initial import random_rows
 from artm_compose.engine.protocol import acks_key, master_key, queue_key, read_progress
-from conftest import requires_redis
-from engine_support import DPKG_STATUS, client_of, dpkg_corpus, run_training, start_training
-from test_engine_kernel import dense_counts
+from support.ports import requires_redis
+from support.engine import DPKG_STATUS, client_of, dpkg_corpus, run_training, start_training
+from support.engine import dense_counts
 
 pytestmark = [pytest.mark.integration, requires_redis,
               pytest.mark.skipif(not DPKG_STATUS.exists(), reason="needs /var/lib/dpkg/status for a real corpus")]

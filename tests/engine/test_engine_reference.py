@@ -7,7 +7,6 @@ Runs the real library in ``.venv-ref`` (scripts/setup_reference.sh) through
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,11 +14,10 @@ import numpy as np
 import pytest
 
 from artm_compose.engine.export import export_model
-from conftest import requires_redis
-from engine_support import DPKG_STATUS, client_of, dpkg_corpus, run_training
+from support.ports import requires_redis
+from support.paths import REFERENCE_PYTHON, REFERENCE_SCRIPT
+from support.engine import DPKG_STATUS, client_of, dpkg_corpus, run_training
 
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_PYTHON = Path(os.environ.get("ARTM_REFERENCE_VENV", ROOT / ".venv-ref")) / "bin" / "python"
 TOPICS = 10
 PASSES = 10
 
@@ -30,7 +28,7 @@ pytestmark = [pytest.mark.reference, pytest.mark.integration, requires_redis,
 
 def bigartm_fit(batches: Path, init_phi: Path, out: Path, processors: int = 1) -> tuple[dict, dict]:
     result = subprocess.run(
-        [str(REFERENCE_PYTHON), str(ROOT / "scripts" / "bigartm_reference.py"), "fit", "--batches", str(batches),
+        [str(REFERENCE_PYTHON), str(REFERENCE_SCRIPT), "fit", "--batches", str(batches),
          "--topics", str(TOPICS), "--passes", str(PASSES), "--inner", "10", "--processors", str(processors),
          "--init-phi", str(init_phi), "--json", str(out / "bigartm.json"), "--npz", str(out / "bigartm.npz")],
         capture_output=True, text=True, timeout=600)

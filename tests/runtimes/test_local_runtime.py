@@ -18,7 +18,7 @@ from artm_compose.redis_client import cluster_client_from_files, node_client
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import read_password
 
-from conftest import requires_redis
+from support.ports import requires_redis
 
 pytestmark = [pytest.mark.integration, requires_redis]
 

@@ -28,8 +28,8 @@ from artm_compose.swarm.assign import label_prefix
 from artm_compose.swarm.data_plan import DataPlan, NodeData
 from artm_compose.swarm.node_check import check_on_nodes
 from artm_compose.swarm.one_shot import json_result
-from engine_support import DPKG_STATUS, dpkg_corpus
-from swarm_nodes import swarm_leftovers, swarm_mode
+from support.engine import DPKG_STATUS, dpkg_corpus
+from support.swarm_nodes import swarm_leftovers, swarm_mode
 
 pytestmark = pytest.mark.swarm
 QUIET = lambda _message: None  # noqa: E731

@@ -19,7 +19,7 @@ from docker.models.containers import Container
 from artm_compose.errors import RuntimeUnavailable
 from artm_compose.images.base import ROLE_LABEL, base_tag
 from artm_compose.images.build import ImageTags, build_images, default_cache_dir, prune_images, source_root
-from images_support import snapshot_sources
+from support.images import snapshot_sources
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
 

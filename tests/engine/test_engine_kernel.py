@@ -11,7 +11,7 @@ from artm_compose.data.vocab import read_vocab
 from artm_compose.engine.corpus import load_corpus
 from artm_compose.engine.dense import dense_fit, dense_pass, normalize_columns
 from artm_compose.engine.kernel import Documents, e_step, normalise_rows, split_documents
-from engine_support import DPKG_STATUS, dpkg_corpus
+from support.engine import DPKG_STATUS, dense_counts, dpkg_corpus
 
 pytestmark = pytest.mark.skipif(not DPKG_STATUS.exists(), reason="needs /var/lib/dpkg/status for a real corpus")
 
@@ -19,14 +19,6 @@ pytestmark = pytest.mark.skipif(not DPKG_STATUS.exists(), reason="needs /var/lib
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:
     return dpkg_corpus(tmp_path_factory.mktemp("engine") / "dpkg")
-
-
-def dense_counts(docs: Documents, columns: int) -> np.ndarray:
-    counts = np.zeros((docs.count, columns))
-    for d in range(docs.count):
-        span = slice(docs.indptr[d], docs.indptr[d + 1])
-        np.add.at(counts[d], docs.rows[span], docs.weights[span])
-    return counts
 
 
 def random_phi(rows: int, topics: int, seed: int = 0) -> np.ndarray:

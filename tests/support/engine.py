@@ -11,10 +11,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from artm_compose.config import ClusterConfig
 from artm_compose.data.collection import write_collection
 from artm_compose.data.debian import build_documents
 from artm_compose.data.vocab import make_vocab
+from artm_compose.engine.kernel import Documents
 from artm_compose.engine.launch import executor_argv, master_argv
 from artm_compose.plan import Plan, make_plan
 from artm_compose.redis_client import cluster_client, read_addresses
@@ -146,3 +149,11 @@ def _spawn(program: str, argv: list[str], log: Path, env: dict[str, str]) -> sub
     with log.open("ab") as handle:
         return subprocess.Popen([sys.executable, "-m", f"artm_compose.engine.{program}", *argv],
                                 stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def dense_counts(docs: Documents, columns: int) -> np.ndarray:
+    counts = np.zeros((docs.count, columns))
+    for d in range(docs.count):
+        span = slice(docs.indptr[d], docs.indptr[d + 1])
+        np.add.at(counts[d], docs.rows[span], docs.weights[span])
+    return counts

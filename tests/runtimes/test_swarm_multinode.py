@@ -21,9 +21,9 @@ from artm_compose.docker_env import docker_client
 from artm_compose.images.build import build_images
 from artm_compose.runtimes import swarm as swarm_runtime
 from artm_compose.swarm.assign import label_prefix
-from conftest import free_port_block, requires_redis
-from engine_support import DPKG_STATUS, dpkg_corpus
-from swarm_nodes import dind_swarm, swarm_leftovers
+from support.ports import free_port_block, requires_redis
+from support.engine import DPKG_STATUS, dpkg_corpus
+from support.swarm_nodes import dind_swarm, swarm_leftovers
 
 pytestmark = [pytest.mark.swarm, requires_redis,
               pytest.mark.skipif(not DPKG_STATUS.exists(), reason="needs /var/lib/dpkg/status for a real corpus")]

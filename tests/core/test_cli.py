@@ -16,7 +16,7 @@ from artm_compose.data.prepare import prepare_vw
 from artm_compose.processes import ProcessRecord
 from artm_compose.slots import SLOT_COUNT
 
-from conftest import free_port_block, requires_redis
+from support.ports import free_port_block, requires_redis
 
 
 def gone(pid: int) -> bool:

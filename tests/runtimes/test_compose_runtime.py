@@ -21,10 +21,11 @@ from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 from artm_compose.images.build import build_images
+from artm_compose.record import ClusterRecord, Status
 from artm_compose.runtimes.compose import ComposeRuntime
 from artm_compose.slots import SLOT_COUNT
-from compose_support import QUIET, leftovers
-from conftest import free_port_block
+from support.compose import QUIET, leftovers
+from support.ports import free_port_block
 
 pytestmark = pytest.mark.containers
 
@@ -83,7 +84,7 @@ def test_up_status_down(compose_cluster, nodes):
     messages = ComposeRuntime(cluster.state).down(echo=QUIET)
     assert any("network" in m for m in messages)
     assert leftovers(cluster.config.name) == []
-    assert cluster.state.read_cluster()["status"] == "stopped"
+    assert ClusterRecord.load(cluster.state).status == Status.STOPPED
     assert ComposeRuntime(cluster.state).down(echo=QUIET) == [
         f"nothing of cluster {cluster.config.name!r} is left on Docker"]
 

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from artm_compose.images.build import source_root
-from conftest import free_port_block, requires_redis
+from support.ports import free_port_block, requires_redis
 
 ENTRYPOINT = source_root() / "docker" / "artm-redis-entrypoint"
 HEALTHCHECK = source_root() / "docker" / "artm-redis-healthcheck"

@@ -22,9 +22,9 @@ from artm_compose.docker_env import docker_client
 from artm_compose.errors import ConfigError
 from artm_compose.images.build import build_images
 from artm_compose.runtimes.compose import ComposeRuntime
-from compose_support import QUIET, leftovers
-from conftest import free_port_block
-from engine_support import dpkg_corpus
+from support.compose import QUIET, leftovers
+from support.ports import free_port_block
+from support.engine import dpkg_corpus
 
 pytestmark = pytest.mark.containers
 TRAINING = dict(nodes=2, executors_per_node=2, topics=5, iterations=3, seed=7)

@@ -16,7 +16,7 @@ from artm_compose.redis_client import node_client
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import read_password
 
-from conftest import requires_redis
+from support.ports import requires_redis
 
 NODES_TEXT = """\
 07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,host-a slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
