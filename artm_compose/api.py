@@ -20,7 +20,9 @@ from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
 from artm_compose.plan import Plan, make_plan
 from artm_compose.record import ClusterRecord
-from artm_compose.runtimes.base import ClusterStatus, Echo, Runtime, UpResult, get_runtime
+from artm_compose.runtimes.base import ClusterStatus, Echo, UpResult
+from artm_compose.runtimes.lifecycle import Runtime
+from artm_compose.runtimes.registry import get_runtime
 from artm_compose.state import StateDir
 
 _PATH_FIELDS = ("state_dir", "data_dir", "vocab_path", "init_phi")
