@@ -25,7 +25,7 @@ from artm_compose.engine import model_store as store
 from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.corpus import LocalCorpus, load_corpus
 from artm_compose.engine.initial import phi_rows_for, random_rows
-from artm_compose.engine.kernel import e_step, warm_up
+from artm_compose.engine.kernel import e_step, normalise_rows, warm_up
 from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
 from artm_compose.errors import ArtmComposeError, TrainingError
@@ -130,9 +130,7 @@ class Executor:
 
     def normalise(self, command: dict[str, Any]) -> dict[str, Any]:
         assert self.layout is not None and self.own.nwt is not None
-        n_t = np.asarray(command["n_t"], dtype=np.float64)
-        safe = np.where(n_t > 0, n_t, 1.0)
-        self.own.phi = np.where(n_t > 0, self.own.nwt / safe, 0.0).astype(np.float32)
+        self.own.phi = normalise_rows(self.own.nwt, np.asarray(command["n_t"], dtype=np.float64))
         self.own.nwt = None
         if self.own.end > self.own.begin:
             store.write_range(self.client, self.layout, int(command["generation"]), self.own.begin, self.own.phi)

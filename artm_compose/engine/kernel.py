@@ -6,12 +6,27 @@ theta_d is normalised. With the final theta, ``n_wt += n_dw phi_wt theta_td / p_
 document adds ``n_dw ln p_dw`` to the log-likelihood. Words with ``p_dw == 0`` are skipped, as
 BigARTM skips them.
 
+Zero threshold: BigARTM sets every phi value below 1e-16 to zero when it normalises n_wt (and again
+when a processor copies phi rows), and every theta value below 1e-16 to zero when it normalises
+theta. The kernel does the same (``TINY``). Besides giving BigARTM's answer, this keeps float32
+subnormal numbers out of the sums: products of values >= 1e-16 are >= 1e-32, far above float32's
+smallest normal number, and subnormal operands cost this CPU a microcode assist each (passes got
+several times slower as phi filled with them).
+
 Precision: phi and theta are float32 (as in BigARTM); the dot products and the theta update
 run in float32 with ``reassoc``/``contract`` fast-math flags only, which lets LLVM vectorise the
 sums over topics (AVX2 FMA); the summation order then depends on the compiled code and the
 machine, never on timing, so results are reproducible run to run. n_wt is accumulated in
 float64 and the log-likelihood and token weight in float64. ``nnan``/``ninf`` stay off, so
 zeros and logs behave as IEEE says.
+
+Layout: a document's phi rows are copied next to each other (rows padded to a multiple of
+``LANES`` topics, the row count to a multiple of four); each inner iteration then takes four words
+at a time through two sweeps over that block: first the four dot products ``p_dw`` (so theta is
+read once per four words), then, after the divisions ``n_dw / p_dw`` are done together in a
+separate loop, the four words' ``ratio * phi_w`` added to n_td in one pass over it. Keeping the
+division out of the topic loops matters: with ``reassoc`` LLVM otherwise rewrites
+``(n / p) * phi_wt`` into a vector division per topic.
 
 Rows: ``rows[j]`` is the executor-local row of phi for non-zero j (the executor fetches only
 the phi rows its batches need and renumbers tokens to them), so ``phi`` and ``nwt`` hold
@@ -34,12 +49,21 @@ from artm_compose.ranges import balanced_ranges
 _FASTMATH = {"reassoc", "contract"}
 # float32 lanes of an AVX2 register: topic loops are padded to a multiple of this.
 LANES = 8
+# Words per step of the inner loops (see "Layout" above).
+WORDS = 4
+# BigARTM's zero: phi and theta values below it are set to 0 (see "Zero threshold" above).
+TINY = np.float32(1e-16)
 # Documents per kernel call: small enough to tick the heartbeat often, large enough to be free.
 CHUNK_DOCUMENTS = 2000
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
-def _estep_range(indptr, rows, weights, phi, inner, nwt, doc_begin, doc_end):  # pragma: no cover - jitted
+def _estep_range(indptr, rows, weights, phi, inner, nwt, theta_out, doc_begin, doc_end):  # pragma: no cover - jitted
+    """E-step of documents ``[doc_begin, doc_end)``: adds to ``nwt``, returns (loglik, weight).
+
+    ``theta_out`` is either empty (0 rows) or has a row per document of the whole CSR: the
+    final theta of document d goes to row d.
+    """
     topics = phi.shape[1]
     # Topic loops run over a multiple of the vector width; the padding stays zero in the
     # document's phi copy, so it adds nothing to p_dw and theta stays zero there.
@@ -47,35 +71,53 @@ def _estep_range(indptr, rows, weights, phi, inner, nwt, doc_begin, doc_end):  #
     longest = 0
     for d in range(doc_begin, doc_end):
         longest = max(longest, indptr[d + 1] - indptr[d])
-    # The document's phi rows copied next to each other: the 1 + inner sweeps over them then
-    # read one contiguous block instead of rows scattered over the whole local phi.
+    longest = (longest + WORDS - 1) // WORDS * WORDS
     local = np.zeros((longest, padded), dtype=np.float32)
+    p = np.zeros(longest, dtype=np.float32)
+    ratio = np.zeros(longest, dtype=np.float32)
     theta = np.zeros(padded, dtype=np.float32)
     ntd = np.zeros(padded, dtype=np.float32)
     uniform = np.float32(1.0) / np.float32(topics)
+    keep_theta = theta_out.shape[0] > 0
     loglik = 0.0
     weight = 0.0
     for d in range(doc_begin, doc_end):
         begin = indptr[d]
         length = indptr[d + 1] - begin
+        steps = (length + WORDS - 1) // WORDS * WORDS
         for i in range(length):
             row = phi[rows[begin + i]]
             for t in range(topics):
-                local[i, t] = row[t]
+                value = row[t]
+                local[i, t] = value if value >= TINY else np.float32(0.0)
+        for i in range(length, steps):  # padding words: zero phi, zero ratio
+            for t in range(padded):
+                local[i, t] = 0.0
+            ratio[i] = 0.0
         for t in range(topics):
             theta[t] = uniform
-        for _ in range(inner):
+        for iteration in range(inner + 1):
+            for i in range(0, steps, WORDS):
+                ra, rb, rc, re = local[i], local[i + 1], local[i + 2], local[i + 3]
+                sa = sb = sc = se = np.float32(0.0)
+                for t in range(padded):
+                    th = theta[t]
+                    sa += ra[t] * th
+                    sb += rb[t] * th
+                    sc += rc[t] * th
+                    se += re[t] * th
+                p[i], p[i + 1], p[i + 2], p[i + 3] = sa, sb, sc, se
+            for i in range(length):
+                ratio[i] = weights[begin + i] / p[i] if p[i] > 0.0 else np.float32(0.0)
+            if iteration == inner:
+                break
             for t in range(padded):
                 ntd[t] = 0.0
-            for i in range(length):
-                p = np.float32(0.0)
+            for i in range(0, steps, WORDS):
+                ra, rb, rc, re = local[i], local[i + 1], local[i + 2], local[i + 3]
+                a, b, c, e = ratio[i], ratio[i + 1], ratio[i + 2], ratio[i + 3]
                 for t in range(padded):
-                    p += local[i, t] * theta[t]
-                if p == 0.0:
-                    continue
-                scale = weights[begin + i] / p
-                for t in range(padded):
-                    ntd[t] += scale * local[i, t]
+                    ntd[t] += ra[t] * a + rb[t] * b + rc[t] * c + re[t] * e
             total = np.float32(0.0)
             for t in range(padded):
                 theta[t] *= ntd[t]
@@ -83,20 +125,21 @@ def _estep_range(indptr, rows, weights, phi, inner, nwt, doc_begin, doc_end):  #
             if total > 0.0:
                 inverse = np.float32(1.0) / total
                 for t in range(padded):
-                    theta[t] *= inverse
+                    value = theta[t] * inverse
+                    theta[t] = value if value >= TINY else np.float32(0.0)
         for i in range(length):
-            p = np.float32(0.0)
-            for t in range(padded):
-                p += local[i, t] * theta[t]
-            if p == 0.0:
+            if p[i] == 0.0:
                 continue
             n = weights[begin + i]
-            loglik += n * math.log(p)
+            loglik += n * math.log(p[i])
             weight += n
-            scale = n / p
+            scale = ratio[i]
             out = nwt[rows[begin + i]]
             for t in range(topics):
                 out[t] += scale * local[i, t] * theta[t]
+        if keep_theta:
+            for t in range(topics):
+                theta_out[d, t] = theta[t]
     return loglik, weight
 
 
@@ -124,6 +167,7 @@ class EStepResult:
     nwt: np.ndarray  # float64, local rows x topics
     loglik: float  # sum n_dw ln p_dw over words with p_dw > 0
     token_weight: float  # sum n_dw over the same words
+    theta: np.ndarray | None = None  # float32, documents x topics, when asked for
 
 
 def split_documents(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
@@ -132,23 +176,26 @@ def split_documents(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 
 def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
-           tick: Callable[[], None] | None = None, chunk_documents: int = CHUNK_DOCUMENTS) -> EStepResult:
+           tick: Callable[[], None] | None = None, chunk_documents: int = CHUNK_DOCUMENTS,
+           keep_theta: bool = False) -> EStepResult:
     """Run the E-step over all documents; ``threads`` > 1 splits documents into contiguous ranges.
 
     Each thread accumulates its own n_wt buffer; the buffers are added in range order, so the
     result depends on the thread count (at float64 rounding level) but never on timing. The
     kernel runs on at most ``chunk_documents`` documents at a time and calls ``tick`` after
-    each chunk (the executor's liveness signal, see the heartbeat in ``protocol``).
+    each chunk (the executor's liveness signal, see the heartbeat in ``protocol``). With
+    ``keep_theta`` the result also holds each document's final theta.
     """
     phi = np.ascontiguousarray(phi, dtype=np.float32)
     ranges = split_documents(docs.indptr, threads) if docs.count else []
     buffers = [np.zeros(phi.shape, dtype=np.float64) for _ in ranges]
+    theta = np.zeros((docs.count, phi.shape[1]) if keep_theta else (0, phi.shape[1]), dtype=np.float32)
 
     def run(index: int) -> tuple[float, float]:
         begin, end = ranges[index]
         loglik = weight = 0.0
         for first in range(begin, end, chunk_documents):
-            part = _estep_range(docs.indptr, docs.rows, docs.weights, phi, inner, buffers[index],
+            part = _estep_range(docs.indptr, docs.rows, docs.weights, phi, inner, buffers[index], theta,
                                 first, min(first + chunk_documents, end))
             loglik += part[0]
             weight += part[1]
@@ -164,7 +211,20 @@ def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
     nwt = buffers[0] if buffers else np.zeros(phi.shape, dtype=np.float64)
     for extra in buffers[1:]:
         nwt += extra
-    return EStepResult(nwt=nwt, loglik=sum(p[0] for p in partial), token_weight=sum(p[1] for p in partial))
+    return EStepResult(nwt=nwt, loglik=sum(p[0] for p in partial), token_weight=sum(p[1] for p in partial),
+                       theta=theta if keep_theta else None)
+
+
+def normalise_rows(nwt: np.ndarray, n_t: np.ndarray) -> np.ndarray:
+    """The M-step for rows of n_wt: ``phi = n_wt / n_t`` as float32, BigARTM's way.
+
+    Topics with ``n_t <= 0`` get zero columns; values below ``TINY`` become zero (see the
+    module's "Zero threshold").
+    """
+    safe = np.where(n_t > 0, n_t, 1.0)
+    phi = np.where(n_t > 0, nwt / safe, 0.0).astype(np.float32)
+    phi[phi < TINY] = 0.0
+    return phi
 
 
 def warm_up() -> None:

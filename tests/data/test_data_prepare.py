@@ -105,13 +105,20 @@ def test_vw_classes_counts_and_repeats(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "vocab.txt").read_text() == "apple\napple @tag\nred @tag\npear\n"
 
 
+def test_vw_bare_section_is_the_default_class(tmp_path: Path) -> None:
+    (tmp_path / "c.vw").write_text("d1 |@tag red | pear |words x\n")
+    prepare_vw(tmp_path / "c.vw", tmp_path / "out")
+    batch = read_batch(tmp_path / "out" / "000000.batch")
+    assert list(zip(batch.class_ids, batch.tokens)) == [("@tag", "red"), ("@default_class", "pear"), ("words", "x")]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("d1 a:x\n", "line 1: invalid count in 'a:x'"),
         ("d1 a\nd2 b:-1\n", "line 2: invalid count in 'b:-1'"),
         ("d1 a\nd2 :3\n", "line 2: empty token in ':3'"),
-        ("d1 a | b\n", "line 1: empty section name '|'"),
+        ("d1 a\nd2 b:\n", "line 2: invalid count in 'b:'"),
         ("|@tag a b\n", "line 1: the line starts with a section"),
         ("\n\n", "holds no documents"),
         ("d1\nd2\n", "all 2 documents are empty"),

@@ -16,9 +16,11 @@ import pytest
 from artm_compose.data.batches import list_batches, read_batch
 from artm_compose.data.prepare import prepare_uci, prepare_vw
 from artm_compose.data.vocab import batch_in_vocab, read_vocab
+from artm_compose.engine.corpus import load_corpus
 from support.paths import REFERENCE_PYTHON, ROOT
 from support.paths import REFERENCE_SCRIPT as SCRIPT
-from support.data import collection_counts, write_uci, write_vw
+from artm_compose.data.dictionary_filter import parse_filter
+from support.data import collection_counts, write_dpkg_vw, write_uci, write_vw
 
 pytestmark = pytest.mark.reference
 
@@ -154,6 +156,104 @@ def test_we_read_batchvectorizer_output_as_our_own(reference_python: Path, tmp_p
         assert ours.tokens == bigartm.tokens  # the same local vocabulary, in first-appearance order
         np.testing.assert_array_equal(ours.indptr, bigartm.indptr)
         np.testing.assert_array_equal(ours.token_index, bigartm.token_index)
+
+
+# Three modalities, a bare '|' back to the default class, a token in two classes, fractional and
+# repeated entries (BigARTM writes a repeated token as two item entries; we sum them).
+MULTIMODAL_VW = """\
+0ad real time strategy game:2 |@tag role__program game |@section games
+bash bash shell command:1.5 |@tag interface__commandline role__program | interpreter shell |@section shells
+curl command line tool url |@section web |@tag role__program interface__commandline network__client
+gimp image:3 photo |@tag role__program uitoolkit__gtk |@section graphics | image
+debhelper helper programs |@section devel |@tag role__program devel__packaging
+"""
+
+
+def summed_items(directory: Path) -> list[tuple[int, str, dict[tuple[str, str], float]]]:
+    """(item id, title, {(class id, token): summed weight}) of every item, in batch order."""
+    items = []
+    for path in list_batches(directory):
+        batch = read_batch(path)
+        for d in range(batch.n_items):
+            entries: dict[tuple[str, str], float] = {}
+            for i, w in zip(batch.token_index[batch.indptr[d]:batch.indptr[d + 1]],
+                            batch.weights[batch.indptr[d]:batch.indptr[d + 1]]):
+                key = (batch.class_ids[i], batch.tokens[i])
+                entries[key] = entries.get(key, 0.0) + float(w)
+            items.append((int(batch.item_ids[d]), batch.titles[d], entries))
+    return items
+
+
+def dense_corpus(directory: Path, vocab_path: Path) -> np.ndarray:
+    """Documents x vocabulary counts as the engine loads them (tokens matched by class id and token)."""
+    vocab = read_vocab(vocab_path)
+    corpus = load_corpus(directory, vocab, 0, len(list_batches(directory)))
+    docs = corpus.docs
+    dense = np.zeros((len(docs.indptr) - 1, len(vocab)))
+    rows = np.repeat(np.arange(len(docs.indptr) - 1), np.diff(docs.indptr))
+    np.add.at(dense, (rows, corpus.rows[docs.rows]), docs.weights)
+    assert corpus.skipped_entries == 0
+    return dense
+
+
+def test_multimodal_vw_matches_batchvectorizer(reference_python: Path, tmp_path: Path) -> None:
+    source = tmp_path / "multimodal.vw"
+    source.write_text(MULTIMODAL_VW)
+    run_reference(reference_python, "vectorize", "--vw", str(source), "--target", str(tmp_path / "bigartm"),
+                  "--batch-size", "2")
+    stats = prepare_vw(source, tmp_path / "ours", batch_size=2)
+    ours, theirs = summed_items(tmp_path / "ours"), summed_items(tmp_path / "bigartm")
+    assert ours == theirs
+    assert {c for _, _, entries in ours for c, _ in entries} == {"@default_class", "@tag", "@section"}
+    for ours_path, theirs_path in zip(list_batches(tmp_path / "ours"), list_batches(tmp_path / "bigartm"), strict=True):
+        ours_batch, bigartm = read_batch(ours_path), read_batch(theirs_path)
+        # the same local vocabulary of (class id, token), in first-appearance order
+        assert list(zip(ours_batch.class_ids, ours_batch.tokens)) == list(zip(bigartm.class_ids, bigartm.tokens))
+
+    # The engine loads both the same way through our vocab.txt (UCI convention: 'token class_id').
+    vocab_path = tmp_path / "ours" / "vocab.txt"
+    assert "image\n" in vocab_path.read_text() and "games @section\n" in vocab_path.read_text()
+    np.testing.assert_array_equal(dense_corpus(tmp_path / "ours", vocab_path),
+                                  dense_corpus(tmp_path / "bigartm", vocab_path))
+
+    # BigARTM gathers its dictionary from our batches with our vocab.txt: the same (class id, token) set,
+    # or the script fails; PLSA over all modalities sees every token.
+    result, arrays = fit(reference_python, tmp_path / "ours", tmp_path, "--topics", "2", "--passes", "1")
+    assert result["vocab_size"] == stats.vocab_size == len(read_vocab(vocab_path))
+    assert sorted(set(arrays["class_ids"])) == ["@default_class", "@section", "@tag"]
+
+
+@pytest.fixture(scope="module")
+def dpkg_vw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dpkg_vw(tmp_path_factory.mktemp("dpkg") / "dpkg.vw")
+
+
+@pytest.mark.parametrize(
+    ("ours", "bigartm"),
+    [
+        ({"min_df": ["3"], "max_df_rate": ["0.3"]}, [{"min_df": 3, "max_df_rate": 0.3}]),
+        ({"min_df_rate": ["0.01"], "max_df": ["@section=40"]},
+         [{"min_df_rate": 0.01}, {"class_id": "@section", "max_df": 40}]),
+        ({"min_df": ["2", "@default_class=4"]},
+         [{"class_id": "@default_class", "min_df": 4}, {"class_id": "@section", "min_df": 2}]),
+        ({"min_df": ["2"], "max_dictionary_size": ["700"]}, [{"min_df": 2, "max_dictionary_size": 700}]),
+        ({"min_df_rate": ["0.3"], "max_df_rate": ["0.7"]}, [{"min_df_rate": 0.3, "max_df_rate": 0.7}]),
+    ],
+    ids=["min-df,max-df-rate", "min-df-rate,section-max-df", "per-class-min-df", "max-dictionary-size", "rates"],
+)
+def test_dictionary_filter_keeps_what_bigartm_keeps(
+    reference_python: Path, tmp_path: Path, dpkg_vw: Path, ours: dict, bigartm: list
+) -> None:
+    """Real text (the installed packages' descriptions with their sections), gathered and filtered by BigARTM."""
+    prepare_vw(dpkg_vw, tmp_path / "all", batch_size=200)
+    run_reference(reference_python, "dictionary", "--batches", str(tmp_path / "all"),
+                  "--filters", json.dumps(bigartm), "--json", str(tmp_path / "kept.json"))
+    theirs = json.loads((tmp_path / "kept.json").read_text())
+    prepare_vw(dpkg_vw, tmp_path / "ours", batch_size=200, dictionary_filter=parse_filter(ours))
+    vocab = read_vocab(tmp_path / "ours" / "vocab.txt")
+    kept = set(zip(vocab.class_ids, vocab.tokens))
+    assert kept == {(c, t) for c, t, _ in theirs["entries"]}
+    assert 0 < len(kept) < len(read_vocab(tmp_path / "all" / "vocab.txt"))
 
 
 def test_reference_script_does_not_import_artm_compose() -> None:

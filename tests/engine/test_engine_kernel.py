@@ -10,7 +10,7 @@ import pytest
 from artm_compose.data.vocab import read_vocab
 from artm_compose.engine.corpus import load_corpus
 from artm_compose.engine.dense import dense_fit, dense_pass, normalize_columns
-from artm_compose.engine.kernel import Documents, e_step, split_documents
+from artm_compose.engine.kernel import Documents, e_step, normalise_rows, split_documents
 from support.engine import DPKG_STATUS, dense_counts, dpkg_corpus
 
 pytestmark = pytest.mark.skipif(not DPKG_STATUS.exists(), reason="needs /var/lib/dpkg/status for a real corpus")
@@ -87,3 +87,47 @@ def test_zero_probability_words_are_skipped_like_bigartm():
     assert result.loglik == pytest.approx(3 * np.log(0.5))
     assert np.all(result.nwt[1] == 0)
     np.testing.assert_allclose(result.nwt.sum(), 3.0)
+
+
+def dense_theta(counts: np.ndarray, phi: np.ndarray, inner: int) -> np.ndarray:
+    """Each document's theta after ``inner`` iterations, in float64 (as ``dense_pass`` computes it)."""
+    theta = np.full((counts.shape[0], phi.shape[1]), 1.0 / phi.shape[1])
+    for _ in range(inner):
+        p = theta @ phi.T
+        ratio = np.divide(counts, p, out=np.zeros_like(counts), where=(counts > 0) & (p > 0))
+        theta = theta * (ratio @ phi)
+        theta /= theta.sum(axis=1, keepdims=True)
+    return theta
+
+
+def test_theta_output_is_each_documents_final_theta(corpus_dir):
+    vocab = read_vocab(corpus_dir / "vocab.txt")
+    corpus = load_corpus(corpus_dir, vocab, 0, 4)
+    phi = random_phi(len(corpus.rows), 9, seed=5)
+    result = e_step(corpus.docs, phi, inner=6, threads=2, chunk_documents=40, keep_theta=True)
+    assert result.theta.shape == (corpus.docs.count, 9) and result.theta.dtype == np.float32
+    expected = dense_theta(dense_counts(corpus.docs, len(corpus.rows)), phi.astype(np.float64), 6)
+    assert np.abs(result.theta - expected).max() < 1e-5
+    assert e_step(corpus.docs, phi, inner=6).theta is None
+    np.testing.assert_allclose(e_step(corpus.docs, phi, inner=6, threads=2, chunk_documents=40).nwt, result.nwt,
+                               rtol=0, atol=0)  # asking for theta changes nothing else
+
+
+def test_values_below_1e16_count_as_zero_like_bigartm():
+    # BigARTM zeroes phi and theta values below 1e-16; a 1e-20 in phi is a 0 for the kernel.
+    docs = Documents(indptr=np.array([0, 3], dtype=np.int64), rows=np.array([0, 1, 2], dtype=np.int32),
+                     weights=np.array([2.0, 1.0, 3.0], dtype=np.float32))
+    phi = np.array([[0.5, 1e-20, 0.2], [0.3, 0.6, 0.3], [0.2, 0.4, 0.5]], dtype=np.float32)
+    flushed = phi.copy()
+    flushed[0, 1] = 0.0
+    tiny, zero = e_step(docs, phi, inner=4, keep_theta=True), e_step(docs, flushed, inner=4, keep_theta=True)
+    np.testing.assert_array_equal(tiny.nwt, zero.nwt)
+    np.testing.assert_array_equal(tiny.theta, zero.theta)
+    assert tiny.nwt[0, 1] == 0.0
+
+
+def test_normalise_rows_zeroes_tiny_values_and_empty_topics():
+    nwt = np.array([[4.0, 0.0, 1e-17], [6.0, 0.0, 1.0]])
+    phi = normalise_rows(nwt, nwt.sum(axis=0))
+    assert phi.dtype == np.float32
+    np.testing.assert_allclose(phi, [[0.4, 0.0, 0.0], [0.6, 0.0, 1.0]], rtol=1e-7)

@@ -72,3 +72,25 @@ def vocab_tokens(directory: Path) -> list[str]:
 def as_float_dict(counter: Counter[str]) -> dict[str, float]:
     """Counts as the float weights batches hold."""
     return {word: float(np.float32(n)) for word, n in counter.items()}
+
+
+def write_dpkg_vw(path: Path) -> Path:
+    """The installed packages (/var/lib/dpkg/status) as Vowpal Wabbit lines: words, then ``|@section``."""
+    from artm_compose.data.debian import build_collection, parse_packages
+    from artm_compose.data.dictionary_filter import DictionaryFilter
+    from support.engine import DPKG_STATUS, dpkg_packages
+
+    status = DPKG_STATUS.read_text(encoding="utf-8", errors="replace")
+    sections = {package: [section] for package, section, _ in parse_packages(status) if section}
+    tokens, class_ids, documents = build_collection(dpkg_packages(), {"@section": sections}, DictionaryFilter())
+    lines = []
+    for document in documents:
+        fields = [document.title]
+        for index, weight in zip(document.vocab_index.tolist(), document.weights.tolist()):
+            if not fields[1:] or class_ids[index] != class_ids[previous]:
+                fields.append(f"|{class_ids[index]}")
+            fields.append(f"{tokens[index]}:{weight:g}")
+            previous = index
+        lines.append(" ".join(fields))
+    path.write_text("\n".join(lines) + "\n")
+    return path
