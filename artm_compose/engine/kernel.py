@@ -132,13 +132,15 @@ def split_documents(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 
 def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
-           tick: Callable[[], None] | None = None, chunk_documents: int = CHUNK_DOCUMENTS) -> EStepResult:
+           tick: Callable[[], None] | None = None, chunk_documents: int = CHUNK_DOCUMENTS,
+           done: Callable[[int], None] | None = None) -> EStepResult:
     """Run the E-step over all documents; ``threads`` > 1 splits documents into contiguous ranges.
 
     Each thread accumulates its own n_wt buffer; the buffers are added in range order, so the
     result depends on the thread count (at float64 rounding level) but never on timing. The
     kernel runs on at most ``chunk_documents`` documents at a time and calls ``tick`` after
-    each chunk (the executor's liveness signal, see the heartbeat in ``protocol``).
+    each chunk (the executor's liveness signal, see the heartbeat in ``protocol``), and ``done``
+    with the chunk's document count (progress; called from the worker threads).
     """
     phi = np.ascontiguousarray(phi, dtype=np.float32)
     ranges = split_documents(docs.indptr, threads) if docs.count else []
@@ -154,6 +156,8 @@ def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
             weight += part[1]
             if tick is not None:
                 tick()
+            if done is not None:
+                done(min(first + chunk_documents, end) - first)
         return loglik, weight
 
     if len(ranges) <= 1:
