@@ -19,6 +19,8 @@ import click
 from artm_compose import __version__
 from artm_compose.api import Cluster
 from artm_compose.config import RUNTIMES, SPLITS
+from artm_compose.dashboard.terminal import EXIT_CODES_HELP, ProgressEcho, probe_for, status_exit_code
+from artm_compose.dashboard.terminal import watch as watch_status
 from artm_compose.errors import ArtmComposeError, BootstrapError, TrainingError
 from artm_compose.plan import Plan
 
@@ -175,10 +177,12 @@ def up_command(detach: bool, **options: Any) -> None:
 
     Everything is validated before anything starts. Running `up` again on a healthy cluster of the
     same plan changes nothing; a different plan in the same state directory is refused.
-    Without -d, follows the training until the master exits.
+    Without -d, follows the training until the master exits (on a terminal with a progress bar
+    of the pass in progress under the per-pass lines).
     """
     cluster = _cluster(options)
-    result = cluster.up(detach=detach, echo=click.echo)
+    with ProgressEcho(sys.stdout, probe_for(cluster.state.root), bar=not detach) as echo:
+        result = cluster.up(detach=detach, echo=echo)
     if result.already_up:
         click.echo(f"cluster {cluster.config.name} is already up and healthy ({cluster.state.root})")
     elif result.training == "finished":
@@ -186,14 +190,29 @@ def up_command(detach: bool, **options: Any) -> None:
     click.echo(cluster.status().describe())
 
 
-@cli.command("status")
+@cli.command("status", epilog=EXIT_CODES_HELP)
 @_state_options
 @click.option("--json", "as_json", is_flag=True,
               help="Print as JSON: cluster_state, slots_assigned, members with role and liveness.")
-def status_command(as_json: bool, **options: Any) -> None:
+@click.option("-w", "--watch", is_flag=True, help="Refresh every --interval seconds (in place on a terminal).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.pass_context
+def status_command(ctx: click.Context, as_json: bool, watch: bool, interval: float, **options: Any) -> None:
     """Show members by role with liveness, the Redis Cluster state and training progress."""
-    status = _existing_cluster(options).status()
-    click.echo(json.dumps(status.to_dict(), indent=2) if as_json else status.describe())
+    cluster = _existing_cluster(options)
+
+    def render() -> tuple[str, int]:
+        status = cluster.status()
+        document = status.to_dict()
+        return (json.dumps(document, indent=2) if as_json else status.describe()), status_exit_code(document)
+
+    if watch:
+        code = watch_status(render, interval, sys.stdout)
+    else:
+        text, code = render()
+        click.echo(text)
+    ctx.exit(code)
 
 
 @cli.command("logs")
