@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from artm_compose import __version__
-from artm_compose.api import Cluster
+from artm_compose.api import EXPORT_FORMATS, Cluster
 from artm_compose.config import RUNTIMES, SPLITS
 from artm_compose.dashboard.terminal import EXIT_CODES_HELP, ProgressEcho, probe_for, status_exit_code
 from artm_compose.dashboard.terminal import watch as watch_status
@@ -239,11 +239,15 @@ def down_command(volumes: bool, **options: Any) -> None:
 
 @cli.command("export")
 @_state_options
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="model.npz (arrays phi, tokens, topics) or model.csv (a table).")
-def export_command(out: Path, **options: Any) -> None:
-    """Write the trained model (phi with token and topic names) from Redis to a file."""
-    click.echo(str(_existing_cluster(options).export(out)))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="model.npz (arrays phi, tokens, topics), model.csv (a table), or with --format bigartm "
+                   "a new directory.")
+@click.option("--format", "export_format", type=click.Choice(EXPORT_FORMATS),
+              help="npz, csv, or bigartm: what BigARTM 0.9.2's artm.load_artm_model(DIR) loads to go on "
+                   "training on one machine [default: from the --out suffix].")
+def export_command(out: Path, export_format: str | None, **options: Any) -> None:
+    """Write the trained model (phi with token and topic names) from Redis to a file or directory."""
+    click.echo(str(_existing_cluster(options).export(out, format=export_format)))
 
 
 def describe_plan(plan: Plan) -> str:
