@@ -24,6 +24,7 @@ from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
 from artm_compose.model_frames import ExportedModel, ScoreTracker, phi_frame
 from artm_compose.plan import Plan, make_plan
+from artm_compose.record import ClusterRecord
 from artm_compose.runtimes.base import ClusterStatus, Echo, Runtime, UpResult, get_runtime
 from artm_compose.state import StateDir
 
@@ -59,8 +60,8 @@ class Cluster:
     def from_state(cls, state_dir: str | Path) -> Cluster:
         """The cluster recorded in ``state_dir/cluster.json`` (for status, logs and down)."""
         state = StateDir.at(state_dir)
-        recorded = state.read_cluster().get("config")
-        if not isinstance(recorded, dict):
+        recorded = ClusterRecord.load(state).config
+        if not recorded:
             raise ConfigError(f"{state.cluster_json} records no config")
         return cls(ClusterConfig.from_mapping({**recorded, "state_dir": state.root}))
 

@@ -21,9 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from artm_compose.bootstrap import NodeTarget, bootstrap, check_health
+from artm_compose.bootstrap import bootstrap, check_health
 from artm_compose.engine.protocol import probe_progress
 from artm_compose.errors import ArtmComposeError
+from artm_compose.record import ClusterRecord
 from artm_compose.redis_client import cluster_client
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir, read_password
@@ -32,31 +33,23 @@ BOOTSTRAP_TIMEOUT = 60.0
 READY_FILE = Path("/tmp/artm-compose-ready")
 
 
-def targets_from_description(description: dict[str, Any]) -> list[NodeTarget]:
-    """Bootstrap targets from a ``cluster.json`` document (nodes meet at their planned address)."""
-    return [NodeTarget(index=n["index"], name=n["name"], host=n["host"], port=n["port"],
-                       slots=(n["slots"][0], n["slots"][1]), meet_host=n["host"], meet_port=n["port"],
-                       bus_port=n["bus_port"]) for n in description["nodes"]]
-
-
 def run_bootstrap(state: StateDir, password_file: Path, timeout: float) -> dict[str, Any]:
     """Bootstrap the cluster described in ``state``; the actions taken and the time."""
-    targets = targets_from_description(state.read_cluster())
-    report = bootstrap(targets, read_password(password_file), timeout=timeout,
+    report = bootstrap(ClusterRecord.load(state).targets, read_password(password_file), timeout=timeout,
                        echo=lambda action: print(action, file=sys.stderr, flush=True))
     return {"actions": list(report.actions), "seconds": round(report.seconds, 3)}
 
 
 def run_probe(state: StateDir, password_file: Path) -> dict[str, Any]:
     """The cluster's health as every node sees it and the training's progress, without changing anything."""
-    description = state.read_cluster()
-    targets = targets_from_description(description)
+    record = ClusterRecord.load(state)
+    targets = record.targets
     password = read_password(password_file)
     health = check_health(targets, password)
     info = health.summary_info()
     training = None
-    if info.get("cluster_state") == "ok" and description.get("data"):
-        training = probe_progress(_addresses(targets), password, description["cluster"])
+    if info.get("cluster_state") == "ok" and record.training is not None:
+        training = probe_progress(record.addresses, password, record.cluster)
     return {"nodes_up": health.nodes_up, "nodes": len(targets),
             "cluster_state": info.get("cluster_state", "unknown"),
             "slots_assigned": int(info.get("cluster_slots_assigned", 0)),
@@ -67,17 +60,13 @@ def run_export(state: StateDir, password_file: Path, vocab_path: Path, out: Path
     """Write the committed model of the cluster to ``out`` (``.npz`` or ``.csv``)."""
     from artm_compose.engine.export import export_model
 
-    description = state.read_cluster()
-    client = cluster_client(_addresses(targets_from_description(description)), read_password(password_file))
+    record = ClusterRecord.load(state)
+    client = cluster_client(record.addresses, read_password(password_file))
     try:
-        written = export_model(client, description["cluster"], vocab_path, out)
+        written = export_model(client, record.cluster, vocab_path, out)
     finally:
         client.close()
     return {"path": str(written)}
-
-
-def _addresses(targets: list[NodeTarget]) -> list[tuple[str, int]]:
-    return [(t.host, t.port) for t in targets]
 
 
 def become_idle(ready_file: Path) -> None:

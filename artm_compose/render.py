@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from artm_compose.plan import ExecutorPlan, NodePlan, Plan
+from artm_compose.record import Status, write_document
 from artm_compose.state import StateDir, write_text_atomic
 
 # Inside a container every node has the same layout; locally each has its own directory and port.
@@ -84,7 +85,7 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def cluster_description(plan: Plan, state: StateDir, *, status: str) -> dict[str, Any]:
+def cluster_description(plan: Plan, state: StateDir, *, status: Status) -> dict[str, Any]:
     """The ``cluster.json`` document: the plan plus addresses, logs, files, runtime and status."""
     fingerprint = plan_fingerprint(plan)
     described = plan.to_dict()
@@ -102,7 +103,7 @@ def cluster_description(plan: Plan, state: StateDir, *, status: str) -> dict[str
         "id": f"{plan.cluster}-{fingerprint[:12]}",
         "fingerprint": fingerprint,
         "redis_fingerprint": redis_fingerprint(plan),
-        "status": status,
+        "status": str(status),
         "created": now,
         "updated": now,
         "state_dir": str(state.root),
@@ -127,7 +128,7 @@ def redis_conf_for(plan: Plan, state: StateDir, node: NodePlan, password: str) -
     return render_redis_conf(plan, node, password=password, directory=CONTAINER_REDIS_DIR, bind="0.0.0.0")
 
 
-def render_all(plan: Plan, state: StateDir, *, status: str = "rendered") -> list[Path]:
+def render_all(plan: Plan, state: StateDir, *, status: Status = Status.RENDERED) -> list[Path]:
     """Write every artefact of ``plan`` into ``state`` and return the paths written.
 
     Creates the password on first use; ``redis.conf`` holds it, so it is written mode 0600 too.
@@ -142,6 +143,6 @@ def render_all(plan: Plan, state: StateDir, *, status: str = "rendered") -> list
     for path, text in ((state.addresses, render_addresses(plan)), (state.executors, render_executors(plan))):
         write_text_atomic(path, text)
         written.append(path)
-    state.write_cluster(cluster_description(plan, state, status=status))
+    write_document(state, cluster_description(plan, state, status=status))
     written.append(state.cluster_json)
     return written

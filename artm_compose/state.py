@@ -2,7 +2,8 @@
 
 Every runtime uses the same layout, so ``status``, ``logs`` and ``down`` only need the directory::
 
-    cluster.json          the plan plus runtime and status (see render.cluster_description)
+    cluster.json          the plan plus runtime and status (written by render.cluster_description,
+                          read and updated as a record.ClusterRecord)
     addresses.txt         HOST PORT per Redis instance
     executors.txt         one executor id per line (the master's input)
     redis.password        the cluster password, mode 0600, never on a command line
@@ -14,13 +15,11 @@ Every runtime uses the same layout, so ``status``, ``logs`` and ``down`` only ne
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from artm_compose.errors import ConfigError
 
@@ -84,26 +83,6 @@ class StateDir:
         """Create the directory skeleton (idempotent)."""
         for directory in (self.root, self.logs_dir, self.pids_dir):
             directory.mkdir(parents=True, exist_ok=True)
-
-    def read_cluster(self) -> dict[str, Any]:
-        """The cluster description, or a ConfigError saying that there is none here."""
-        try:
-            return json.loads(self.cluster_json.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"state_dir={str(self.root)!r} holds no cluster (no cluster.json); "
-                              f"run `artm-compose up` or `render` with this --state-dir first") from None
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{self.cluster_json} is not valid JSON: {error}") from None
-
-    def write_cluster(self, description: dict[str, Any]) -> None:
-        write_text_atomic(self.cluster_json, json.dumps(description, indent=2) + "\n")
-
-    def update_cluster(self, **changes: Any) -> dict[str, Any]:
-        """Merge ``changes`` into cluster.json (e.g. ``status="running"``) and return the result."""
-        description = self.read_cluster()
-        description.update(changes)
-        self.write_cluster(description)
-        return description
 
     def ensure_password(self) -> str:
         """The cluster password: read from ``redis.password``, created (mode 0600) on first use."""

@@ -6,9 +6,14 @@ subprocess:
 
   .venv-ref/bin/python scripts/bigartm_reference.py vectorize (--uci DOCWORD VOCAB | --vw FILE) \
       --target DIR [--batch-size 1000]
+  .venv-ref/bin/python scripts/bigartm_reference.py dictionary --batches DIR --filters JSON --json OUT.json
   .venv-ref/bin/python scripts/bigartm_reference.py fit --batches DIR [--vocab DIR/vocab.txt] \
       --topics T --passes N [--inner 10] [--processors 1] [--seed 1] [--init-phi FILE] \
       --json OUT.json [--npz OUT.npz]
+
+``dictionary`` gathers BigARTM's dictionary from the batches and applies ``Dictionary.filter`` once per
+mapping of the JSON list ``--filters`` (its keyword arguments, in order); the JSON written holds
+``num_items`` and the kept ``entries`` as [class id, token, df] in the dictionary's order.
 
 ``fit`` runs PLSA (no regularizers) with ``fit_offline``, one collection pass per call so every pass
 is timed. The JSON holds ``perplexity`` and ``seconds`` per pass plus the collection's token weight;
@@ -103,6 +108,24 @@ def cmd_vectorize(args: argparse.Namespace) -> None:
     print(json.dumps({"target": str(target), "batches": sorted(p.name for p in target.glob("*.batch"))}))
 
 
+def cmd_dictionary(args: argparse.Namespace) -> None:
+    import artm
+
+    dictionary = artm.Dictionary()
+    dictionary.gather(data_path=args.batches)
+    for arguments in json.loads(args.filters):
+        dictionary.filter(**arguments)
+    text = Path("dictionary.txt")  # in the temporary working directory main() sets up
+    dictionary.save_text(str(text))
+    lines = text.read_text(encoding="utf-8").splitlines()
+    num_items = int(lines[0].split("num_items:")[1])  # "name: ... num_items: N", then the column names
+    entries = []
+    for line in lines[2:]:
+        token, class_id, _value, _tf, df = (field.strip() for field in line.rsplit(",", 4))
+        entries.append([class_id, token, float(df)])
+    Path(args.json).write_text(json.dumps({"num_items": num_items, "entries": entries}, indent=1) + "\n")
+
+
 def cmd_fit(args: argparse.Namespace) -> None:
     import artm
 
@@ -175,6 +198,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     source.add_argument("--vw", metavar="FILE")
     vectorize.add_argument("--target", required=True)
     vectorize.add_argument("--batch-size", type=int, default=1000)
+    dictionary = commands.add_parser("dictionary", help="gather a dictionary and filter it")
+    dictionary.add_argument("--batches", required=True)
+    dictionary.add_argument("--filters", default="[]", help="JSON list of Dictionary.filter keyword arguments")
+    dictionary.add_argument("--json", required=True)
     fit = commands.add_parser("fit", help="PLSA fit_offline, one timed pass at a time")
     fit.add_argument("--batches", required=True)
     fit.add_argument("--vocab")
@@ -199,7 +226,7 @@ def main(argv: list[str]) -> None:
     # libartm writes its glog files into the working directory: keep them out of the caller's.
     with tempfile.TemporaryDirectory(prefix="bigartm-logs-") as logs:
         os.chdir(logs)
-        {"vectorize": cmd_vectorize, "fit": cmd_fit}[args.command](args)
+        {"vectorize": cmd_vectorize, "dictionary": cmd_dictionary, "fit": cmd_fit}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import click
 from artm_compose.dashboard.plot import plot_scores, read_scores
 from artm_compose.dashboard.server import DEFAULT_PORT, LOCAL_HOST, make_server
 from artm_compose.errors import ConfigError
+from artm_compose.record import ClusterRecord
 from artm_compose.state import StateDir
 
 DEFAULT_STATE_DIR = Path("state")
@@ -80,5 +81,5 @@ def plot_command(state_dir: Path, out: Path) -> None:
     """
     state = StateDir.at(state_dir)
     scores = read_scores(state.scores)
-    cluster = state.read_cluster().get("cluster") if state.exists() else state.root.name
+    cluster = ClusterRecord.load(state).cluster if state.exists() else state.root.name
     click.echo(str(plot_scores(scores, out, title=f"{cluster}: run {scores.get('run', '?')}")))

@@ -76,6 +76,12 @@ def make_handler(clusters: Clusters) -> type[BaseHTTPRequestHandler]:
         server_version = "artm-compose-dashboard"
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+            try:
+                self._route()
+            except Exception as error:  # noqa: BLE001 - answer with the reason; the server goes on serving
+                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
+
+        def _route(self) -> None:
             url = urlparse(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             if url.path in ("/", "/index.html"):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from artm_compose.bootstrap import parse_cluster_nodes, parse_info
@@ -32,7 +33,8 @@ from artm_compose.engine import model_store as store
 from artm_compose.engine.export import topic_names
 from artm_compose.engine.protocol import read_progress
 from artm_compose.errors import ArtmComposeError
-from artm_compose.redis_client import cluster_client, node_client, read_addresses
+from artm_compose.record import ClusterRecord
+from artm_compose.redis_client import cluster_client, node_client
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir, read_password
 
@@ -199,25 +201,26 @@ class ClusterWatch:
     def _take(self) -> dict[str, Any]:
         snapshot: dict[str, Any] = {"state_dir": self.key, "time": time.time()}
         try:
-            description = self.state.read_cluster()
+            record = ClusterRecord.load(self.state)
         except ArtmComposeError as error:
             return {**snapshot, "cluster": self.state.root.name, "error": str(error)}
-        snapshot.update(cluster=description.get("cluster"), runtime=description.get("runtime")
-                        or (description.get("config") or {}).get("runtime"),
-                        stored_status=description.get("status"))
+        snapshot.update(cluster=record.cluster, runtime=record.runtime, stored_status=str(record.status))
         snapshot["status"] = self._status()
         snapshot["scores"] = self._scores()
-        client, redis_error = self._client()
+        password = read_password(self.state.password_file) if self.state.password_file.exists() else None
+        client, redis_error = _client(record, password)
         progress = None
         if client is not None:
             try:
-                progress = read_progress(client, description["cluster"])
+                progress = read_progress(client, record.cluster)
             except _REDIS_ERRORS as error:
                 redis_error = str(error)
         snapshot["training"] = _training(progress, snapshot["scores"])
-        snapshot["executors"] = self._executors(description, progress, snapshot["status"], snapshot["training"])
-        snapshot["redis"] = self._redis()
-        snapshot["model"] = self._top_tokens(client, description)
+        snapshot["executors"] = self._executors(record, progress, snapshot["status"], snapshot["training"])
+        nodes = redis_nodes(record.addresses, password)
+        covered = sum(n["slot_count"] for n in nodes if n.get("role") == "primary" and not n.get("error"))
+        snapshot["redis"] = {"nodes": nodes, "slots_covered": covered, "slot_total": SLOT_COUNT}
+        snapshot["model"] = self._top_tokens(client, record)
         if client is not None:
             client.close()
         if redis_error:
@@ -246,33 +249,15 @@ class ClusterWatch:
         passes = len(scores.get("perplexity") or [])
         return {"run": scores.get("run"), "passes": list(range(first, first + passes)), "series": series}
 
-    def _client(self):
-        try:
-            addresses = read_addresses(self.state.addresses)
-            password = read_password(self.state.password_file) if self.state.password_file.exists() else None
-            return cluster_client(addresses, password, timeout=REDIS_TIMEOUT), None
-        except (ArtmComposeError, *_REDIS_ERRORS) as error:
-            return None, str(error)
-
-    def _redis(self) -> dict[str, Any]:
-        try:
-            addresses = read_addresses(self.state.addresses)
-        except ArtmComposeError as error:
-            return {"nodes": [], "error": str(error)}
-        password = read_password(self.state.password_file) if self.state.password_file.exists() else None
-        nodes = redis_nodes(addresses, password)
-        covered = sum(n["slot_count"] for n in nodes if n.get("role") == "primary" and not n.get("error"))
-        return {"nodes": nodes, "slots_covered": covered, "slot_total": SLOT_COUNT}
-
-    def _executors(self, description: dict[str, Any], progress: dict[str, Any] | None,
+    def _executors(self, record: ClusterRecord, progress: dict[str, Any] | None,
                    status: dict[str, Any], training: dict[str, Any]) -> list[dict[str, Any]]:
         beats = (progress or {}).get("executors") or {}
         members = {m["name"]: m for m in status.get("members", []) if m.get("role") == "executor"}
         rows = []
-        for planned in description.get("executors", []) if description.get("data") else []:
-            executor_id = str(planned["id"])
+        for planned in record.executors:
+            executor_id = str(planned.id)
             beat = beats.get(executor_id)
-            member = members.get(planned["name"], {})
+            member = members.get(planned.name, {})
             run, seen = self._instances.get(executor_id, (None, []))
             if beat and beat.get("run") and beat.get("run") != run:  # a new run starts every executor anew
                 run, seen = beat["run"], []
@@ -280,8 +265,8 @@ class ClusterWatch:
                 seen.append(beat["instance"])
             self._instances[executor_id] = (run, seen)
             alive = beat is not None or bool(member.get("alive"))
-            row = {"id": planned["id"], "name": planned["name"], "node": planned.get("node"),
-                   "batch_range": planned.get("batch_range"), "token_range": planned.get("token_range"),
+            row = {"id": planned.id, "name": planned.name, "node": planned.node,
+                   "batch_range": list(planned.batch_range), "token_range": list(planned.token_range),
                    "heartbeat": beat is not None, "process_alive": member.get("alive"), "alive": alive,
                    "restarts": max(0, len(seen) - 1),
                    "state": None if alive else "finished" if training.get("state") == "done" else "gone"}
@@ -293,25 +278,24 @@ class ClusterWatch:
             rows.append(row)
         return rows
 
-    def _top_tokens(self, client, description: dict[str, Any]) -> dict[str, Any]:
-        data = description.get("data") or {}
-        if client is None or not data.get("vocab_path"):
+    def _top_tokens(self, client: RedisCluster | None, record: ClusterRecord) -> dict[str, Any]:
+        if client is None or record.training is None:
             return self._model_dict()
-        cluster = description["cluster"]
+        cluster = record.cluster
         try:
-            record = store.read_model_record(client, cluster)
-            if record is None:
+            committed = store.read_model_record(client, cluster)
+            if committed is None:
                 return self._model_dict()
-            key = (record.run, record.generation)
+            key = (committed.run, committed.generation)
             if key != self._model.key:
-                vocab = self._read_vocab(Path(data["vocab_path"]))
-                phi = store.read_range(client, record.layout, record.generation, 0, record.layout.vocab_size)
+                vocab = self._read_vocab(record.training.vocab_path)
+                phi = store.read_range(client, committed.layout, committed.generation, 0, committed.layout.vocab_size)
                 after = store.read_model_record(client, cluster)
                 # Two phi buffers: the one read is intact unless two more commits happened meanwhile.
-                if after is not None and after.run == record.run and after.generation > record.generation + 1:
+                if after is not None and after.run == committed.run and after.generation > committed.generation + 1:
                     return self._model_dict()
                 if len(vocab) == len(phi):
-                    self._model = _Model(key=key, pass_number=record.pass_number,
+                    self._model = _Model(key=key, pass_number=committed.pass_number,
                                          topics=top_tokens(phi, vocab, self.top))
         except (ArtmComposeError, *_REDIS_ERRORS) as error:
             return {**self._model_dict(), "error": str(error)}
@@ -326,6 +310,13 @@ class ClusterWatch:
         if self._vocab is None or self._vocab[0] != str(path):
             self._vocab = (str(path), read_vocab(path))
         return self._vocab[1]
+
+
+def _client(record: ClusterRecord, password: str | None) -> tuple[RedisCluster | None, str | None]:
+    try:
+        return cluster_client(record.addresses, password, timeout=REDIS_TIMEOUT), None
+    except _REDIS_ERRORS as error:
+        return None, str(error)
 
 
 def _training(progress: dict[str, Any] | None, scores: dict[str, Any]) -> dict[str, Any]:
@@ -346,7 +337,7 @@ def clusters_json(watches: list[ClusterWatch]) -> list[dict[str, Any]]:
     listed = []
     for watch in watches:
         try:
-            name = watch.state.read_cluster().get("cluster")
+            name = ClusterRecord.load(watch.state).cluster
         except ArtmComposeError:
             name = None
         listed.append({"key": watch.key, "name": name or watch.state.root.name, "state_dir": watch.key})

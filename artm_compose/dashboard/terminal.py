@@ -148,15 +148,15 @@ class ProgressEcho:
 def probe_for(state_dir) -> Callable[[], dict[str, Any] | None]:
     """A probe of the training progress of the cluster in ``state_dir`` (None while Redis cannot answer)."""
     from artm_compose.engine.protocol import probe_progress
-    from artm_compose.redis_client import read_addresses
+    from artm_compose.record import ClusterRecord
     from artm_compose.state import StateDir, read_password
 
     state = StateDir.at(state_dir)
 
     def probe() -> dict[str, Any] | None:
-        if not state.exists():
+        record = ClusterRecord.load_if_any(state)
+        if record is None or record.training is None:
             return None
-        name = state.read_cluster()["cluster"]
-        return probe_progress(read_addresses(state.addresses), read_password(state.password_file), name, timeout=1.0)
+        return probe_progress(record.addresses, read_password(state.password_file), record.cluster, timeout=1.0)
 
     return probe

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,10 +64,12 @@ def write_collection(
     source: str,
     options: dict[str, object],
     skipped_empty_documents: int = 0,
+    before_manifest: Callable[[Path], None] | None = None,
 ) -> CollectionStats:
     """Write ``documents`` as batches of ``batch_size`` plus vocab.txt and corpus.json into ``out_dir``.
 
     ``out_dir`` must not exist or be empty. Documents without entries are skipped and counted.
+    ``before_manifest`` may add files: it gets the staging directory before the manifest is written.
     """
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
@@ -76,7 +78,8 @@ def write_collection(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        stats = _write_into(staging, vocabulary, documents, batch_size, source, options, skipped_empty_documents)
+        stats = _write_into(staging, vocabulary, documents, batch_size, source, options, skipped_empty_documents,
+                            before_manifest)
         if out.exists():
             out.rmdir()
         staging.rename(out)
@@ -99,6 +102,7 @@ def _write_into(
     source: str,
     options: dict[str, object],
     skipped: int,
+    before_manifest: Callable[[Path], None] | None,
 ) -> CollectionStats:
     written = batches = nonzeros = 0
     token_weight = 0.0
@@ -128,6 +132,8 @@ def _write_into(
         source=source,
         options=options,
     )
+    if before_manifest is not None:
+        before_manifest(staging)
     (staging / MANIFEST).write_text(json.dumps(asdict(stats), indent=2) + "\n")
     return stats
 
@@ -143,11 +149,12 @@ def _flush(path: Path, vocabulary: Vocabulary, documents: list[Document]) -> flo
     local_order = unique[np.argsort(first_seen, kind="stable")]
     to_local = np.empty(len(vocabulary), np.int32)
     to_local[local_order] = np.arange(len(local_order), dtype=np.int32)
+    order = local_order.tolist()  # Python ints index lists far faster than NumPy scalars
     batch = make_batch(
         path.name,
-        [vocabulary.tokens[i] for i in local_order],
+        [vocabulary.tokens[i] for i in order],
         [(d.item_id, d.title, to_local[d.vocab_index], d.weights) for d in documents],
-        class_ids=[vocabulary.class_ids[i] for i in local_order],
+        class_ids=[vocabulary.class_ids[i] for i in order],
         batch_id=str(uuid.uuid4()),
     )
     write_batch(path, batch)

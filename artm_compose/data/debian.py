@@ -1,10 +1,19 @@
 """The real corpus every Debian machine can fetch: long package descriptions from ``Translation-en``.
 
 ``apt-get update`` runs into a scratch lists directory (the system's lists and caches are left
-alone) with only the translation indexes enabled. One document per package name (the short
-description line plus the long description); tokens are runs of lowercase letters of length >= 3
-that are not stop words, and the vocabulary keeps words with df >= 5 and df <= 50% of documents.
-Documents are ordered by package name; the vocabulary alphabetically.
+alone) with only the translation indexes enabled (and the ``Packages`` indexes for modalities). One
+document per package name (the short description line plus the long description); tokens are runs
+of lowercase letters of length >= 3 that are not stop words. The dictionary filter (BigARTM's
+meanings, see dictionary_filter) defaults to ``min_df 5`` and ``max_df_rate 0.5``. Documents are
+ordered by package name; the vocabulary by modality (words, ``@section``, ``@tag``), then
+alphabetically.
+
+Modalities (``CorpusOptions.modalities``): ``@section`` holds the package's ``Section`` and ``@tag``
+its debtags (the ``Tag:`` field of the ``Packages`` index), each with weight 1. A debtag
+``facet::value`` becomes the token ``facet__value``: every ':' is written '_' (':' cannot appear in a
+Vowpal Wabbit token; debtags never contain '_', so the mapping reverses exactly). Over several
+``Packages`` records of one package, its tags are their union and its section the most common one
+(ties: the first alphabetically). Packages without a ``Packages`` record get no such tokens.
 """
 
 from __future__ import annotations
@@ -17,26 +26,33 @@ import re
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from artm_compose.data.batches import DEFAULT_CLASS
 from artm_compose.data.collection import (
     CollectionStats,
     Document,
     read_manifest,
     write_collection,
 )
+from artm_compose.data.dictionary_filter import DictionaryFilter, filter_collection
 from artm_compose.data.stopwords import STOP_WORDS
 from artm_compose.data.vocab import make_vocab
-from artm_compose.errors import DataError
+from artm_compose.errors import ConfigError, DataError
 
 APT_TIMEOUT_SECONDS = 600
 APT_HELPER = "/usr/lib/apt/apt-helper"
 TRANSLATION_GLOB = "*_i18n_Translation-en*"
+PACKAGES_GLOB = "*_binary-*_Packages*"
 SOURCE = "debian-translation-en"
+SECTION_CLASS = "@section"
+TAG_CLASS = "@tag"
+MODALITIES = (SECTION_CLASS, TAG_CLASS)
+DEFAULT_FILTER = DictionaryFilter({"min_df": {None: 5}, "max_df_rate": {None: 0.5}})
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -46,12 +62,19 @@ class CorpusOptions:
 
     max_docs: int | None = None
     batch_size: int = 1000
-    min_df: int = 5
-    max_df_ratio: float = 0.5
+    dictionary_filter: DictionaryFilter = field(default=DEFAULT_FILTER)
+    modalities: bool = False
 
     def as_dict(self) -> dict[str, object]:
-        return {"max_docs": self.max_docs, "batch_size": self.batch_size, "min_df": self.min_df,
-                "max_df_ratio": self.max_df_ratio}
+        options: dict[str, object] = {"max_docs": self.max_docs, "batch_size": self.batch_size}
+        if self.dictionary_filter == DEFAULT_FILTER:
+            # How manifests described the default filter before it was configurable: they stay valid.
+            options.update(min_df=5, max_df_ratio=0.5)
+        else:
+            options["dictionary_filter"] = self.dictionary_filter.describe()
+        if self.modalities:
+            options["modalities"] = list(MODALITIES)
+        return options
 
 
 def tokenize(text: str) -> list[str]:
@@ -90,31 +113,86 @@ def package_documents(texts: Iterable[str]) -> list[tuple[str, str]]:
     return sorted(chosen.items())
 
 
+def debtag_token(tag: str) -> str:
+    """A debtag as a token: ':' (not allowed in a Vowpal Wabbit token) becomes '_'."""
+    return tag.replace(":", "_")
+
+
+def parse_packages(text: str) -> Iterator[tuple[str, str | None, list[str]]]:
+    """(package, section or None, debtags) per record of a Packages index."""
+    for record in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        name = None
+        for line in record.split("\n"):
+            if line.startswith((" ", "\t")) and name is not None:
+                fields[name] += " " + line.strip()
+            elif ":" in line:
+                name, _, value = line.partition(":")
+                fields[name] = value.strip()
+        if fields.get("Package"):
+            tags = [tag.strip() for tag in fields.get("Tag", "").split(",") if tag.strip()]
+            yield fields["Package"], fields.get("Section") or None, tags
+
+
+def package_modalities(texts: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+    """{"@section": {package: [section]}, "@tag": {package: [tag tokens, sorted]}} over Packages indexes."""
+    sections: dict[str, Counter[str]] = {}
+    tags: dict[str, set[str]] = {}
+    for text in texts:
+        for package, section, package_tags in parse_packages(text):
+            if section:
+                sections.setdefault(package, Counter())[section] += 1
+            if package_tags:
+                tags.setdefault(package, set()).update(debtag_token(tag) for tag in package_tags)
+    return {
+        SECTION_CLASS: {p: [min(c, key=lambda s: (-c[s], s))] for p, c in sections.items()},
+        TAG_CLASS: {p: sorted(t) for p, t in tags.items()},
+    }
+
+
+def build_collection(
+    packages: list[tuple[str, str]],
+    modalities: Mapping[str, Mapping[str, list[str]]],
+    dictionary_filter: DictionaryFilter,
+) -> tuple[list[str], list[str], list[Document]]:
+    """Tokens, class ids and one Document per package (words, then each modality's tokens with weight 1).
+
+    Documents the filter leaves without tokens come back empty.
+    """
+    classes = [DEFAULT_CLASS, *modalities]
+    counts = [  # per package, per class: token -> count, in order of first appearance
+        [Counter(tokenize(description)), *(Counter(values.get(package, ())) for values in modalities.values())]
+        for package, description in packages
+    ]
+    keys = [(class_id, token) for position, class_id in enumerate(classes)
+            for token in sorted({token for document in counts for token in document[position]})]
+    index = [{} for _ in classes]
+    for position, (class_id, token) in enumerate(keys):
+        index[classes.index(class_id)][token] = position
+    documents = []
+    for item_id, ((package, _), document) in enumerate(zip(packages, counts)):
+        size = sum(len(part) for part in document)
+        positions = (lookup[token] for lookup, part in zip(index, document) for token in part)
+        weights = (n for part in document for n in part.values())
+        documents.append(Document(item_id=item_id, title=package, vocab_index=np.fromiter(positions, np.int32, size),
+                                  weights=np.fromiter(weights, np.float32, size)))
+    return filter_collection([k[1] for k in keys], [k[0] for k in keys], documents, dictionary_filter)
+
+
 def build_documents(
     packages: list[tuple[str, str]], min_df: int, max_df_ratio: float
 ) -> tuple[list[str], list[Document]]:
-    """Vocabulary (alphabetical) and one Document per package; filtered-out documents come back empty."""
-    counts = [Counter(tokenize(description)) for _, description in packages]
-    df = Counter(word for document in counts for word in document)
-    max_df = max_df_ratio * len(packages)
-    words = sorted(word for word, n in df.items() if min_df <= n <= max_df)
-    index = {word: position for position, word in enumerate(words)}
-    documents = []
-    for item_id, ((package, _), document) in enumerate(zip(packages, counts)):
-        kept = [(index[word], n) for word, n in document.items() if word in index]
-        documents.append(
-            Document(
-                item_id=item_id,
-                title=package,
-                vocab_index=np.fromiter((i for i, _ in kept), np.int32, len(kept)),
-                weights=np.fromiter((n for _, n in kept), np.float32, len(kept)),
-            )
-        )
+    """Words (alphabetical) with df >= min_df and df < max_df_ratio * N, and one Document per package."""
+    bounds = DictionaryFilter({"min_df": {None: min_df}, "max_df_rate": {None: max_df_ratio}})
+    words, _, documents = build_collection(packages, {}, bounds)
     return words, documents
 
 
-def fetch_translations(scratch: Path) -> list[Path]:
-    """Run ``apt-get update`` into ``scratch`` fetching only Translation-en; return the files it got."""
+def fetch_indexes(scratch: Path, packages: bool = False) -> tuple[list[Path], list[Path]]:
+    """Run ``apt-get update`` into ``scratch`` fetching Translation-en (and Packages when asked).
+
+    Returns the Translation files and the Packages files it got.
+    """
     lists = scratch / "lists"
     (lists / "partial").mkdir(parents=True, exist_ok=True)
     (scratch / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
@@ -124,7 +202,8 @@ def fetch_translations(scratch: Path) -> list[Path]:
         "-o", f"Dir::State::Lists={lists}",
         "-o", f"Dir::Cache={scratch / 'cache'}",
     ]
-    for target in ("Packages", "DEP-11", "DEP-11-icons", "DEP-11-icons-small", "Contents-deb"):
+    skipped = ("DEP-11", "DEP-11-icons", "DEP-11-icons-small", "Contents-deb") + (() if packages else ("Packages",))
+    for target in skipped:
         command += ["-o", f"Acquire::IndexTargets::deb::{target}::DefaultEnabled=false"]
     if os.geteuid() == 0:
         # apt drops to _apt for downloads, and _apt cannot write into a root-owned scratch directory.
@@ -139,10 +218,12 @@ def fetch_translations(scratch: Path) -> list[Path]:
     except subprocess.TimeoutExpired as error:
         raise DataError(f"apt-get update did not finish within {APT_TIMEOUT_SECONDS}s") from error
     found = sorted(path for path in lists.glob(TRANSLATION_GLOB) if path.is_file())
-    if result.returncode != 0 or not found:
+    indexes = sorted(path for path in lists.glob(PACKAGES_GLOB) if path.is_file()) if packages else []
+    if result.returncode != 0 or not found or (packages and not indexes):
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise DataError(f"apt-get update fetched no Translation-en into {lists} (exit {result.returncode}): {tail}")
-    return found
+        what = "Translation-en" if not found else "Packages index"
+        raise DataError(f"apt-get update fetched no {what} into {lists} (exit {result.returncode}): {tail}")
+    return found, indexes
 
 
 def read_index_file(path: Path) -> str:
@@ -177,15 +258,22 @@ def prepare_debian(out_dir: str | os.PathLike[str], options: CorpusOptions = Cor
         raise DataError(f"output directory {out} exists, is not empty and holds no complete corpus; remove it")
     if options.max_docs is not None and options.max_docs < 1:
         raise DataError(f"--max-docs must be at least 1, got {options.max_docs}")
+    classes = {DEFAULT_CLASS, *(MODALITIES if options.modalities else ())}
+    unknown = options.dictionary_filter.class_ids - classes
+    if unknown:
+        raise ConfigError(f"dictionary filter names class id {sorted(unknown)[0]!r}; this corpus has "
+                          f"{', '.join(sorted(classes))}{'' if options.modalities else ' (add --modalities)'}")
     with tempfile.TemporaryDirectory(prefix="artm-compose-apt-") as scratch:
-        texts = [read_index_file(path) for path in fetch_translations(Path(scratch))]
+        translations, indexes = fetch_indexes(Path(scratch), packages=options.modalities)
+        texts = [read_index_file(path) for path in translations]
+        modalities = package_modalities(read_index_file(path) for path in indexes) if options.modalities else {}
     packages = package_documents(texts)[: options.max_docs]
-    words, documents = build_documents(packages, options.min_df, options.max_df_ratio)
-    if not words:
-        raise DataError(f"{SOURCE}: no word passes the df filter in {len(packages)} documents")
+    tokens, class_ids, documents = build_collection(packages, modalities, options.dictionary_filter)
+    if not tokens:
+        raise DataError(f"{SOURCE}: no token passes the dictionary filter in {len(packages)} documents")
     return write_collection(
-        out, make_vocab(words, source=SOURCE), documents, options.batch_size, SOURCE, options.as_dict()
+        out, make_vocab(tokens, class_ids, source=SOURCE), documents, options.batch_size, SOURCE, options.as_dict()
     )
 
 
-__all__ = ["CorpusOptions", "prepare_debian", "tokenize", "parse_translations"]
+__all__ = ["CorpusOptions", "prepare_debian", "tokenize", "parse_translations", "parse_packages"]

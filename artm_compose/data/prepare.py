@@ -3,12 +3,15 @@
 UCI: ``docword.*.txt`` (header lines D, W, NNZ; then ``docID wordID count``, 1-based) with
 ``vocab.*.txt`` (line w is word w; ``token class_id`` lines allowed). Item ids are the docIDs.
 VW: one document per line, ``name token token:count |@class token ...``; a ``|name`` section
-switches the class id of the tokens after it (``@default_class`` before any). Item ids count lines
-from 0; titles are the document names.
+switches the class id of the tokens after it (``@default_class`` before any, and after a bare ``|``,
+as BigARTM's parser has it). Item ids count lines from 0; titles are the document names. Where
+BigARTM's BatchVectorizer repeats an item entry for a token given twice, we sum them (the same
+counts), and a ``token:0`` entry is dropped rather than written with weight 0.
 
 Both: repeated (document, token) pairs are summed, documents without tokens are skipped and
 counted, and the written vocabulary keeps only tokens that occur (as BigARTM's dictionary gathered
-from batches does), in the input's order.
+from batches does), in the input's order. A dictionary filter (see dictionary_filter) drops the
+tokens it rejects from the vocabulary and from the batches alike.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from artm_compose.data.batches import DEFAULT_CLASS
 from artm_compose.data.collection import CollectionStats, Document, write_collection
+from artm_compose.data.dictionary_filter import DictionaryFilter, filter_collection
 from artm_compose.data.vocab import make_vocab, read_vocab
 from artm_compose.errors import DataError
 
@@ -136,9 +140,7 @@ def read_vw(path: Path) -> tuple[list[str], list[str], list[Document]]:
         class_id = DEFAULT_CLASS
         for field in fields[1:]:
             if field.startswith("|"):
-                class_id = field[1:]
-                if not class_id:
-                    raise DataError(f"Vowpal Wabbit file {path} line {number}: empty section name '|'")
+                class_id = field[1:] or DEFAULT_CLASS
                 continue
             token, _, count_text = field.partition(":")
             count = _vw_count(path, number, field, count_text)
@@ -163,7 +165,7 @@ def read_vw(path: Path) -> tuple[list[str], list[str], list[Document]]:
 def _vw_count(path: Path, number: int, field: str, text: str) -> float:
     if not field.partition(":")[0]:
         raise DataError(f"Vowpal Wabbit file {path} line {number}: empty token in {field!r}")
-    if not text:
+    if ":" not in field:
         return 1.0
     try:
         count = float(text)
@@ -176,28 +178,34 @@ def _vw_count(path: Path, number: int, field: str, text: str) -> float:
 
 def prepare_uci(
     docword: str | os.PathLike[str], vocab: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-    batch_size: int = 1000,
+    batch_size: int = 1000, dictionary_filter: DictionaryFilter = DictionaryFilter(),
 ) -> CollectionStats:
     """Convert a UCI Bag-of-Words collection into batches of ``batch_size`` documents in ``out_dir``."""
     tokens, class_ids, documents = read_uci(Path(docword), Path(vocab))
     return _write(out_dir, tokens, class_ids, documents, batch_size, f"uci:{Path(docword).name}",
-                  {"batch_size": batch_size, "docword": str(docword), "vocab": str(vocab)})
+                  {"batch_size": batch_size, "docword": str(docword), "vocab": str(vocab)}, dictionary_filter)
 
 
 def prepare_vw(
-    path: str | os.PathLike[str], out_dir: str | os.PathLike[str], batch_size: int = 1000
+    path: str | os.PathLike[str], out_dir: str | os.PathLike[str], batch_size: int = 1000,
+    dictionary_filter: DictionaryFilter = DictionaryFilter(),
 ) -> CollectionStats:
     """Convert a Vowpal Wabbit text file into batches of ``batch_size`` documents in ``out_dir``."""
     tokens, class_ids, documents = read_vw(Path(path))
     return _write(out_dir, tokens, class_ids, documents, batch_size, f"vw:{Path(path).name}",
-                  {"batch_size": batch_size, "input": str(path)})
+                  {"batch_size": batch_size, "input": str(path)}, dictionary_filter)
 
 
 def _write(
     out_dir: str | os.PathLike[str], tokens: list[str], class_ids: list[str], documents: list[Document],
-    batch_size: int, source: str, options: dict[str, object],
+    batch_size: int, source: str, options: dict[str, object], dictionary_filter: DictionaryFilter,
 ) -> CollectionStats:
     if not tokens:
         raise DataError(f"{source}: all {len(documents)} documents are empty")
+    tokens, class_ids, documents = filter_collection(tokens, class_ids, documents, dictionary_filter)
+    if not tokens:
+        raise DataError(f"{source}: no token passes the dictionary filter {dictionary_filter.describe()}")
+    if dictionary_filter:
+        options = {**options, "dictionary_filter": dictionary_filter.describe()}
     return write_collection(out_dir, make_vocab(tokens, class_ids, source=source), documents, batch_size,
                             source, options)

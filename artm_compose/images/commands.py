@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from artm_compose.errors import ArtmComposeError
 from artm_compose.docker_env import docker_client
 from artm_compose.images.base import base_tag
 from artm_compose.images.build import BUILD_TIMEOUT, build_images, prune_images
@@ -27,13 +26,10 @@ def build_command(base_image: str | None, redis_base_image: str | None, force: b
 
     Images are shared by all clusters; `down` does not remove them (`build --prune` removes old ones).
     """
-    try:
-        client = docker_client(timeout=BUILD_TIMEOUT)
-        tags = build_images(base_image, redis_base_image, force=force, no_cache=no_cache, echo=click.echo,
-                            client=client)
-        removed = prune_images(client, keep=(tags.redis, tags.artm, base_tag()), echo=click.echo) if prune else []
-    except ArtmComposeError as error:
-        raise click.ClickException(str(error)) from None
+    client = docker_client(timeout=BUILD_TIMEOUT)
+    tags = build_images(base_image, redis_base_image, force=force, no_cache=no_cache, echo=click.echo,
+                        client=client)
+    removed = prune_images(client, keep=(tags.redis, tags.artm, base_tag()), echo=click.echo) if prune else []
     click.echo(f"redis image: {tags.redis}")
     click.echo(f"artm image:  {tags.artm}")
     if prune:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 from artm_compose.plan import Plan
+from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
 from artm_compose.render import render_all
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
@@ -52,7 +53,7 @@ class ClusterStatus:
     cluster: str
     runtime: str
     state_dir: str
-    status: str
+    status: Status
     cluster_state: str
     slots_assigned: int
     members: tuple[MemberStatus, ...]
@@ -75,7 +76,7 @@ class ClusterStatus:
     def to_dict(self) -> dict[str, Any]:
         counts = {role: dict(zip(("alive", "total"), self.count(role))) for role in ROLES}
         return {"cluster": self.cluster, "runtime": self.runtime, "state_dir": self.state_dir,
-                "status": self.status, "cluster_state": self.cluster_state,
+                "status": str(self.status), "cluster_state": self.cluster_state,
                 "slots_assigned": self.slots_assigned, "healthy": self.healthy, "counts": counts,
                 "members": [m.to_dict() for m in self.members], "problems": list(self.problems),
                 "training": self.training}
@@ -146,6 +147,12 @@ class Runtime(ABC):
         ``volumes`` also removes the data volumes the runtime created (runtimes without any ignore it).
         """
 
+    def state_record(self) -> ClusterRecord:
+        return ClusterRecord.load(self.state)
+
+    def set_status(self, status: Status) -> None:
+        set_status(self.state, status)
+
     def render(self, plan: Plan) -> list[Path]:
         """Write the state directory's files for ``plan`` without starting anything."""
         return render_all(plan, self.state)
@@ -158,13 +165,11 @@ class Runtime(ABC):
         from artm_compose.engine.export import export_model
         from artm_compose.redis_client import cluster_client_from_files
 
-        description = self.state.read_cluster()
-        if not description.get("data"):
-            raise ConfigError(f"cluster {description.get('cluster')!r} in {self.state.root} was started without "
-                              f"--data: there is no model to export")
+        record = self.state_record()
+        training = require_training(record, self.state)
         client = cluster_client_from_files(self.state.addresses, self.state.password_file)
         try:
-            return export_model(client, description["cluster"], Path(description["data"]["vocab_path"]), out)
+            return export_model(client, record.cluster, training.vocab_path, out)
         finally:
             client.close()
 
@@ -185,15 +190,23 @@ def training_summary(progress: dict[str, Any] | None, scores_path: Path) -> dict
     return {key: value for key, value in summary.items() if value is not None}
 
 
-def effective_status(stored: str, members: list[MemberStatus]) -> str:
+def require_training(record: ClusterRecord, state: StateDir) -> TrainingRecord:
+    """The record's training part; a ConfigError for a cluster started without data (no model to export)."""
+    if record.training is None:
+        raise ConfigError(f"cluster {record.cluster!r} in {state.root} was started without "
+                          f"--data: there is no model to export")
+    return record.training
+
+
+def effective_status(stored: Status, members: list[MemberStatus]) -> Status:
     """The stored status of a container runtime, corrected by what is actually alive."""
     redis_alive = [m.alive for m in members if m.role == "redis"]
     if not any(redis_alive):
-        return "down" if stored not in ("stopped", "rendered") else stored
+        return Status.DOWN if stored not in (Status.STOPPED, Status.RENDERED) else stored
     if not all(redis_alive):
-        return "degraded"
-    if stored == "training" and not any(m.alive for m in members if m.role == "master"):
-        return "training ended"
+        return Status.DEGRADED
+    if stored == Status.TRAINING and not any(m.alive for m in members if m.role == "master"):
+        return Status.TRAINING_STOPPED
     return stored
 
 

@@ -44,8 +44,9 @@ from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
 from artm_compose.processes import port_free, port_owner
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
+from artm_compose.record import ClusterRecord, Status
 from artm_compose.runtimes.base import (ClusterStatus, Echo, MemberStatus, Runtime, UpResult, effective_status,
-                                        training_summary)
+                                        require_training, training_summary)
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
 
@@ -202,12 +203,12 @@ class ComposeRuntime(Runtime):
             raise ConfigError("; ".join(problems))
         images = build_images(echo=echo, client=client)
         layout = network_layout(plan, inventory, client)
-        self.render(plan, images=images, layout=layout, status="starting")
+        self.render(plan, images=images, layout=layout, status=Status.STARTING)
         report = self._start_cluster(plan, client, echo)
         actions = tuple(report["actions"])
         echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots"
              + (f" ({len(actions)} bootstrap action(s), {report['seconds']:.2f} s)" if actions else ", already healthy"))
-        self.state.update_cluster(status="running")
+        self.set_status(Status.RUNNING)
         if plan.data is None:
             return UpResult(actions=actions, bootstrap_seconds=report["seconds"], already_up=not actions,
                             seconds=time.monotonic() - started)
@@ -235,7 +236,7 @@ class ComposeRuntime(Runtime):
         try:
             self._compose().compose.up(services, detach=True, dependencies=False, quiet=True, color=False)
         except WhalesError as error:
-            self.state.update_cluster(status="failed")
+            self.set_status(Status.FAILED)
             raise BootstrapError(f"starting the containers failed: {_whales_message(error)}") from None
         control = client.containers.get(control_name)
         if _start_marker(client, control_name) != before:
@@ -251,7 +252,7 @@ class ComposeRuntime(Runtime):
             if report is not None:
                 return report
             if control.status in ("exited", "dead"):
-                self.state.update_cluster(status="failed")
+                self.set_status(Status.FAILED)
                 tail = control.logs(tail=LOG_TAIL_LINES).decode(errors="replace").strip()
                 raise BootstrapError(f"bootstrap failed in {control.name}: {tail}")
             if time.monotonic() > deadline:
@@ -260,7 +261,7 @@ class ComposeRuntime(Runtime):
             time.sleep(POLL_SECONDS)
 
     def render(self, plan: Plan, *, images: ImageTags | None = None, layout: NetworkLayout | None = None,
-               status: str = "rendered") -> list[Path]:
+               status: Status = Status.RENDERED) -> list[Path]:
         """Write the state directory's files and ``compose.yml`` (for ``docker compose`` by hand too)."""
         if images is None:
             images = image_tags()
@@ -279,7 +280,7 @@ class ComposeRuntime(Runtime):
         self._compose().compose.up(training, detach=True, dependencies=False, force_recreate=True, quiet=True,
                                    color=False)
         echo(f"started {len(plan.executors)} executor(s) and the master; follow with `artm-compose logs master -f`")
-        self.state.update_cluster(status="training")
+        self.set_status(Status.TRAINING)
         return client.containers.get(container_name(plan, MASTER))
 
     def _wait_executors_exit(self, plan: Plan, client: docker.DockerClient, timeout: float, echo: Echo) -> None:
@@ -304,26 +305,26 @@ class ComposeRuntime(Runtime):
             return "started"
         code = master.wait()["StatusCode"]
         if code != 0:
-            self.state.update_cluster(status="failed")
+            self.set_status(Status.FAILED)
             tail = master.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
             raise TrainingError(f"master exited with code {code}; last lines:\n{tail}")
-        self.state.update_cluster(status="finished")
+        self.set_status(Status.FINISHED)
         return "finished"
 
     # -- status, logs, down -------------------------------------------------------------------------
 
     def status(self) -> ClusterStatus:
-        description = self.state.read_cluster()
+        cluster = self.state_record()
         client = docker_client()
-        containers = self._containers(client, description["cluster"])
-        members = [self._member("redis", node["name"], containers, node["address"],
-                                f"slots {node['slots'][0]}-{node['slots'][1]}") for node in description["nodes"]]
-        if description.get("data"):
-            members += [self._member("executor", e["name"], containers, e["redis"],
-                                     f"batches [{e['batch_range'][0]}, {e['batch_range'][1]}) "
-                                     f"tokens [{e['token_range'][0]}, {e['token_range'][1]})")
-                        for e in description["executors"]]
-            members.append(self._member("master", MASTER, containers, description["master"]["redis"], ""))
+        containers = self._containers(client, cluster.cluster)
+        members = [self._member("redis", node.name, containers, node.address,
+                                f"slots {node.slots[0]}-{node.slots[1]}") for node in cluster.nodes]
+        if cluster.training:
+            members += [self._member("executor", e.name, containers, e.redis,
+                                     f"batches [{e.batch_range[0]}, {e.batch_range[1]}) "
+                                     f"tokens [{e.token_range[0]}, {e.token_range[1]})")
+                        for e in cluster.executors]
+            members.append(self._member("master", MASTER, containers, cluster.training.master_redis, ""))
         problems: list[str] = []
         cluster_state, slots, progress = "down", 0, None
         if any(m.alive for m in members if m.role == "redis"):
@@ -334,16 +335,15 @@ class ComposeRuntime(Runtime):
             except BootstrapError as error:
                 cluster_state = "unknown"
                 problems.append(str(error))
-        return ClusterStatus(cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
-                             status=effective_status(description["status"], members),
+        return ClusterStatus(cluster=cluster.cluster, runtime=self.name, state_dir=str(self.state.root),
+                             status=effective_status(cluster.status, members),
                              cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
                              problems=tuple(problems),
-                             training=training_summary(progress, self.state.scores) if description.get("data")
+                             training=training_summary(progress, self.state.scores) if cluster.training
                              else None)
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
-        description = self.state.read_cluster()
-        containers = self._containers(docker_client(), description["cluster"])
+        containers = self._containers(docker_client(), self.state_record().cluster)
         chosen = _choose_components(containers, component)
         if len(chosen) == 1:
             yield from _container_lines(next(iter(chosen.values())), follow)
@@ -362,9 +362,10 @@ class ComposeRuntime(Runtime):
         Without ``cluster.json`` (a state directory cleaned by hand) the objects are found by the label
         naming this state directory instead.
         """
-        if self.state.exists():
-            owner = f"cluster {self.state.read_cluster()['cluster']!r}"
-            selector = {"label": labels.selector(self.state.read_cluster()["cluster"], self.name)}
+        recorded = ClusterRecord.load_if_any(self.state)
+        if recorded is not None:
+            owner = f"cluster {recorded.cluster!r}"
+            selector = {"label": labels.selector(recorded.cluster, self.name)}
         else:
             owner = f"state dir {self.state.root}"
             selector = {"label": [f"{labels.STATE_DIR}={self.state.root}", f"{labels.RUNTIME}={self.name}"]}
@@ -390,8 +391,8 @@ class ComposeRuntime(Runtime):
         if not messages:
             messages.append(f"nothing of {owner} is left on Docker")
             echo(messages[0])
-        if self.state.exists():
-            self.state.update_cluster(status="stopped")
+        if recorded is not None:
+            self.set_status(Status.STOPPED)
         return messages
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -400,14 +401,14 @@ class ComposeRuntime(Runtime):
         path = compose_path(self.state)
         if not path.is_file():
             raise ConfigError(f"{path} does not exist: run `artm-compose up --runtime compose` or `render` first")
-        project = labels.project_name(self.state.read_cluster()["cluster"])
+        project = labels.project_name(self.state_record().cluster)
         return DockerClient(compose_files=[path], compose_project_name=project,
                             compose_project_directory=self.state.root)
 
     def _in_cluster(self, job: str, *arguments: str, client: docker.DockerClient | None = None) -> dict[str, Any]:
         """Run an ``in_cluster`` job in the running control container (``docker exec``); its JSON result."""
         client = client or docker_client()
-        name = labels.project_name(self.state.read_cluster()["cluster"]) + f"-{CONTROL}"
+        name = labels.project_name(self.state_record().cluster) + f"-{CONTROL}"
         control = _running(client, name)
         if control is None:
             raise BootstrapError(f"the control container {name} is not running: run `artm-compose up` "
@@ -441,15 +442,13 @@ class ComposeRuntime(Runtime):
 
     def export(self, out: Path) -> Path:
         """Write the model to ``out``: exported inside the control container, then copied out of it."""
-        description = self.state.read_cluster()
-        if not description.get("data"):
-            raise ConfigError(f"cluster {description['cluster']!r} in {self.state.root} was started without "
-                              f"--data: there is no model to export")
-        _, _, vocab = corpus_mounts(Path(description["data"]["batches_dir"]), Path(description["data"]["vocab_path"]))
+        record = self.state_record()
+        training = require_training(record, self.state)
+        _, _, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
         inside = f"{EXPORT_DIR}/{secrets.token_hex(4)}-{out.name}"
         client = docker_client()
         self._in_cluster("export", "--vocab-path", vocab, "--out", inside, client=client)
-        control = client.containers.get(labels.project_name(description["cluster"]) + f"-{CONTROL}")
+        control = client.containers.get(labels.project_name(record.cluster) + f"-{CONTROL}")
         try:
             stream, _ = control.get_archive(inside)
             with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:

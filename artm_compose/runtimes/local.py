@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from artm_compose.bootstrap import NodeTarget, bootstrap, check_health, targets_from_plan
+from artm_compose.bootstrap import bootstrap, check_health, targets_from_plan
 from artm_compose.engine.protocol import probe_progress
 from artm_compose.errors import BootstrapError, ConfigError, RuntimeUnavailable, TrainingError
 from artm_compose.plan import Plan
+from artm_compose.record import ClusterRecord, Status
 from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
                                    stop_processes)
 from artm_compose.redis_client import read_addresses
@@ -58,13 +59,13 @@ class LocalRuntime(Runtime):
         if not reuse_redis:
             actions.extend(self._stop(list(running.values()), echo))
         self._forget_exited(keep=set(running) if reuse_redis else set())
-        render_all(plan, self.state, status="starting")
+        render_all(plan, self.state, status=Status.STARTING)
         try:
             if not reuse_redis:
                 report = self._start_redis(plan, redis_server, echo)
                 bootstrap_seconds = report.seconds
                 actions.extend(report.actions)
-            self.state.update_cluster(status="running")
+            self.set_status(Status.RUNNING)
             if plan.data is None:
                 return UpResult(actions=tuple(actions), bootstrap_seconds=bootstrap_seconds,
                                 seconds=time.monotonic() - started)
@@ -73,10 +74,10 @@ class LocalRuntime(Runtime):
             # Undo what this call started (a reused Redis Cluster stays up), keep the logs.
             started_here = [r for name, r in self._records().items() if not (reuse_redis and name in running)]
             self._stop(started_here, echo=lambda _message: None)
-            self.state.update_cluster(status="failed")
+            self.set_status(Status.FAILED)
             raise
         actions.append("started training")
-        self.state.update_cluster(status="training")
+        self.set_status(Status.TRAINING)
         if detach:
             return UpResult(actions=tuple(actions), bootstrap_seconds=bootstrap_seconds,
                             seconds=time.monotonic() - started, training="started")
@@ -85,34 +86,33 @@ class LocalRuntime(Runtime):
                         seconds=time.monotonic() - started, training=outcome)
 
     def status(self) -> ClusterStatus:
-        description = self.state.read_cluster()
+        cluster = self.state_record()
         records = self._records()
         password = _password_or_none(self.state)
-        targets = _targets_from_description(description)
-        health = check_health(targets, password)
+        health = check_health(cluster.targets, password)
         members = []
-        for target, node_state in zip(targets, health.states):
-            record = records.get(redis_component(target.index))
+        for node, node_state in zip(cluster.nodes, health.states):
+            record = records.get(redis_component(node.index))
             alive = record is not None and is_running(record) and node_state.error is None
-            members.append(MemberStatus(role="redis", name=target.name, alive=alive, address=target.address,
-                                        detail=f"slots {target.slots[0]}-{target.slots[1]}"))
-        for executor in description["executors"] if description.get("data") else []:
-            record = records.get(executor["name"])
-            members.append(MemberStatus(role="executor", name=executor["name"],
-                                        alive=record is not None and is_running(record), address=executor["redis"],
-                                        detail=f"batches {_half_open(executor['batch_range'])} "
-                                               f"tokens {_half_open(executor['token_range'])}"))
+            members.append(MemberStatus(role="redis", name=node.name, alive=alive, address=node.address,
+                                        detail=f"slots {node.slots[0]}-{node.slots[1]}"))
+        for executor in cluster.executors:
+            record = records.get(executor.name)
+            members.append(MemberStatus(role="executor", name=executor.name,
+                                        alive=record is not None and is_running(record), address=executor.redis,
+                                        detail=f"batches {_half_open(executor.batch_range)} "
+                                               f"tokens {_half_open(executor.token_range)}"))
         info = health.summary_info()
-        training = self._training_progress(description, password) if description.get("data") else None
-        if description.get("data"):
+        training = self._training_progress(cluster, password) if cluster.training else None
+        if cluster.training:
             record = records.get(MASTER)
             members.append(MemberStatus(role="master", name=MASTER,
                                         alive=record is not None and is_running(record),
-                                        address=description["master"]["redis"],
+                                        address=cluster.training.master_redis,
                                         detail=_master_detail(record, training)))
         return ClusterStatus(
-            cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
-            status=_effective_status(description["status"], members, records),
+            cluster=cluster.cluster, runtime=self.name, state_dir=str(self.state.root),
+            status=_effective_status(cluster.status, members, records),
             cluster_state=info.get("cluster_state", "down"),
             slots_assigned=int(info.get("cluster_slots_assigned", 0)),
             members=tuple(members), problems=health.problems, training=training)
@@ -137,7 +137,7 @@ class LocalRuntime(Runtime):
             return [message]
         messages = self._stop(records, echo)
         if self.state.exists():
-            self.state.update_cluster(status="stopped")
+            self.set_status(Status.STOPPED)
         return messages
 
     # -- up, step by step ---------------------------------------------------------------------------
@@ -157,12 +157,13 @@ class LocalRuntime(Runtime):
         """True if the running Redis Cluster is this plan's and healthy; raises if it belongs to another plan."""
         if not running:
             return False
-        description = self.state.read_cluster() if self.state.exists() else {}
-        if description.get("redis_fingerprint") != redis_fingerprint(plan):
-            nodes = description.get("nodes", [])
-            ports = f"ports {nodes[0]['port']}-{nodes[-1]['port']}" if nodes else "unknown ports"
+        recorded = ClusterRecord.load_if_any(self.state)
+        if recorded is None or recorded.redis_fingerprint != redis_fingerprint(plan):
+            nodes = recorded.nodes if recorded is not None else ()
+            ports = f"ports {nodes[0].port}-{nodes[-1].port}" if nodes else "unknown ports"
             raise ConfigError(
-                f"state_dir={str(self.state.root)!r} already runs cluster {description.get('cluster', '?')!r} "
+                f"state_dir={str(self.state.root)!r} already runs cluster "
+                f"{recorded.cluster if recorded is not None else '?'!r} "
                 f"with {len(nodes)} node(s) on {ports} and a different plan (now {len(plan.nodes)} node(s) from "
                 f"port {plan.nodes[0].port}); run `artm-compose down --state-dir {self.state.root}` first "
                 f"or use another --state-dir")
@@ -259,9 +260,9 @@ class LocalRuntime(Runtime):
         code = master.wait()
         self._stop_lingering_executors(echo)
         if code != 0:
-            self.state.update_cluster(status="failed")
+            self.set_status(Status.FAILED)
             raise TrainingError(f"master exited with code {code}; see {path}")
-        self.state.update_cluster(status="finished")
+        self.set_status(Status.FINISHED)
         return "finished"
 
     def _stop_lingering_executors(self, echo: Echo) -> None:
@@ -314,12 +315,12 @@ class LocalRuntime(Runtime):
                               f"{', '.join(available) or 'none'} (or a role: redis, executor)")
         return chosen
 
-    def _training_progress(self, description: dict[str, Any], password: str | None) -> dict[str, Any] | None:
+    def _training_progress(self, cluster: ClusterRecord, password: str | None) -> dict[str, Any] | None:
         try:
             addresses = read_addresses(self.state.addresses)
         except ConfigError:  # nothing was rendered, so no Redis to ask: scores.json may still tell
             addresses = None
-        progress = probe_progress(addresses, password, description["cluster"]) if addresses else None
+        progress = probe_progress(addresses, password, cluster.cluster) if addresses else None
         return training_summary(progress, self.state.scores)
 
 
@@ -363,28 +364,22 @@ def _password_or_none(state: StateDir) -> str | None:
     return read_password(state.password_file) if state.password_file.exists() else None
 
 
-def _targets_from_description(description: dict[str, Any]) -> list[NodeTarget]:
-    return [NodeTarget(index=n["index"], name=n["name"], host=n["host"], port=n["port"], slots=tuple(n["slots"]),
-                       meet_host=n["host"], meet_port=n["port"], bus_port=n["bus_port"])
-            for n in description["nodes"]]
-
-
-def _effective_status(stored: str, members: list[MemberStatus], records: dict[str, ProcessRecord]) -> str:
+def _effective_status(stored: Status, members: list[MemberStatus], records: dict[str, ProcessRecord]) -> Status:
     """The stored status, corrected by what is actually alive."""
     if not records:
         return stored
     redis_alive = [m.alive for m in members if m.role == "redis"]
     if not any(redis_alive):
-        return "down"
+        return Status.DOWN
     if not all(redis_alive):
-        return "degraded"
+        return Status.DEGRADED
     masters = [m for m in members if m.role == "master"]
-    if stored == "training" and masters and not masters[0].alive:
-        return "finished" if masters[0].detail == "finished" else "training stopped"
+    if stored == Status.TRAINING and masters and not masters[0].alive:
+        return Status.FINISHED if masters[0].detail == "finished" else Status.TRAINING_STOPPED
     return stored
 
 
-def _half_open(bounds: list[int]) -> str:
+def _half_open(bounds: tuple[int, int]) -> str:
     return f"[{bounds[0]}, {bounds[1]})"
 
 

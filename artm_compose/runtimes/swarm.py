@@ -39,8 +39,9 @@ from artm_compose.errors import BootstrapError, ConfigError, DataError, RuntimeU
 from artm_compose.images.build import ImageTags, build_images
 from artm_compose.plan import Plan
 from artm_compose.render import MASTER, redis_component, render_all
+from artm_compose.record import ClusterRecord, Status
 from artm_compose.runtimes.base import (ClusterStatus, Echo, MemberStatus, Runtime, UpResult, effective_status,
-                                        training_summary)
+                                        require_training, training_summary)
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import write_text_atomic
 from artm_compose.swarm.assign import Holding, assign, removal, usable_holdings
@@ -62,6 +63,34 @@ IN_CLUSTER_TIMEOUT = 120.0
 EXPORT_MOUNT = "/export"
 REMOVE_TIMEOUT = 60.0
 POLL = 0.5
+
+
+@dataclass(frozen=True)
+class SwarmRecord:
+    """The Swarm's part of the cluster record: the stack, where each virtual node runs, and its objects."""
+
+    stack: str
+    network: str
+    manager: str
+    images: ImageTags
+    secret: str
+    nodes_config: str
+    holdings: tuple[Holding, ...]
+
+    @classmethod
+    def of(cls, cluster: ClusterRecord) -> SwarmRecord | None:
+        """The Swarm part of ``cluster`` (None before ``up`` placed it)."""
+        extras = cluster.extras
+        if not extras:
+            return None
+        return cls(stack=extras["stack"], network=extras["network"], manager=extras["manager"],
+                   images=ImageTags(**extras["images"]), secret=extras["secret"], nodes_config=extras["nodes_config"],
+                   holdings=tuple(Holding.from_dict(h) for h in extras["holdings"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stack": self.stack, "network": self.network, "manager": self.manager,
+                "images": {"redis": self.images.redis, "artm": self.images.artm}, "secret": self.secret,
+                "nodes_config": self.nodes_config, "holdings": [h.to_dict() for h in self.holdings]}
 
 
 @dataclass(frozen=True)
@@ -100,11 +129,12 @@ class SwarmRuntime(Runtime):
         images = build_images(echo=echo, client=client)
         if plan.data is not None:
             self._check_data_on_nodes(client, plan, holdings, manager_id, images, echo)
-        render_all(plan, self.state, status="starting")
+        render_all(plan, self.state, status=Status.STARTING)
         files = StackFiles.of(self.state)
         write_text_atomic(files.nodes, nodes_document(plan))
         password = self.state.ensure_password()
-        self.state.update_cluster(swarm=self._record(plan, holdings, manager_id, images, password))
+        record = self.state_record()
+        record.with_extras(self._record(plan, holdings, manager_id, images, password).to_dict()).save(self.state)
         groups = {v: h.group for h in holdings for v in h.vnodes}
         try:
             bootstrap = f"{stack_name(plan)}_{BOOTSTRAP_SERVICE}"
@@ -117,20 +147,20 @@ class SwarmRuntime(Runtime):
             report = self._wait_bootstrap(client, bootstrap, before[1] if before else set(),
                                           bootstrap_timeout(len(plan.nodes)) + 30)
         except BaseException:
-            self.state.update_cluster(status="failed")
+            self.set_status(Status.FAILED)
             raise
         actions = tuple(report.get("actions", ()))
         echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots"
              + (f" ({len(actions)} bootstrap action(s), {report.get('seconds', 0):.2f} s)" if actions
                 else ", already healthy"))
-        self.state.update_cluster(status="running")
+        self.set_status(Status.RUNNING)
         if plan.data is None:
             return UpResult(actions=actions, bootstrap_seconds=report.get("seconds"), already_up=not actions,
                             seconds=time.monotonic() - started)
         self.state.scores.unlink(missing_ok=True)
         self._deploy(whales, plan, images, groups, manager_id, password, training=True)
         echo(f"started {len(plan.executors)} executor(s) and the master; follow with `artm-compose logs master -f`")
-        self.state.update_cluster(status="training")
+        self.set_status(Status.TRAINING)
         actions += ("started training",)
         if detach:
             return UpResult(actions=actions, bootstrap_seconds=report.get("seconds"),
@@ -178,13 +208,11 @@ class SwarmRuntime(Runtime):
                               f"(artm-compose logs master -f) or stop it (artm-compose down)")
 
     def _record(self, plan: Plan, holdings: tuple[Holding, ...], manager_id: str, images: ImageTags,
-                password: str) -> dict[str, Any]:
+                password: str) -> SwarmRecord:
         """The Swarm part of cluster.json: where each virtual node runs and what the stack is made of."""
-        return {"stack": stack_name(plan), "network": network_name(plan), "manager": manager_id,
-                "images": {"redis": images.redis, "artm": images.artm},
-                "secret": content_name(plan, "password", password),
-                "nodes_config": content_name(plan, "nodes", nodes_document(plan)),
-                "holdings": [h.to_dict() for h in holdings]}
+        return SwarmRecord(stack=stack_name(plan), network=network_name(plan), manager=manager_id, images=images,
+                           secret=content_name(plan, "password", password),
+                           nodes_config=content_name(plan, "nodes", nodes_document(plan)), holdings=holdings)
 
     def _deploy(self, whales: DockerClient, plan: Plan, images: ImageTags, groups: dict[int, int], manager_id: str,
                 password: str, *, training: bool) -> None:
@@ -259,10 +287,10 @@ class SwarmRuntime(Runtime):
             process.terminate()
             process.wait(timeout=10)
         if task.state != "complete":
-            self.state.update_cluster(status="failed")
+            self.set_status(Status.FAILED)
             raise TrainingError(f"master {task.describe(hostnames(client))}; see `artm-compose logs master "
                                 f"--state-dir {self.state.root}`")
-        self.state.update_cluster(status="finished")
+        self.set_status(Status.FINISHED)
         return "finished"
 
     def _wait_running_or_done(self, client: docker.DockerClient, plan: Plan, component: str,
@@ -280,43 +308,42 @@ class SwarmRuntime(Runtime):
     # -- status, logs, down -------------------------------------------------------------------------
 
     def status(self) -> ClusterStatus:
-        description = self.state.read_cluster()
+        cluster = self.state_record()
         client = docker_client()
-        swarm = description.get("swarm") or {}
+        swarm = SwarmRecord.of(cluster)
         names = hostnames(client)
-        views = {v.component: v for v in self._services(client, description["cluster"])}
-        holdings = [Holding(h["node_id"], h["hostname"], h["group"], h["vnodes"][0], h["vnodes"][1])
-                    for h in swarm.get("holdings", [])]
-        members = [self._member("redis", node["name"], views, names,
-                                f"slots {node['slots'][0]}-{node['slots'][1]}") for node in description["nodes"]]
-        if description.get("data"):
-            members += [self._member("executor", e["name"], views, names,
-                                     f"batches [{e['batch_range'][0]}, {e['batch_range'][1]}) "
-                                     f"tokens [{e['token_range'][0]}, {e['token_range'][1]})")
-                        for e in description["executors"]]
+        views = {v.component: v for v in self._services(client, cluster.cluster)}
+        holdings = list(swarm.holdings) if swarm is not None else []
+        members = [self._member("redis", node.name, views, names,
+                                f"slots {node.slots[0]}-{node.slots[1]}") for node in cluster.nodes]
+        if cluster.training:
+            members += [self._member("executor", e.name, views, names,
+                                     f"batches [{e.batch_range[0]}, {e.batch_range[1]}) "
+                                     f"tokens [{e.token_range[0]}, {e.token_range[1]})")
+                        for e in cluster.executors]
             members.append(self._member("master", MASTER, views, names, ""))
         problems: list[str] = []
         cluster_state, slots, progress = "down", 0, None
         if any(m.alive for m in members if m.role == "redis"):
             try:
-                probe = self._in_cluster(client, description, "probe")
+                probe = self._in_cluster(client, cluster, "probe")
                 cluster_state, slots, progress = probe["cluster_state"], probe["slots_assigned"], probe.get("training")
                 problems.extend(probe["problems"])
             except BootstrapError as error:
                 cluster_state = "unknown"
                 problems.append(str(error))
-        return SwarmStatus(cluster=description["cluster"], runtime=self.name, state_dir=str(self.state.root),
-                           status=effective_status(description["status"], members),
+        return SwarmStatus(cluster=cluster.cluster, runtime=self.name, state_dir=str(self.state.root),
+                           status=effective_status(cluster.status, members),
                            cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
                            problems=tuple(problems),
-                           training=training_summary(progress, self.state.scores) if description.get("data") else None,
-                           swarm_nodes=tuple(_node_rows(holdings, description, views, names)))
+                           training=training_summary(progress, self.state.scores) if cluster.training else None,
+                           swarm_nodes=tuple(_node_rows(holdings, cluster, views, names)))
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
-        description = self.state.read_cluster()
-        views = {v.component: v for v in self._services(docker_client(), description["cluster"])}
+        cluster = self.state_record()
+        views = {v.component: v for v in self._services(docker_client(), cluster.cluster)}
         chosen = _choose(views, component)
-        stack = description.get("swarm", {}).get("stack", labels.project_name(description["cluster"]))
+        stack = labels.project_name(cluster.cluster)
         if not follow:
             for name in chosen:
                 if len(chosen) > 1:
@@ -338,8 +365,7 @@ class SwarmRuntime(Runtime):
 
     def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
         """Remove the stack, every service, secret, config and network of this cluster, and its node labels."""
-        description = self.state.read_cluster()
-        cluster = description["cluster"]
+        cluster = self.state_record().cluster
         client = docker_client()
         whales = DockerClient()
         messages: list[str] = []
@@ -354,7 +380,7 @@ class SwarmRuntime(Runtime):
             say(f"nothing removed from Docker Swarm: {error}")
             return messages
         selector = {"label": labels.selector(cluster, self.name)}
-        stack = description.get("swarm", {}).get("stack", labels.project_name(cluster))
+        stack = labels.project_name(cluster)
         services = client.services.list(filters=selector)
         if services:
             whales.stack.remove(stack)
@@ -376,7 +402,7 @@ class SwarmRuntime(Runtime):
             say(f"removed labels {', '.join(change.remove)} from Swarm node {change.hostname}")
         if not messages:
             say(f"nothing of cluster {cluster!r} is left on Docker Swarm")
-        self.state.update_cluster(status="stopped")
+        self.set_status(Status.STOPPED)
         return messages
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -405,32 +431,33 @@ class SwarmRuntime(Runtime):
             text += f"; its output: {output})"
         return text
 
-    def _in_cluster(self, client: docker.DockerClient, description: dict[str, Any], job: str, *arguments: str,
+    def _in_cluster(self, client: docker.DockerClient, cluster: ClusterRecord, job: str, *arguments: str,
                     mounts: tuple[Mount, ...] = (), on_manager: bool = False) -> dict[str, Any]:
         """Run an ``in_cluster`` job as a one-shot service on the overlay network; its JSON result.
 
         The job reads the stack's nodes config as its ``cluster.json`` and the password secret; with
         ``on_manager`` it runs on this manager as the host user (to write into ``mounts`` here).
         """
-        swarm = description.get("swarm") or {}
+        swarm = SwarmRecord.of(cluster)
         try:
-            secret = client.secrets.get(swarm["secret"])
-            config = client.configs.get(swarm["nodes_config"])
+            if swarm is None:
+                raise KeyError("no swarm record in cluster.json")
+            secret = client.secrets.get(swarm.secret)
+            config = client.configs.get(swarm.nodes_config)
         except (KeyError, NotFound) as error:
             raise BootstrapError(f"the stack's secret or nodes config is gone ({error}); run `artm-compose up`") from None
-        cluster = description["cluster"]
         try:
             outcome = run_once(
-                client, swarm["images"]["artm"], in_cluster_command(job, *arguments), name=f"{swarm['stack']}_{job}",
-                timeout=IN_CLUSTER_TIMEOUT, networks=[swarm["network"]],
+                client, swarm.images.artm, in_cluster_command(job, *arguments), name=f"{swarm.stack}_{job}",
+                timeout=IN_CLUSTER_TIMEOUT, networks=[swarm.network],
                 secrets=[SecretReference(secret.id, secret.name, filename=PASSWORD_FILE.rsplit("/", 1)[1])],
                 configs=[ConfigReference(config.id, config.name, filename=f"{STATE_MOUNT}/cluster.json")],
                 mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in mounts],
-                constraints=[f"node.id == {swarm['manager']}"] if on_manager else [],
+                constraints=[f"node.id == {swarm.manager}"] if on_manager else [],
                 user=f"{os.getuid()}:{os.getgid()}" if on_manager else None,
-                labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name, labels.ROLE: "bootstrap",
+                labels={labels.CLUSTER: cluster.cluster, labels.RUNTIME: self.name, labels.ROLE: "bootstrap",
                         labels.STATE_DIR: str(self.state.root)},
-                container_labels={labels.CLUSTER: cluster, labels.RUNTIME: self.name})
+                container_labels={labels.CLUSTER: cluster.cluster, labels.RUNTIME: self.name})
         except RuntimeUnavailable as error:
             raise BootstrapError(str(error)) from None
         result = json_result(outcome.output)
@@ -440,15 +467,12 @@ class SwarmRuntime(Runtime):
 
     def export(self, out: Path) -> Path:
         """Write the model to ``out`` (.npz or .csv) from a one-shot job on this manager, which mounts its folder."""
-        description = self.state.read_cluster()
-        if not description.get("data"):
-            raise ConfigError(f"cluster {description['cluster']!r} in {self.state.root} was started without "
-                              f"--data: there is no model to export")
+        cluster = self.state_record()
+        training = require_training(cluster, self.state)
         out = out.resolve()
         out.parent.mkdir(parents=True, exist_ok=True)
-        mounts, _, vocab = corpus_mounts(Path(description["data"]["batches_dir"]),
-                                         Path(description["data"]["vocab_path"]))
-        self._in_cluster(docker_client(), description, "export", "--vocab-path", vocab,
+        mounts, _, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
+        self._in_cluster(docker_client(), cluster, "export", "--vocab-path", vocab,
                          "--out", f"{EXPORT_MOUNT}/{out.name}",
                          mounts=(*mounts, Mount(str(out.parent), EXPORT_MOUNT, read_only=False)), on_manager=True)
         return out
@@ -511,12 +535,12 @@ def _describe_holdings(holdings: tuple[Holding, ...]) -> str:
     return ", ".join(f"{h.hostname} holds {h.first}-{h.last} (group {h.group})" for h in holdings)
 
 
-def _node_rows(holdings: list[Holding], description: dict[str, Any], views: dict[str, ServiceView],
+def _node_rows(holdings: list[Holding], cluster: ClusterRecord, views: dict[str, ServiceView],
                names: dict[str, str]) -> list[dict[str, Any]]:
     """Per Swarm node: its range and the state of the services placed on it."""
     executors_of = {}
-    for executor in description.get("executors", []) if description.get("data") else []:
-        executors_of.setdefault(executor["node"], []).append(executor["name"])
+    for executor in cluster.executors:
+        executors_of.setdefault(executor.node, []).append(executor.name)
     rows = []
     for holding in holdings:
         components = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from artm_compose.errors import ConfigError
 
@@ -46,6 +46,10 @@ class Holding:
     def to_dict(self) -> dict[str, object]:
         return {"node_id": self.node_id, "hostname": self.hostname, "group": self.group,
                 "vnodes": [self.first, self.last]}
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> Holding:
+        return cls(value["node_id"], value["hostname"], value["group"], value["vnodes"][0], value["vnodes"][1])
 
 
 @dataclass(frozen=True)

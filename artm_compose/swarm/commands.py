@@ -8,9 +8,9 @@ from typing import Any
 import click
 from python_on_whales import DockerClient
 
-from artm_compose.cli import _cluster, _cluster_options
+from artm_compose.cli.options import cluster_of, cluster_options
 from artm_compose.docker_env import docker_client
-from artm_compose.errors import ArtmComposeError, DataError
+from artm_compose.errors import ArtmComposeError, ConfigError, DataError
 from artm_compose.images.build import image_tags
 from artm_compose.render import render_all
 from artm_compose.state import write_text_atomic
@@ -62,7 +62,7 @@ def label_command(nodes: int | None, name: str, selector: str | None, capacity_l
             click.echo(f"no Swarm node carries labels of cluster {name!r}")
         return
     if nodes is None:
-        raise click.UsageError("--nodes is required (unless --remove)")
+        raise ConfigError("--nodes is required (unless --remove)")
     result = assign(name, nodes, list_nodes(whales), selector=selector, capacity_label=capacity_label)
     if not dry_run:
         apply_changes(whales, result.changes)
@@ -73,7 +73,7 @@ def label_command(nodes: int | None, name: str, selector: str | None, capacity_l
 
 
 @swarm_group.command("data-plan")
-@_cluster_options
+@cluster_options
 @_selector_option
 @_capacity_option
 @click.option("--on-nodes", is_flag=True,
@@ -88,7 +88,7 @@ def data_plan_command(selector: str | None, capacity_label: str, on_nodes: bool,
     `swarm label` would write. Exits non-zero if a file is missing here.
     """
     options["runtime"] = "swarm"
-    plan = _cluster(options).plan
+    plan = cluster_of(options).plan
     if plan.data is None:
         raise ArtmComposeError("swarm data-plan needs a data directory: pass --data")
     whales = DockerClient()
@@ -121,7 +121,7 @@ def data_plan_command(selector: str | None, capacity_label: str, on_nodes: bool,
 
 
 @swarm_group.command("render")
-@_cluster_options
+@cluster_options
 def render_command(**options: Any) -> None:
     """Write the stack file (and the state directory's files) for `docker stack deploy` by hand.
 
@@ -129,7 +129,7 @@ def render_command(**options: Any) -> None:
     `swarm label` would write (apply them before deploying). Nothing is deployed.
     """
     options["runtime"] = "swarm"
-    cluster = _cluster(options)
+    cluster = cluster_of(options)
     plan = cluster.plan
     whales = DockerClient()
     manager_id = require_manager(whales)

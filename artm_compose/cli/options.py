@@ -1,0 +1,95 @@
+"""Option sets shared by commands, and the one place CLI options become a Cluster (a validated config).
+
+Command groups of other packages (``swarm``, ``data``) use these too: add an option that describes a
+cluster to :func:`cluster_options` and, if its name differs from the ClusterConfig field, to
+``_FIELD_OF_OPTION``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from artm_compose.api import Cluster
+from artm_compose.config import RUNTIMES, SPLITS
+
+# CLI option name -> ClusterConfig field, where they differ (None: not a config field).
+_FIELD_OF_OPTION = {"data": "data_dir", "vocab": "vocab_path", "config_file": None, "as_json": None, "detach": None}
+
+
+def state_options(function: Callable) -> Callable:
+    """Options that find an existing cluster: its state directory (or a config naming one)."""
+    for decorator in reversed([
+        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="YAML config file (keys as in ClusterConfig); flags given here win over it."),
+        click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="State directory of the cluster [default: ./state]."),
+        click.option("--name", help="Cluster name (used by the Docker runtimes to find their objects)."),
+        click.option("--runtime", type=click.Choice(RUNTIMES),
+                     help="Where the cluster runs [default: as recorded in the state dir, else compose]."),
+    ]):
+        function = decorator(function)
+    return function
+
+
+def cluster_options(function: Callable) -> Callable:
+    """Options that describe a cluster to plan and start."""
+    function = state_options(function)
+    for decorator in reversed([
+        click.option("--nodes", type=int, help="Virtual nodes: one Redis instance each [default: 1]."),
+        click.option("--executors-per-node", type=int, help="Executors per virtual node [default: 1]."),
+        click.option("--base-port", type=int,
+                     help="Redis port (local runtime: node i listens on base+i) [default: 7000]."),
+        click.option("--data", type=click.Path(path_type=Path),
+                     help="Directory of BigARTM *.batch files; without it only the Redis Cluster comes up."),
+        click.option("--vocab", type=click.Path(path_type=Path),
+                     help="Vocabulary file, one token per line [default: DATA/vocab.txt]."),
+        click.option("--topics", type=int, help="Number of topics [default: 20]."),
+        click.option("--iterations", type=int, help="Offline passes over the collection [default: 10]."),
+        click.option("--inner-iterations", type=int, help="Document passes per batch [default: 10]."),
+        click.option("--threads", type=int, help="Threads per executor [default: 1]."),
+        click.option("--seed", type=int, help="Seed of the initial phi [default: 0]."),
+        click.option("--split", type=click.Choice(SPLITS),
+                     help="balanced: ranges of equal token weight (default); even: the reference formula."),
+        click.option("--allow-idle", is_flag=True, default=None,
+                     help="Accept executors that get no batch (more executors than batches)."),
+        click.option("--init-phi", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Start from this phi (.npz export or CSV with tokens as the first column)."),
+        click.option("--continue-fitting", is_flag=True, default=None,
+                     help="Resume from the model held in Redis instead of a fresh initial phi."),
+        click.option("--publish", is_flag=True, default=None,
+                     help="Compose: publish Redis ports on 127.0.0.1 (base+i) for clients on this host."),
+        click.option("--redis-memory", help="Container memory limit of each Redis node, e.g. 1g."),
+        click.option("--executor-memory", help="Container memory limit of each executor, e.g. 2g."),
+        click.option("--master-memory", help="Container memory limit of the master, e.g. 512m."),
+    ]):
+        function = decorator(function)
+    return function
+
+
+def config_values(options: dict[str, Any]) -> dict[str, Any]:
+    """CLI options given explicitly, renamed to ClusterConfig fields."""
+    values = {}
+    for option, value in options.items():
+        field = _FIELD_OF_OPTION.get(option, option)
+        if field is not None and value is not None:
+            values[field] = value
+    return values
+
+
+def cluster_of(options: dict[str, Any]) -> Cluster:
+    """The cluster the options (and the ``--config`` file they may name) describe."""
+    return Cluster.from_config(options.get("config_file"), **config_values(options))
+
+
+def existing_cluster(options: dict[str, Any]) -> Cluster:
+    """The cluster recorded in the state directory if there is one, else the one the options describe."""
+    cluster = cluster_of(options)
+    if cluster.state.exists():
+        recorded = Cluster.from_state(cluster.state.root)
+        if options.get("runtime") is None or options["runtime"] == recorded.config.runtime:
+            return recorded
+    return cluster

@@ -1,0 +1,67 @@
+"""``plan`` and ``render``: what would run where, and the files it needs; nothing starts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from artm_compose.cli.group import cli
+from artm_compose.cli.options import cluster_of, cluster_options
+from artm_compose.plan import Plan
+
+
+@cli.command("plan")
+@cluster_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (nodes, executors, split, data).")
+def plan_command(as_json: bool, **options: Any) -> None:
+    """Show the plan: nodes with ports and slot ranges, executors with token and batch ranges.
+
+    Reads the data directory (if given) to balance the split; starts nothing.
+    """
+    plan = cluster_of(options).plan
+    if as_json:
+        click.echo(json.dumps(plan.to_dict(), indent=2))
+    else:
+        click.echo(describe_plan(plan))
+
+
+@cli.command("render")
+@cluster_options
+def render_command(**options: Any) -> None:
+    """Write the cluster's files into the state directory without starting anything.
+
+    redis.conf per node, addresses.txt, executors.txt, cluster.json and redis.password (0600).
+    """
+    cluster = cluster_of(options)
+    for path in cluster.render():
+        click.echo(str(path))
+
+
+def describe_plan(plan: Plan) -> str:
+    """The plan for people: sizes, data, split balance, then one line per node and per executor."""
+    config = plan.config
+    lines = [f"cluster {plan.cluster}: {len(plan.nodes)} virtual node(s) x {config.executors_per_node} executor(s) "
+             f"= {len(plan.executors)} executor(s), runtime {config.runtime}"]
+    if plan.data is not None:
+        data = plan.data
+        lines.append(f"data {data.batches_dir}: {data.batch_count} batches, {data.items} documents, "
+                     f"vocabulary {data.vocab_size} tokens ({data.vocab_path}), token weight {data.token_weight:.0f}")
+        lines.append(f"training: {config.topics} topics, {config.iterations} passes x {config.inner_iterations} "
+                     f"document passes, {config.threads} thread(s) per executor, seed {config.seed}")
+        lines.append(plan.split.describe())
+    else:
+        lines.append("no data directory: only the Redis Cluster would come up")
+    lines.append("nodes:")
+    for node in plan.nodes:
+        ids = [e.id for e in plan.executors_of(node.index)]
+        lines.append(f"  {node.name:<10} {node.host}:{node.port:<6} slots {node.slots[0]}-{node.slots[1]:<6} "
+                     f"executors {ids[0]}-{ids[-1]}")
+    if plan.data is not None:
+        lines.append("executors:")
+        for executor in plan.executors:
+            (b0, b1), (t0, t1) = executor.batch_range, executor.token_range
+            idle = "  (idle)" if executor.idle else ""
+            lines.append(f"  {executor.name:<12} node {executor.node:<4} batches [{b0}, {b1}) tokens [{t0}, {t1}){idle}")
+    return "\n".join(lines)

@@ -1,0 +1,235 @@
+"""Training on real local Redis Clusters with real master and executor processes.
+
+Same answer for every topology (and the dense NumPy reference's answer), resuming, initial phi
+from a file, no hangs: a killed executor, a killed master, late executors, stale state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artm_compose.data.batches import list_batches
+from artm_compose.data.vocab import read_vocab
+from artm_compose.engine.corpus import load_corpus
+from artm_compose.engine.dense import dense_fit
+from artm_compose.engine.export import export_model, read_model
+from artm_compose.engine.initial import random_rows
+from artm_compose.engine.protocol import acks_key, master_key, queue_key, read_progress
+from support.ports import requires_redis
+from support.engine import DPKG_STATUS, client_of, dpkg_corpus, run_training, start_training
+from support.engine import dense_counts
+
+pytestmark = [pytest.mark.integration, requires_redis,
+              pytest.mark.skipif(not DPKG_STATUS.exists(), reason="needs /var/lib/dpkg/status for a real corpus")]
+
+TOPICS = 8
+SEED = 5
+TIMEOUT = 240.0  # bound on any whole training in these tests (slow, shared CI machines)
+
+
+def train(cluster, corpus_dir, work, nodes, executors_per_node, **config):
+    """One training to its end with this module's defaults: (scores, exit codes, training)."""
+    config = {"topics": TOPICS, "seed": SEED, "iterations": 4, "inner_iterations": 10, "heartbeat_timeout": 10.0,
+              **config}
+    return run_training(cluster, corpus_dir, work, nodes, executors_per_node, TIMEOUT, **config)
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    return dpkg_corpus(tmp_path_factory.mktemp("engine-train") / "dpkg")
+
+
+def initial_phi(corpus_dir: Path, seed: int, topics: int) -> np.ndarray:
+    vocab = read_vocab(corpus_dir / "vocab.txt")
+    raw = random_rows(vocab.tokens, vocab.class_ids, seed, topics)
+    return raw / raw.sum(axis=0)
+
+
+def reference_fit(corpus_dir: Path, phi0: np.ndarray, passes: int, inner: int = 10):
+    vocab = read_vocab(corpus_dir / "vocab.txt")
+    corpus = load_corpus(corpus_dir, vocab, 0, len(list_batches(corpus_dir)))
+    counts = np.zeros((corpus.docs.count, len(vocab)))
+    counts[:, corpus.rows] = dense_counts(corpus.docs, len(corpus.rows))
+    return dense_fit(counts, phi0.astype(np.float32).astype(np.float64), passes, inner)
+
+
+def test_topologies_give_the_same_answer_as_each_other_and_the_dense_reference(local_cluster, corpus_dir, tmp_path):
+    results = {}
+    for nodes, per_node in ((1, 1), (2, 1), (4, 2)):
+        cluster = local_cluster(nodes=nodes)
+        scores, codes, training = train(cluster, corpus_dir, tmp_path / f"{nodes}x{per_node}", nodes, per_node)
+        assert set(codes.values()) == {0}, (codes, training.log("master"))
+        assert "topic_0: " in training.log("master") and f"topic_{TOPICS - 1}: " in training.log("master")
+        record, phi = read_model(client_of(cluster), "test")
+        assert record.pass_number == 4 and len(scores["perplexity"]) == 4
+        assert len(scores["seconds"]) == 4 and scores["token_weight"] > 20000
+        assert all(moved >= minimum > 0 for moved, minimum in zip(scores["bytes_moved"], scores["bytes_minimum"]))
+        results[(nodes, per_node)] = (np.array(scores["perplexity"]), phi)
+    base_perplexity, base_phi = results[(1, 1)]
+    for key, (perplexity, phi) in results.items():
+        np.testing.assert_allclose(perplexity, base_perplexity, rtol=1e-4, err_msg=str(key))
+        assert np.abs(phi - base_phi).max() < 1e-5, key
+    expected_phi, expected_perplexity = reference_fit(corpus_dir, initial_phi(corpus_dir, SEED, TOPICS), 4)
+    np.testing.assert_allclose(base_perplexity, expected_perplexity, rtol=1e-5)
+    assert np.abs(base_phi - expected_phi).max() < 1e-5
+    assert base_perplexity[-1] < 0.6 * base_perplexity[0]
+
+
+def test_zero_iterations_initialise_continue_resumes_and_init_phi_is_used(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    scores, codes, training = train(cluster, corpus_dir, tmp_path / "init", 2, 1, iterations=0)
+    assert set(codes.values()) == {0}, training.log("master")
+    assert scores["perplexity"] == []
+    record, phi0 = read_model(client, "test")
+    assert record.pass_number == 0
+    np.testing.assert_allclose(phi0, initial_phi(corpus_dir, SEED, TOPICS), rtol=2e-7, atol=1e-9)
+
+    # Two passes, then two more with --continue-fitting 1 on another topology: as four in a row.
+    first, codes, _ = train(cluster, corpus_dir, tmp_path / "a", 2, 1, iterations=2)
+    assert set(codes.values()) == {0}
+    second, codes, training = train(cluster, corpus_dir, tmp_path / "b", 2, 1, iterations=2, continue_fitting=True)
+    assert set(codes.values()) == {0}, training.log("master")
+    assert second["first_pass"] == 3
+    record, phi = read_model(client, "test")
+    assert record.pass_number == 4
+    expected_phi, expected = reference_fit(corpus_dir, phi0, 4)
+    np.testing.assert_allclose(first["perplexity"] + second["perplexity"], expected, rtol=1e-5)
+    assert np.abs(phi - expected_phi).max() < 1e-5
+
+    # The exported CSV (pandas layout) as --init-phi: the run starts from exactly that phi.
+    csv_path = export_model(client, "test", corpus_dir / "vocab.txt", tmp_path / "model.csv")
+    assert csv_path.read_text().splitlines()[0] == "token," + ",".join(f"topic_{t}" for t in range(TOPICS))
+    third, codes, training = train(cluster, corpus_dir, tmp_path / "c", 2, 1, iterations=2, init_phi=csv_path)
+    assert set(codes.values()) == {0}, training.log("master")
+    _, expected = reference_fit(corpus_dir, phi, 2)
+    np.testing.assert_allclose(third["perplexity"], expected, rtol=1e-5)
+    npz = np.load(export_model(client, "test", corpus_dir / "vocab.txt", tmp_path / "model.npz"))
+    assert npz["phi"].dtype == np.float32 and npz["phi"].shape == (len(read_vocab(corpus_dir / "vocab.txt")), TOPICS)
+    assert list(npz["topics"]) == [f"topic_{t}" for t in range(TOPICS)]
+
+
+def test_init_phi_missing_tokens_fail_with_their_names(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=1)
+    bad = tmp_path / "bad.csv"
+    vocab = read_vocab(corpus_dir / "vocab.txt")
+    bad.write_text("token," + ",".join(f"topic_{t}" for t in range(TOPICS)) + "\n"
+                   + "".join(f"{token}," + ",".join(["0.1"] * TOPICS) + "\n" for token in vocab.tokens[1:]))
+    scores, codes, training = train(cluster, corpus_dir, tmp_path / "w", 1, 2, init_phi=bad)
+    assert codes["master"] == 1
+    assert f"lacks 1 vocabulary token(s): {vocab.tokens[0]!r}" in training.log("master")
+    assert all(code != 0 for name, code in codes.items() if name != "master")
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_killed_executor_stops_the_master_within_the_timeout_and_keeps_the_last_pass(local_cluster, corpus_dir,
+                                                                                    tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    heartbeat = 5.0
+    training = start_training(cluster, corpus_dir, tmp_path, nodes=2, executors_per_node=1, topics=TOPICS, seed=SEED,
+                              iterations=100000, heartbeat_timeout=heartbeat)
+    try:
+        wait_for(lambda: read_progress(client, "test").get("pass", 0) >= 3, TIMEOUT, "pass 3")
+        victim = training.executors[1]
+        os.kill(victim.pid, signal.SIGKILL)
+        killed = time.time()
+        assert training.wait_master(heartbeat + 10) == 1
+        log = training.log("master")
+        failing = int(log.split("stopped answering during ")[1].split(" of pass ")[1].split(":")[0])
+        assert "executor 1 " in log and f"the model of pass {failing - 1} is kept in Redis" in log, log
+        progress = read_progress(client, "test")
+        assert progress["state"] == "failed" and "executor 1" in progress["error"]
+        noticed = progress["updated"] - killed  # the master records the failure as soon as it notices
+        print(f"master noticed the dead executor {noticed:.2f} s after the kill")
+        assert noticed <= heartbeat, noticed
+        record, phi = read_model(client, "test")
+        assert record.pass_number == failing - 1
+        assert np.all(np.isfinite(phi)) and np.allclose(phi.sum(axis=0), 1.0, atol=1e-4)
+        assert training.executors[0].wait(timeout=heartbeat + 10) == 1  # told to abort, or saw the master go
+    finally:
+        training.stop()
+
+
+def test_killed_master_makes_executors_exit(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    heartbeat = 4.0
+    training = start_training(cluster, corpus_dir, tmp_path, nodes=2, executors_per_node=1, topics=TOPICS, seed=SEED,
+                              iterations=100000, heartbeat_timeout=heartbeat)
+    try:
+        wait_for(lambda: read_progress(client, "test").get("pass", 0) >= 2, TIMEOUT, "pass 2")
+        os.kill(training.master.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        for executor, process in training.executors.items():
+            assert process.wait(timeout=heartbeat + 10) == 1
+            assert "master of run" in training.log(f"executor-{executor}")
+        assert time.monotonic() - killed <= heartbeat + 3.0
+    finally:
+        training.stop()
+
+
+def test_master_waits_for_late_executors_and_gives_up_naming_the_missing(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=1)
+    late = start_training(cluster, corpus_dir, tmp_path / "late", nodes=1, executors_per_node=2, topics=TOPICS,
+                          seed=SEED, iterations=2, heartbeat_timeout=10.0, start_executors=False)
+    try:
+        time.sleep(3.0)  # the master alone: it must wait, not abort
+        assert late.master.poll() is None
+        late.start_executors()
+        codes = late.wait_all(TIMEOUT)
+        assert set(codes.values()) == {0}, late.log("master")
+    finally:
+        late.stop()
+    lonely = start_training(cluster, corpus_dir, tmp_path / "lonely", nodes=1, executors_per_node=2, topics=TOPICS,
+                            seed=SEED, iterations=2, heartbeat_timeout=10.0, start_executors=False,
+                            startup_timeout=3.0)
+    try:
+        assert lonely.wait_master(30) == 1
+        assert "executor(s) 0, 1 did not register" in lonely.log("master")
+    finally:
+        lonely.stop()
+
+
+def test_state_left_by_a_crashed_run_does_not_end_a_new_run(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, 1, iterations=3)
+    assert set(codes.values()) == {0}
+    clean_run = read_progress(client, "test")["run"]
+    # A run crashes hard (everything killed) in the middle: its keys stay behind.
+    crashed = start_training(cluster, corpus_dir, tmp_path / "crash", nodes=2, executors_per_node=1, topics=TOPICS,
+                             seed=SEED, iterations=100000, heartbeat_timeout=30.0)
+    try:
+        wait_for(lambda: (lambda p: p["run"] != clean_run and p.get("pass", 0) >= 2)(read_progress(client, "test")),
+                 TIMEOUT, "pass 2 of the crashing run")
+    finally:
+        crashed.stop()
+    old_run = json.loads(client.get(master_key("test")))["run"]
+    # Worse than a crash: someone left termination commands and replies of that run around.
+    for executor in (0, 1):
+        client.rpush(queue_key("test", old_run, executor), json.dumps({"op": "terminate", "run": old_run, "seq": 99}))
+        client.rpush(acks_key("test", old_run), json.dumps({"executor": executor, "run": old_run, "seq": 3}))
+    assert client.exists(master_key("test"))  # the dead master's key has not even expired yet
+    again, codes, training = train(cluster, corpus_dir, tmp_path / "again", 2, 1, iterations=3)
+    assert set(codes.values()) == {0}, training.log("master")
+    assert len(again["perplexity"]) == 3
+    np.testing.assert_allclose(again["perplexity"], clean["perplexity"], rtol=1e-6)
+    progress = read_progress(client, "test")
+    assert progress["state"] == "done" and progress["run"] != old_run and progress["pass"] == 3

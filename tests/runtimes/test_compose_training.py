@@ -1,0 +1,102 @@
+"""Training in containers: the same answer as the local runtime, scores in the state dir, export, and a
+new run after a Redis container restarted (the cluster healed by `up`).
+
+Marked ``containers``; uses the real engine in the artm image and a real corpus (this machine's
+package descriptions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artm_compose import labels
+from artm_compose.api import Cluster
+from artm_compose.config import ClusterConfig
+from artm_compose.docker_env import docker_client
+from artm_compose.errors import ConfigError
+from artm_compose.images.build import build_images
+from artm_compose.runtimes.compose import ComposeRuntime
+from support.compose import QUIET, leftovers
+from support.ports import free_port_block
+from support.engine import dpkg_corpus
+
+pytestmark = pytest.mark.containers
+TRAINING = dict(nodes=2, executors_per_node=2, topics=5, iterations=3, seed=7)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return dpkg_corpus(tmp_path_factory.mktemp("compose-train") / "dpkg")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, corpus) -> Iterator[tuple[Cluster, list[str]]]:
+    """A compose cluster that has trained once (following the master), and what `up` echoed."""
+    build_images(echo=QUIET)
+    state = tmp_path_factory.mktemp("compose-train") / "state"
+    cluster = Cluster(ClusterConfig(name=f"tt{os.getpid()}", runtime="compose", state_dir=state, data_dir=corpus,
+                                    **TRAINING))
+    echoed: list[str] = []
+    try:
+        result = cluster.up(detach=False, echo=echoed.append)
+        assert result.training == "finished", echoed
+        yield cluster, echoed
+    finally:
+        ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
+        assert leftovers(cluster.config.name) == []
+
+
+def perplexities(state: Path) -> list[float]:
+    return json.loads((state / "scores.json").read_text())["perplexity"]
+
+
+def test_training_matches_the_local_runtime(trained, corpus, tmp_path):
+    cluster, echoed = trained
+    assert any(line.startswith("pass 3: perplexity") for line in echoed), echoed
+    in_containers = perplexities(cluster.state.root)
+    assert len(in_containers) == TRAINING["iterations"]
+    assert (cluster.state.root / "scores.json").stat().st_uid == os.getuid()
+    local = Cluster(ClusterConfig(name="local-twin", runtime="local", state_dir=tmp_path / "local", data_dir=corpus,
+                                  base_port=free_port_block(TRAINING["nodes"]), **TRAINING))
+    try:
+        assert local.up(detach=False, echo=QUIET).training == "finished"
+    finally:
+        local.down(echo=QUIET)
+    assert np.allclose(in_containers, perplexities(local.state.root), rtol=1e-4, atol=0)
+
+
+def test_status_and_export_after_training(trained, tmp_path):
+    cluster, _ = trained
+    status = cluster.status()
+    assert status.healthy, status.describe()
+    assert status.training["pass"] == TRAINING["iterations"]
+    assert status.training["perplexity"] == pytest.approx(perplexities(cluster.state.root)[-1])
+    executors = status.of_role("executor")
+    assert len(executors) == 4 and not any(e.alive for e in executors), status.describe()
+    model = np.load(cluster.export(tmp_path / "model.npz"))
+    assert model["phi"].shape == (len(model["tokens"]), TRAINING["topics"])
+    assert np.allclose(model["phi"].sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_new_run_after_a_redis_restart_heals_and_gives_the_same_answer(trained):
+    cluster, _ = trained
+    first = perplexities(cluster.state.root)
+    client = docker_client()
+    victim = client.containers.get(f"artm-{cluster.config.name}-redis-1")
+    victim.restart(timeout=2)
+    result = cluster.up(detach=True, echo=QUIET)
+    assert any("assigned slots 8192-16383" in action for action in result.actions), result.actions
+    assert result.training == "started"
+    with pytest.raises(ConfigError, match="training is already running"):
+        cluster.up(detach=True, echo=QUIET)
+    master = client.containers.get(f"artm-{cluster.config.name}-master")
+    assert master.wait(timeout=600)["StatusCode"] == 0, master.logs(tail=20).decode()
+    assert perplexities(cluster.state.root) == pytest.approx(first, rel=1e-4)
+    redis = client.containers.list(filters={"label": labels.selector(cluster.config.name, "compose", role="redis")})
+    assert len(redis) == 2

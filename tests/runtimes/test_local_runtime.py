@@ -1,0 +1,160 @@
+"""The local runtime with real redis-server processes: bootstrap, cluster client, restart, down."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from artm_compose.bootstrap import bootstrap, parse_cluster_nodes, parse_info, targets_from_plan
+from artm_compose.errors import ConfigError
+from artm_compose.processes import ProcessRecord, is_running
+from artm_compose.redis_client import cluster_client_from_files, node_client
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.state import read_password
+
+from support.ports import requires_redis
+
+pytestmark = [pytest.mark.integration, requires_redis]
+
+
+def records(cluster) -> list[ProcessRecord]:
+    return [ProcessRecord.load(p) for p in sorted(cluster.state.pids_dir.glob("*.json"))]
+
+
+def clients(cluster):
+    password = read_password(cluster.state.password_file)
+    return [node_client(n.host, n.port, password) for n in cluster.plan.nodes]
+
+
+def node_ids(cluster) -> list[str]:
+    return [c.execute_command("CLUSTER", "MYID") for c in clients(cluster)]
+
+
+def assert_healthy_from_every_node(cluster) -> None:
+    plan = cluster.plan
+    ids = node_ids(cluster)
+    for node, client in zip(plan.nodes, clients(cluster)):
+        info = parse_info(client.execute_command("CLUSTER", "INFO"))
+        assert info["cluster_state"] == "ok", (node.name, info)
+        assert int(info["cluster_slots_assigned"]) == SLOT_COUNT
+        assert int(info["cluster_known_nodes"]) == len(plan.nodes)
+        views = {v.id: v for v in parse_cluster_nodes(client.execute_command("CLUSTER", "NODES"))}
+        assert set(views) == set(ids), node.name
+        for other, other_id in zip(plan.nodes, ids):
+            view = views[other_id]
+            assert view.healthy, (node.name, other.name, view)
+            assert (view.ip, view.port) == ("127.0.0.1", other.port)
+            assert list(view.slots) == [other.slots]
+
+
+def test_four_nodes_bootstrap_serve_keys_restart_and_stop(local_cluster):
+    cluster = local_cluster(nodes=4)
+    state = cluster.state
+    for name in ("cluster.json", "addresses.txt", "executors.txt", "redis.password"):
+        assert (state.root / name).is_file(), name
+    assert oct(state.password_file.stat().st_mode & 0o777) == "0o600"
+    assert_healthy_from_every_node(cluster)
+
+    # The password is in redis.conf (0600) and nowhere on a command line.
+    password = read_password(state.password_file)
+    for record in records(cluster):
+        assert password not in Path(f"/proc/{record.pid}/cmdline").read_text()
+
+    # Keys through a cluster client land on every node and read back.
+    client = cluster_client_from_files(state.addresses, state.password_file, decode_responses=True)
+    try:
+        for i in range(400):
+            client.set(f"key:{i}", str(i))
+        assert all(client.get(f"key:{i}") == str(i) for i in range(400))
+    finally:
+        client.close()
+    sizes = [c.dbsize() for c in clients(cluster)]
+    assert all(size > 0 for size in sizes) and sum(sizes) == 400, sizes
+
+    # Bootstrapping a healthy cluster of the same plan changes nothing; so does `up` again.
+    report = bootstrap(targets_from_plan(cluster.plan), password, timeout=10)
+    assert report.no_op, report.actions
+    pids_before = [r.pid for r in records(cluster)]
+    again = cluster.up(echo=lambda _m: None)
+    assert again.already_up and [r.pid for r in records(cluster)] == pids_before
+
+    status = cluster.status()
+    assert status.healthy and status.cluster_state == "ok" and status.slots_assigned == SLOT_COUNT
+    assert status.count("redis") == (4, 4)
+
+    # Down, then up again: the stale nodes.conf is removed and a fresh cluster forms.
+    old_ids = node_ids(cluster)
+    old = records(cluster)
+    cluster.down(echo=lambda _m: None)
+    assert not any(is_running(r) for r in old)
+    assert all(not Path(f"/proc/{r.pid}").exists() for r in old)
+    assert all((state.redis_dir(i) / "nodes.conf").exists() for i in range(4))
+    cluster.up(echo=lambda _m: None)
+    assert_healthy_from_every_node(cluster)
+    assert not set(node_ids(cluster)) & set(old_ids)
+    assert all(c.dbsize() == 0 for c in clients(cluster))
+
+    # A crashed node: `up` restarts the whole cluster cleanly.
+    victim = next(r for r in records(cluster) if r.component == "redis-2")
+    os.kill(victim.pid, 9)
+    deadline = time.monotonic() + 5
+    while is_running(victim) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not cluster.status().healthy
+    result = cluster.up(echo=lambda _m: None)
+    assert not result.already_up and result.actions
+    assert_healthy_from_every_node(cluster)
+
+    final = records(cluster)
+    cluster.down(echo=lambda _m: None)
+    assert [Path(f"/proc/{r.pid}/stat").read_text() for r in final if Path(f"/proc/{r.pid}").exists()] == []
+    assert list(state.pids_dir.glob("*.json")) == []
+    assert json.loads(state.cluster_json.read_text())["status"] == "stopped"
+    assert cluster.down(echo=lambda _m: None) == [f"nothing to stop in {state.root}"]
+
+
+def test_up_refuses_a_changed_plan_in_a_running_state_dir(local_cluster):
+    cluster = local_cluster(nodes=2)
+    before = [r.pid for r in records(cluster)]
+    bigger = type(cluster)(cluster.config.replace(nodes=3))
+    with pytest.raises(ConfigError, match="different plan.*down"):
+        bigger.up(echo=lambda _m: None)
+    assert [r.pid for r in records(cluster)] == before and cluster.status().healthy
+
+
+def test_up_names_a_port_held_by_another_process_and_starts_nothing(local_cluster):
+    cluster = local_cluster(nodes=3, up=False)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", cluster.plan.nodes[1].port))
+    holder.listen()
+    try:
+        with pytest.raises(ConfigError, match=f"port {cluster.plan.nodes[1].port} of redis-1.*in use by pid {os.getpid()}"):
+            cluster.up(echo=lambda _m: None)
+    finally:
+        holder.close()
+    assert not cluster.state.pids_dir.exists() or list(cluster.state.pids_dir.glob("*.json")) == []
+
+
+def test_down_leaves_alone_a_process_that_reused_a_recorded_pid(local_cluster):
+    cluster = local_cluster(nodes=1)
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        path = cluster.state.pid_record("redis-0")
+        real = ProcessRecord.load(path)
+        # Pretend redis-0 died and its PID went to `sleep`: same PID, another start time.
+        values = json.loads(path.read_text())
+        values.update(pid=stranger.pid, start_ticks=real.start_ticks - 1)
+        path.write_text(json.dumps(values))
+        messages = cluster.down(echo=lambda _m: None)
+        assert stranger.poll() is None, "down killed a process it did not start"
+        assert "was not running" in messages[0]
+    finally:
+        stranger.kill()
+        stranger.wait()
+        os.kill(real.pid, 15)

@@ -1,0 +1,220 @@
+"""The swarm runtime on a real single-node Docker Swarm: placement, bootstrap, training, status, down.
+
+Marked ``swarm``. If this engine is not in a Swarm, the module initialises one (advertising
+127.0.0.1) and leaves it again afterwards; every test removes what it started, checked by label.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from artm_compose import labels
+from artm_compose.api import Cluster
+from artm_compose.cli import cli
+from artm_compose.config import ClusterConfig
+from artm_compose.docker_env import docker_client
+from artm_compose.images.build import build_images
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.swarm.assign import label_prefix
+from artm_compose.swarm.data_plan import DataPlan, NodeData
+from artm_compose.swarm.node_check import check_on_nodes
+from artm_compose.swarm.one_shot import json_result
+from support.engine import DPKG_STATUS, dpkg_corpus
+from support.swarm_nodes import swarm_leftovers, swarm_mode
+
+pytestmark = pytest.mark.swarm
+QUIET = lambda _message: None  # noqa: E731
+TRAINING = {"topics": 8, "seed": 5, "iterations": 4, "inner_iterations": 10, "heartbeat_timeout": 30.0}
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[None]:
+    with swarm_mode(docker_client()):
+        yield
+
+
+@pytest.fixture(scope="module")
+def images():
+    return build_images(echo=QUIET)
+
+
+@pytest.fixture
+def swarm_cluster(tmp_path: Path, swarm, images) -> Iterator[Callable[..., Cluster]]:
+    """Factory of swarm clusters; each is taken down at teardown, and nothing labelled with it may be left."""
+    made: list[Cluster] = []
+
+    def make(nodes: int, **overrides) -> Cluster:
+        config = ClusterConfig(name=overrides.pop("name", f"s{secrets.token_hex(4)}"), runtime="swarm", nodes=nodes,
+                               state_dir=tmp_path / f"state-{len(made)}", **overrides)
+        cluster = Cluster(config)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    left = {}
+    for cluster in reversed(made):
+        if cluster.state.exists():
+            cluster.down(echo=QUIET)
+        found = swarm_leftovers(docker_client(), cluster.config.name)
+        if found:
+            left[cluster.config.name] = found
+    assert not left, f"left on Docker after down: {left}"
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    if not DPKG_STATUS.exists():
+        pytest.skip("needs /var/lib/dpkg/status for a real corpus")
+    return dpkg_corpus(tmp_path_factory.mktemp("swarm-train") / "dpkg")
+
+
+def test_up_status_down_four_nodes(swarm_cluster):
+    cluster = swarm_cluster(nodes=4)
+    result = cluster.up(detach=True, echo=QUIET)
+    assert not result.already_up and any("assigned slots" in action for action in result.actions)
+    status = cluster.status()
+    assert status.healthy, status.describe()
+    assert status.cluster_state == "ok" and status.slots_assigned == SLOT_COUNT
+    client = docker_client()
+    this_node = client.info()["Swarm"]["NodeID"]
+    (row,) = status.to_dict()["swarm_nodes"]
+    assert row["node_id"] == this_node and row["vnodes"] == [0, 3]
+    assert set(row["services"]) == {f"redis-{i}" for i in range(4)}
+    assert all(state.startswith("running on ") for state in row["services"].values())
+    description = json.loads(cluster.state.cluster_json.read_text())
+    assert description["swarm"]["holdings"] == [{"node_id": this_node, "hostname": row["hostname"], "group": 0,
+                                                 "vnodes": [0, 3]}]
+    node_labels = client.nodes.get(this_node).attrs["Spec"]["Labels"]
+    assert node_labels[f"{label_prefix(cluster.config.name)}vnodes"] == "0-3"
+    # Every Redis service runs where the labels put it, and is addressed by its own task IP (dnsrr).
+    for service in client.services.list(filters={"label": labels.selector(cluster.config.name, "swarm",
+                                                                          role="redis")}):
+        spec = service.attrs["Spec"]
+        assert spec["EndpointSpec"]["Mode"] == "dnsrr" and not spec["EndpointSpec"].get("Ports")
+        assert spec["TaskTemplate"]["Placement"]["Constraints"] == [
+            f"node.labels.{label_prefix(cluster.config.name)}group == 0"]
+        assert {t["NodeID"] for t in service.tasks({"desired-state": "running"})} == {this_node}
+        env = spec["TaskTemplate"]["ContainerSpec"].get("Env") or []
+        assert not any("PASS" in variable for variable in env)
+    again = cluster.up(detach=True, echo=QUIET)
+    assert again.already_up and again.actions == ()
+    log = "".join(cluster.runtime.logs("redis-2"))
+    assert "Ready to accept connections" in log
+    every_redis = "".join(cluster.runtime.logs("redis"))
+    assert every_redis.count("==> redis-") == 4
+
+
+def test_down_removes_stack_secrets_configs_and_labels(swarm_cluster):
+    cluster = swarm_cluster(nodes=2)
+    cluster.up(detach=True, echo=QUIET)
+    name = cluster.config.name
+    assert swarm_leftovers(docker_client(), name)
+    messages = cluster.down(echo=QUIET)
+    assert any(m.startswith("removed stack") for m in messages)
+    assert swarm_leftovers(docker_client(), name) == []
+    assert cluster.down(echo=QUIET)  # twice is fine
+
+
+def test_training_gives_compose_perplexity_per_pass(swarm_cluster, corpus_dir, tmp_path):
+    cluster = swarm_cluster(nodes=4, executors_per_node=1, data_dir=corpus_dir, **TRAINING)
+    lines: list[str] = []
+    result = cluster.up(detach=False, echo=lines.append)
+    assert result.training == "finished", "\n".join(lines[-30:])
+    assert any("pass 4" in line for line in lines), "\n".join(lines[-30:])
+    scores = json.loads(cluster.state.scores.read_text())
+    status = cluster.status()
+    assert status.status == "finished" and status.training["pass"] == 4, status.describe()
+    rows = status.to_dict()["swarm_nodes"]
+    assert [f"executor-{i}" in rows[0]["services"] for i in range(4)] == [True] * 4
+    model = np.load(cluster.runtime.export(tmp_path / "export" / "model.npz"))
+    assert model["phi"].shape == (len(model["tokens"]), TRAINING["topics"])
+    np.testing.assert_allclose(model["phi"].sum(axis=0), 1.0, rtol=1e-4)
+
+    compose = Cluster(ClusterConfig(name=f"c{secrets.token_hex(4)}", runtime="compose", nodes=4,
+                                    executors_per_node=1, data_dir=corpus_dir, state_dir=tmp_path / "compose",
+                                    **TRAINING))
+    try:
+        compose.up(detach=False, echo=QUIET)
+        expected = json.loads(compose.state.scores.read_text())
+    finally:
+        compose.down(echo=QUIET)
+    assert len(scores["perplexity"]) == 4
+    np.testing.assert_allclose(scores["perplexity"], expected["perplexity"], rtol=1e-4)
+
+
+def test_label_and_data_plan_commands(swarm, images, corpus_dir):
+    name = f"cli{secrets.token_hex(3)}"
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "virtual nodes 0-2  group 0" in dry.output and f"would add artm.{name}.vnodes=0-2" in dry.output
+    assert swarm_leftovers(docker_client(), name) == []  # a dry run changes nothing
+    try:
+        applied = runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name])
+        assert applied.exit_code == 0 and f"add artm.{name}.group=0" in applied.output, applied.output
+        again = runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name])
+        assert "labels already up to date" in again.output
+        build_images(echo=QUIET)  # the check runs the artm image of the current sources
+        plan = runner.invoke(cli, ["swarm", "data-plan", "--name", name, "--nodes", "3", "--data", str(corpus_dir),
+                                   "--on-nodes"])
+        assert plan.exit_code == 0, plan.output
+        assert "virtual nodes 0-2" in plan.output and "checked on " in plan.output
+        assert "every file it needs is readable" in plan.output
+        # A node without the data path cannot even start the check: that is what it reports.
+        client = docker_client()
+        node = client.nodes.get(client.info()["Swarm"]["NodeID"])
+        hostname = node.attrs["Description"]["Hostname"]
+        nowhere = DataPlan(batches_dir=corpus_dir / "not-here", vocab_path=corpus_dir / "not-here" / "vocab.txt",
+                           nodes=(NodeData(hostname, node.id, (0, 2), (0,), (0, 1), ("00000.batch",),
+                                           str(corpus_dir / "not-here" / "vocab.txt")),))
+        (problem,) = check_on_nodes(client, nowhere, images.artm, name)[hostname]
+        assert "the check could not run there" in problem and str(corpus_dir / "not-here") in problem
+    finally:
+        removed = runner.invoke(cli, ["swarm", "label", "--name", name, "--remove"])
+        assert removed.exit_code == 0, removed.output
+    assert swarm_leftovers(docker_client(), name) == []
+
+
+def test_rendered_stack_deploys_by_hand(swarm, images, tmp_path):
+    """`swarm label` + `swarm render`, then plain `docker stack deploy`: Redis comes up and the bootstrap
+    service joins it on its own."""
+    name = f"h{secrets.token_hex(3)}"
+    state = tmp_path / "state"
+    runner = CliRunner()
+    client = docker_client()
+    stack = f"artm-{name}"
+    try:
+        assert runner.invoke(cli, ["swarm", "label", "--nodes", "3", "--name", name]).exit_code == 0
+        rendered = runner.invoke(cli, ["swarm", "render", "--nodes", "3", "--name", name, "--state-dir", str(state)])
+        assert rendered.exit_code == 0, rendered.output
+        assert f"docker stack deploy --resolve-image never -c {state / 'stack.yml'} {stack}" in rendered.output
+        subprocess.run(["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(state / "stack.yml"),
+                        stack], check=True, capture_output=True, timeout=120)
+        deadline = time.monotonic() + 180
+        while True:
+            tasks = client.services.get(f"{stack}_bootstrap").tasks()
+            done = [t for t in tasks if t["Status"]["State"] == "complete"]
+            if done:
+                break
+            assert time.monotonic() < deadline, [t["Status"] for t in tasks]
+            time.sleep(1)
+        output = subprocess.run(["docker", "service", "logs", "--raw", done[0]["ID"]], capture_output=True,
+                                text=True, timeout=60, check=True).stdout
+        report = json_result(output)
+        assert report is not None and sum("assigned slots" in action for action in report["actions"]) == 3, output
+    finally:
+        subprocess.run(["docker", "stack", "rm", stack], capture_output=True, timeout=120, check=False)
+        runner.invoke(cli, ["swarm", "label", "--name", name, "--remove"])
+        deadline = time.monotonic() + 120
+        while swarm_leftovers(client, name) and time.monotonic() < deadline:
+            time.sleep(1)
+    assert swarm_leftovers(client, name) == []

@@ -1,0 +1,159 @@
+"""Helpers for the engine tests: a small real corpus and master/executor processes on a local cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from artm_compose.config import ClusterConfig
+from artm_compose.data.collection import write_collection
+from artm_compose.data.debian import build_documents
+from artm_compose.data.vocab import make_vocab
+from artm_compose.engine.kernel import Documents
+from artm_compose.engine.launch import executor_argv, master_argv
+from artm_compose.plan import Plan, make_plan
+from artm_compose.redis_client import cluster_client, read_addresses
+from artm_compose.state import read_password
+
+DPKG_STATUS = Path("/var/lib/dpkg/status")
+
+
+def dpkg_packages(path: Path = DPKG_STATUS) -> list[tuple[str, str]]:
+    """(package, description) of every package installed on this machine, sorted by name."""
+    packages: dict[str, str] = {}
+    for record in path.read_text(encoding="utf-8", errors="replace").split("\n\n"):
+        name, lines, in_description = None, [], False
+        for line in record.split("\n"):
+            if line.startswith(" ") and in_description:
+                lines.append(line.strip())
+                continue
+            in_description = False
+            if line.startswith("Package:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("Description:"):
+                in_description = True
+                lines.append(line.split(":", 1)[1].strip())
+        if name and lines:
+            packages[name] = "\n".join(lines)
+    return sorted(packages.items())
+
+
+def dpkg_corpus(out_dir: Path, batch_size: int = 100, min_df: int = 3) -> Path:
+    """A real corpus from the descriptions of the installed packages (/var/lib/dpkg/status)."""
+    words, documents = build_documents(dpkg_packages(), min_df=min_df, max_df_ratio=0.5)
+    write_collection(out_dir, make_vocab(words), documents, batch_size=batch_size, source="dpkg-status",
+                     options={"min_df": min_df})
+    return out_dir
+
+
+@dataclass
+class Training:
+    """Master and executor processes of one run, logging to files; ``stop`` kills what is left."""
+
+    plan: Plan
+    master: subprocess.Popen | None
+    executors: dict[int, subprocess.Popen]
+    logs: Path
+    scores: Path
+    executor_argvs: dict[int, list[str]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start_executors(self) -> None:
+        for executor, argv in self.executor_argvs.items():
+            self.executors[executor] = _spawn("executor", argv, self.logs / f"executor-{executor}.log", self.env)
+
+    def wait_master(self, timeout: float) -> int:
+        try:
+            return self.master.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"master did not exit within {timeout} s; log:\n{self.log('master')}") from None
+
+    def wait_all(self, timeout: float) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        codes = {"master": self.wait_master(timeout)}
+        for executor, process in self.executors.items():
+            try:
+                codes[f"executor-{executor}"] = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"executor {executor} did not exit; log:\n{self.log(f'executor-{executor}')}")
+        return codes
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text()
+
+    def stop(self) -> None:
+        for process in [self.master, *self.executors.values()]:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors_per_node: int,
+                   start_executors: bool = True, startup_timeout: float | None = None, **config) -> Training:
+    """Start the executors (unless told not to) and the master for ``cluster`` (a running local
+    cluster, any node count: executors of node k talk to node k mod its size first) on ``data_dir``."""
+    base = cluster.config
+    plan_config = ClusterConfig(name=base.name, runtime="local", nodes=nodes, executors_per_node=executors_per_node,
+                                base_port=base.base_port, state_dir=base.state_dir, data_dir=data_dir, **config)
+    plan = make_plan(plan_config)
+    addresses = [line.split() for line in cluster.state.addresses.read_text().splitlines() if line.strip()]
+    password = cluster.state.password_file
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    extra = ["--startup-timeout", str(startup_timeout)] if startup_timeout else []
+    argvs = {}
+    for executor in plan.executors:
+        host, port = addresses[executor.node % len(addresses)]
+        argvs[executor.id] = extra + executor_argv(plan, executor, redis_host=host, redis_port=int(port),
+                                                   password_file=password, batches_dir=data_dir,
+                                                   vocab_path=data_dir / "vocab.txt")
+    scores = work / "scores.json"
+    host, port = addresses[0]
+    argv = extra + master_argv(plan, redis_host=host, redis_port=int(port), password_file=password,
+                               batches_dir=data_dir, vocab_path=data_dir / "vocab.txt", scores_path=scores)
+    training = Training(plan=plan, master=None, executors={}, logs=logs, scores=scores, executor_argvs=argvs, env=env)
+    if start_executors:
+        training.start_executors()
+    training.master = _spawn("master", argv, logs / "master.log", env)
+    return training
+
+
+def client_of(cluster):
+    """A cluster client of a running local cluster (from its state directory)."""
+    return cluster_client(read_addresses(cluster.state.addresses), read_password(cluster.state.password_file))
+
+
+def run_training(cluster, data_dir: Path, work: Path, nodes: int, executors_per_node: int, timeout: float,
+                 **config) -> tuple[dict | None, dict[str, int], Training]:
+    """Run one training to its end: (scores or None, exit codes, training)."""
+    training = start_training(cluster, data_dir, work, nodes=nodes, executors_per_node=executors_per_node,
+                              allow_idle=True, **config)
+    try:
+        codes = training.wait_all(timeout)
+    finally:
+        training.stop()
+    scores = json.loads(training.scores.read_text()) if training.scores.exists() else None
+    return scores, codes, training
+
+
+def _spawn(program: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", f"artm_compose.engine.{program}", *argv],
+                                stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def dense_counts(docs: Documents, columns: int) -> np.ndarray:
+    counts = np.zeros((docs.count, columns))
+    for d in range(docs.count):
+        span = slice(docs.indptr[d], docs.indptr[d + 1])
+        np.add.at(counts[d], docs.rows[span], docs.weights[span])
+    return counts
