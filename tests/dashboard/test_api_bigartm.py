@@ -94,7 +94,7 @@ def test_api_and_bigartm_export_continue_training_in_the_real_bigartm(local_clus
     result = subprocess.run([str(REFERENCE_PYTHON), str(ROOT / "scripts" / "bigartm_continue.py"), "--model",
                              str(model_dir), "--batches", str(corpus), "--passes", "1", "--json",
                              str(tmp_path / "continued.json"), "--npz", str(tmp_path / "continued.npz")],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)  # BigARTM logs to its cwd
     assert result.returncode == 0, result.stderr
     theirs = json.loads((tmp_path / "continued.json").read_text())
     arrays = np.load(tmp_path / "continued.npz")
