@@ -1,4 +1,5 @@
-"""The Python API: the same steps as the CLI (``plan``, ``render``, ``up``, ``status``, ``logs``, ``down``).
+"""The Python API: the same steps as the CLI (``plan``, ``render``, ``up``, ``status``, ``logs``, ``down``),
+and the trained model as BigARTM shows it (``get_phi``, ``score_tracker``, ``export(format="bigartm")``).
 
     cluster = Cluster.from_config("cluster.yaml", nodes=4, runtime="local")
     cluster.up(detach=True)
@@ -10,20 +11,30 @@ The CLI is a thin layer over this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artm_compose.config import ClusterConfig
+from artm_compose.data.bigartm_model import write_bigartm_model
 from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
+from artm_compose.model_frames import ExportedModel, ScoreTracker, phi_frame
 from artm_compose.plan import Plan, make_plan
 from artm_compose.record import ClusterRecord
-from artm_compose.runtimes.base import ClusterStatus, Echo, Runtime, UpResult, get_runtime
+from artm_compose.runtimes.base import ClusterStatus, Echo, UpResult
+from artm_compose.runtimes.lifecycle import Runtime
+from artm_compose.runtimes.registry import get_runtime
 from artm_compose.state import StateDir
 
+if TYPE_CHECKING:
+    import pandas
+
 _PATH_FIELDS = ("state_dir", "data_dir", "vocab_path", "init_phi")
+EXPORT_FORMATS = ("npz", "csv", "bigartm")
 
 
 class Cluster:
@@ -90,9 +101,43 @@ class Cluster:
         """New log lines as they are written (stops when the caller stops iterating)."""
         return self.runtime.logs(component, follow=True)
 
-    def export(self, out: str | Path) -> Path:
-        """Write the trained model held in Redis to ``out`` (.npz: phi, tokens, topics; or .csv)."""
-        return self.runtime.export(Path(out))
+    def export(self, out: str | Path, *, format: str | None = None) -> Path:  # noqa: A002 - BigARTM's word
+        """Write the trained model held in Redis to ``out``: ``npz`` (phi, tokens, topics), ``csv``, or
+        ``bigartm`` (a new directory that BigARTM 0.9.2's ``artm.load_artm_model`` loads); by default
+        the format follows the file name's suffix."""
+        out = Path(out)
+        chosen = format or out.suffix.lstrip(".")
+        if chosen not in EXPORT_FORMATS:
+            raise ConfigError(f"export format {chosen!r} (from {out}): choose one of {', '.join(EXPORT_FORMATS)}")
+        if chosen != "bigartm":
+            if out.suffix != f".{chosen}":
+                raise ConfigError(f"export to {out}: a {chosen} export needs a file name ending in .{chosen}")
+            return self.runtime.export(out)
+        with tempfile.TemporaryDirectory(prefix="artm-export-") as directory:
+            model = ExportedModel.load(self.runtime.export(Path(directory) / "model.npz"))
+        config = self.config
+        return write_bigartm_model(out, phi=model.phi, tokens=model.tokens, class_ids=model.class_ids,
+                                   topic_names=model.topics, n_t=model.n_t, document_passes=config.inner_iterations,
+                                   seed=config.seed, threads=config.threads, passes_done=model.pass_number)
+
+    def get_phi(self, topic_names: str | Sequence[str] | None = None,
+                class_ids: str | Sequence[str] | None = None) -> pandas.DataFrame:
+        """Phi of the committed model as BigARTM's ``ARTM.get_phi``: tokens x topics (pandas).
+
+        Indexed by token, or by ``(class_id, token)`` when the vocabulary has several modalities.
+        """
+        with tempfile.TemporaryDirectory(prefix="artm-phi-") as directory:
+            model = ExportedModel.load(self.runtime.export(Path(directory) / "model.npz"))
+        return phi_frame(model, topic_names, class_ids)
+
+    @property
+    def score_tracker(self) -> ScoreTracker:
+        """Per-pass scores, as BigARTM's ``ARTM.score_tracker``: ``score_tracker["perplexity"].value``
+        lists every pass, ``.last_value`` the last; ``score_tracker.frame()`` is a DataFrame."""
+        try:
+            return ScoreTracker(json.loads(self.state.scores.read_text()))
+        except FileNotFoundError:
+            return ScoreTracker({})
 
     def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
         """Stop exactly what ``up`` started for this state directory; safe to call twice."""

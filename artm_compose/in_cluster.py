@@ -3,7 +3,9 @@
 The host may not reach container addresses (Docker Desktop, remote engines), so the container
 runtimes never talk to Redis from the host: they run ``python3 -m artm_compose.in_cluster JOB``
 on the cluster network with the state directory mounted and the password as a secret file.
-Each job prints one JSON document on stdout and exits non-zero on failure (message on stderr).
+Each job prints one JSON document on stdout and exits non-zero on failure (message on stderr). The
+local runtime, whose Redis nodes this machine reaches, runs the same jobs in its own process
+(:func:`parse_job`, :func:`run_job`).
 
 - ``bootstrap``: assign slots, join the nodes, wait until healthy (idempotent; heals restarts).
 - ``probe``: cluster state, slots assigned, problems and the training's progress, changing nothing.
@@ -75,7 +77,8 @@ def become_idle(ready_file: Path) -> None:
     os.execvp("sleep", ["sleep", "infinity"])
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_job(argv: list[str]) -> argparse.Namespace:
+    """A job's command line: ``JOB --state-dir DIR --password-file FILE [options]``."""
     parser = argparse.ArgumentParser(prog="python3 -m artm_compose.in_cluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job", choices=("bootstrap", "probe", "control", "export"))
@@ -86,16 +89,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab-path", type=Path, help="export: the vocabulary as mounted here")
     parser.add_argument("--out", type=Path, help="export: the file to write (.npz or .csv)")
     args = parser.parse_args(argv)
+    if args.job == "export" and (args.vocab_path is None or args.out is None):
+        parser.error("export needs --vocab-path and --out")
+    return args
+
+
+def run_job(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the job ``args`` names (``control`` bootstraps; becoming idle is the caller's part); its result."""
     state = StateDir.at(args.state_dir)
+    if args.job == "probe":
+        return run_probe(state, args.password_file)
+    if args.job == "export":
+        return run_export(state, args.password_file, args.vocab_path, args.out)
+    return run_bootstrap(state, args.password_file, args.timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_job(sys.argv[1:] if argv is None else argv)
     try:
-        if args.job == "probe":
-            result = run_probe(state, args.password_file)
-        elif args.job == "export":
-            if args.vocab_path is None or args.out is None:
-                parser.error("export needs --vocab-path and --out")
-            result = run_export(state, args.password_file, args.vocab_path, args.out)
-        else:
-            result = run_bootstrap(state, args.password_file, args.timeout)
+        result = run_job(args)
     except ArtmComposeError as error:
         print(f"{args.job}: {error}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything artm-compose needs on a fresh Debian/Ubuntu machine, idempotently:
 # apt packages (redis-server for the local runtime, debootstrap for registry-less images),
-# the project venv (.venv) with the package and its test tools, and the Docker Compose v2 plugin.
+# the project venv (.venv) with the package, its test tools and pandas/matplotlib, and the Docker Compose v2 plugin.
 # Usage: scripts/setup.sh [--reference]   (--reference also makes .venv-ref with BigARTM 0.9.2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,8 @@ for arg in "$@"; do
   esac
 done
 
-apt_packages=(redis-server redis-tools debootstrap)
+# chromium: the dashboard's browser test runs it headless.
+apt_packages=(redis-server redis-tools debootstrap chromium)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -41,7 +42,7 @@ stamp=.venv/.artm-compose-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing the package and test tools into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test,analysis]'
   touch "$stamp"
 fi
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from artm_compose.api import EXPORT_FORMATS
 from artm_compose.cli.group import cli
 from artm_compose.cli.options import cluster_of, cluster_options, existing_cluster, state_options
+from artm_compose.dashboard.terminal import EXIT_CODES_HELP, ProgressEcho, probe_for, status_exit_code
+from artm_compose.dashboard.terminal import watch as watch_status
 
 
 @cli.command("up")
@@ -20,10 +24,12 @@ def up_command(detach: bool, **options: Any) -> None:
 
     Everything is validated before anything starts. Running `up` again on a healthy cluster of the
     same plan changes nothing; a different plan in the same state directory is refused.
-    Without -d, follows the training until the master exits.
+    Without -d, follows the training until the master exits (on a terminal with a progress bar
+    of the pass in progress under the per-pass lines).
     """
     cluster = cluster_of(options)
-    result = cluster.up(detach=detach, echo=click.echo)
+    with ProgressEcho(sys.stdout, probe_for(cluster.state.root), bar=not detach) as echo:
+        result = cluster.up(detach=detach, echo=echo)
     if result.already_up:
         click.echo(f"cluster {cluster.config.name} is already up and healthy ({cluster.state.root})")
     elif result.training == "finished":
@@ -31,14 +37,29 @@ def up_command(detach: bool, **options: Any) -> None:
     click.echo(cluster.status().describe())
 
 
-@cli.command("status")
+@cli.command("status", epilog=EXIT_CODES_HELP)
 @state_options
 @click.option("--json", "as_json", is_flag=True,
               help="Print as JSON: cluster_state, slots_assigned, members with role and liveness.")
-def status_command(as_json: bool, **options: Any) -> None:
+@click.option("-w", "--watch", is_flag=True, help="Refresh every --interval seconds (in place on a terminal).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.pass_context
+def status_command(ctx: click.Context, as_json: bool, watch: bool, interval: float, **options: Any) -> None:
     """Show members by role with liveness, the Redis Cluster state and training progress."""
-    status = existing_cluster(options).status()
-    click.echo(json.dumps(status.to_dict(), indent=2) if as_json else status.describe())
+    cluster = existing_cluster(options)
+
+    def render() -> tuple[str, int]:
+        status = cluster.status()
+        document = status.to_dict()
+        return (json.dumps(document, indent=2) if as_json else status.describe()), status_exit_code(document)
+
+    if watch:
+        code = watch_status(render, interval, sys.stdout)
+    else:
+        text, code = render()
+        click.echo(text)
+    ctx.exit(code)
 
 
 @cli.command("logs")
@@ -65,8 +86,12 @@ def down_command(volumes: bool, **options: Any) -> None:
 
 @cli.command("export")
 @state_options
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="model.npz (arrays phi, tokens, topics) or model.csv (a table).")
-def export_command(out: Path, **options: Any) -> None:
-    """Write the trained model (phi with token and topic names) from Redis to a file."""
-    click.echo(str(existing_cluster(options).export(out)))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="model.npz (arrays phi, tokens, topics), model.csv (a table), or with --format bigartm "
+                   "a new directory.")
+@click.option("--format", "export_format", type=click.Choice(EXPORT_FORMATS),
+              help="npz, csv, or bigartm: what BigARTM 0.9.2's artm.load_artm_model(DIR) loads to go on "
+                   "training on one machine [default: from the --out suffix].")
+def export_command(out: Path, export_format: str | None, **options: Any) -> None:
+    """Write the trained model (phi with token and topic names) from Redis to a file or directory."""
+    click.echo(str(existing_cluster(options).export(out, format=export_format)))

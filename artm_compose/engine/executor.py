@@ -12,6 +12,7 @@ run aborted), with a one-line reason on stderr.
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,15 @@ class Executor:
         phi[self.is_own] = self.own.phi[rows[self.is_own] - self.own.begin]
         phi[~self.is_own] = store.read_rows(self.client, self.layout, int(command["generation"]), rows[~self.is_own])
         fetched = time.perf_counter()
-        result = e_step(self.corpus.docs, phi, self.args.num_inner_iter, self.args.num_threads, tick=self.heartbeat.tick)
+        self.status.documents_done = 0
+        counting = threading.Lock()
+
+        def done(documents: int) -> None:
+            with counting:
+                self.status.documents_done += documents
+
+        result = e_step(self.corpus.docs, phi, self.args.num_inner_iter, self.args.num_threads,
+                        tick=self.heartbeat.tick, done=done)
         computed = time.perf_counter()
         increments = result.nwt.astype(np.float32)
         self.own_increments = increments[self.is_own]
@@ -245,6 +254,7 @@ def run(args: argparse.Namespace) -> None:
             report_failure(channel, status, heartbeat, str(error), deadline)
             raise
         status.state = "waiting"
+        status.documents = corpus.docs.count
         print(f"executor {args.executor_id}: {corpus.docs.count} documents in {len(corpus.batch_names)} batches, "
               f"{len(corpus.rows)} phi rows, tokens [{args.token_begin_index}, {args.token_end_index}) "
               f"(ready in {time.monotonic() - started:.1f} s)", flush=True)

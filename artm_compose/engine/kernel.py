@@ -177,13 +177,14 @@ def split_documents(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
            tick: Callable[[], None] | None = None, chunk_documents: int = CHUNK_DOCUMENTS,
-           keep_theta: bool = False) -> EStepResult:
+           keep_theta: bool = False, done: Callable[[int], None] | None = None) -> EStepResult:
     """Run the E-step over all documents; ``threads`` > 1 splits documents into contiguous ranges.
 
     Each thread accumulates its own n_wt buffer; the buffers are added in range order, so the
     result depends on the thread count (at float64 rounding level) but never on timing. The
     kernel runs on at most ``chunk_documents`` documents at a time and calls ``tick`` after
-    each chunk (the executor's liveness signal, see the heartbeat in ``protocol``). With
+    each chunk (the executor's liveness signal, see the heartbeat in ``protocol``), and ``done``
+    with the chunk's document count (progress; called from the worker threads). With
     ``keep_theta`` the result also holds each document's final theta.
     """
     phi = np.ascontiguousarray(phi, dtype=np.float32)
@@ -201,6 +202,8 @@ def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
             weight += part[1]
             if tick is not None:
                 tick()
+            if done is not None:
+                done(min(first + chunk_documents, end) - first)
         return loglik, weight
 
     if len(ranges) <= 1:

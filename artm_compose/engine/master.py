@@ -291,6 +291,8 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         for number in range(first, first + args.num_outer_iter):
             state.update(state="iterations", **{"pass": number})
             generation = master.one_pass(layout, generation, number)
+            if args.scores_path:  # every pass, so dashboards and plots follow the run
+                write_scores(args.scores_path, master.scores)
         master.terminate()
         master.set_state("done")
         if args.show_top_tokens and master.committed is not None:

@@ -164,11 +164,14 @@ class ExecutorStatus:
     state: str = "loading"
     pass_number: int = 0
     error: str | None = None
+    documents: int = 0  # the executor's share of the collection
+    documents_done: int = 0  # of them, E-stepped in the current pass (dashboards and progress bars)
 
     def payload(self) -> dict[str, Any]:
         return {"instance": self.instance, "host": socket.gethostname(), "pid": os.getpid(), "run": self.run,
                 "state": self.state, "pass": self.pass_number, "token_range": list(self.token_range),
-                "batch_range": list(self.batch_range), "error": self.error, "time": time.time()}
+                "batch_range": list(self.batch_range), "documents": self.documents,
+                "documents_done": self.documents_done, "error": self.error, "time": time.time()}
 
 
 def master_payload(run: str, state: str, pass_number: int) -> dict[str, Any]:

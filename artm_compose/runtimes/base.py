@@ -1,32 +1,22 @@
-"""What every runtime (local processes, Docker Compose, Docker Swarm) provides, and the registry.
+"""What the lifecycle reports, whatever the runtime: members, cluster status, the outcome of ``up``.
 
-A runtime is a module ``artm_compose.runtimes.<name>`` exposing ``RUNTIME``, a :class:`Runtime`
-subclass. Runtimes are imported only when chosen, so a runtime whose module or prerequisites are
-missing does not break the others.
+Pure: the runtimes observe, :mod:`artm_compose.runtimes.lifecycle` assembles with these.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from artm_compose.errors import ConfigError, RuntimeUnavailable
-from artm_compose.plan import Plan
-from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
-from artm_compose.render import render_all
+from artm_compose.errors import ConfigError
+from artm_compose.record import ClusterRecord, Status, TrainingRecord
+from artm_compose.render import MASTER
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
 
-RUNTIME_MODULES = {
-    "local": "artm_compose.runtimes.local",
-    "compose": "artm_compose.runtimes.compose",
-    "swarm": "artm_compose.runtimes.swarm",
-}
 ROLES = ("redis", "executor", "master")
 
 Echo = Callable[[str], None]
@@ -116,64 +106,6 @@ class UpResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Runtime(ABC):
-    """Brings a plan up as running members and reports on, logs and stops them.
-
-    ``up`` takes the plan; ``status``, ``logs`` and ``down`` work from the state directory alone
-    (its ``cluster.json`` says what was started), so they need no data directory.
-    """
-
-    name: ClassVar[str]
-
-    def __init__(self, state: StateDir):
-        self.state = state
-
-    @abstractmethod
-    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
-        """Start what is missing of ``plan`` (validating everything first); follow training unless ``detach``."""
-
-    @abstractmethod
-    def status(self) -> ClusterStatus:
-        """Members by role with liveness, and the cluster state."""
-
-    @abstractmethod
-    def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
-        """Log lines of ``component`` (all components if None); with ``follow``, keep yielding new lines."""
-
-    @abstractmethod
-    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
-        """Stop exactly what this runtime started for the state directory; idempotent.
-
-        ``volumes`` also removes the data volumes the runtime created (runtimes without any ignore it).
-        """
-
-    def state_record(self) -> ClusterRecord:
-        return ClusterRecord.load(self.state)
-
-    def set_status(self, status: Status) -> None:
-        set_status(self.state, status)
-
-    def render(self, plan: Plan) -> list[Path]:
-        """Write the state directory's files for ``plan`` without starting anything."""
-        return render_all(plan, self.state)
-
-    def export(self, out: Path) -> Path:
-        """Write the trained model to ``out`` (.npz or .csv), reading Redis through ``addresses.txt``.
-
-        Runtimes whose Redis nodes this process cannot reach override this.
-        """
-        from artm_compose.engine.export import export_model
-        from artm_compose.redis_client import cluster_client_from_files
-
-        record = self.state_record()
-        training = require_training(record, self.state)
-        client = cluster_client_from_files(self.state.addresses, self.state.password_file)
-        try:
-            return export_model(client, record.cluster, training.vocab_path, out)
-        finally:
-            client.close()
-
-
 def training_summary(progress: dict[str, Any] | None, scores_path: Path) -> dict[str, Any] | None:
     """State, pass and last perplexity of the run: from the master's record in Redis (``progress``)
     while it is there, else from ``scores.json``; None if neither exists."""
@@ -198,32 +130,69 @@ def require_training(record: ClusterRecord, state: StateDir) -> TrainingRecord:
     return record.training
 
 
-def effective_status(stored: Status, members: list[MemberStatus]) -> Status:
-    """The stored status of a container runtime, corrected by what is actually alive."""
+def effective_status(stored: Status, members: list[MemberStatus], training: dict[str, Any] | None) -> Status:
+    """The recorded status, corrected by what is actually alive (and, for an ended master, by how it ended)."""
     redis_alive = [m.alive for m in members if m.role == "redis"]
     if not any(redis_alive):
-        return Status.DOWN if stored not in (Status.STOPPED, Status.RENDERED) else stored
+        return stored if stored in (Status.STOPPED, Status.RENDERED, Status.FAILED) else Status.DOWN
     if not all(redis_alive):
         return Status.DEGRADED
     if stored == Status.TRAINING and not any(m.alive for m in members if m.role == "master"):
-        return Status.TRAINING_STOPPED
+        return Status.FINISHED if (training or {}).get("state") == "done" else Status.TRAINING_STOPPED
     return stored
 
 
-def runtime_class(name: str) -> type[Runtime]:
-    """The runtime class registered under ``name``, imported on first use."""
-    module_name = RUNTIME_MODULES.get(name)
-    if module_name is None:
-        raise RuntimeUnavailable(f"runtime={name!r} is unknown; choose one of {', '.join(RUNTIME_MODULES)}")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        raise RuntimeUnavailable(f"runtime {name!r} is not available yet in this version of artm-compose; "
-                                 f"use --runtime local") from None
-    return module.RUNTIME
+@dataclass(frozen=True)
+class MemberState:
+    """What a runtime sees of one member: alive or not, its state for people, and where it runs if known."""
+
+    alive: bool
+    state: str = ""
+    address: str | None = None
 
 
-def get_runtime(name: str, state: StateDir) -> Runtime:
-    return runtime_class(name)(state)
+@dataclass(frozen=True)
+class Probe:
+    """The Redis Cluster as the ``probe`` job saw it, and the training's progress record (if any)."""
+
+    cluster_state: str
+    slots_assigned: int
+    problems: tuple[str, ...] = ()
+    progress: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    """What starting Redis did: the bootstrap's actions (none: already healthy) and its time, if it ran."""
+
+    actions: tuple[str, ...] = ()
+    seconds: float | None = None
+
+
+def members_of(record: ClusterRecord, seen: dict[str, MemberState], training: dict[str, Any] | None,
+               missing: str) -> list[MemberStatus]:
+    """Every member the record names, by role, with what the runtime saw of it (``missing``: never seen)."""
+    planned = [("redis", node.name, node.address, f"slots {node.slots[0]}-{node.slots[1]}") for node in record.nodes]
+    if record.training is not None:
+        planned += [("executor", e.name, e.redis, f"batches [{e.batch_range[0]}, {e.batch_range[1]}) "
+                                                  f"tokens [{e.token_range[0]}, {e.token_range[1]})")
+                    for e in record.executors]
+        planned.append(("master", MASTER, record.training.master_redis, _training_phrase(training)))
+    members = []
+    for role, name, address, detail in planned:
+        state = seen.get(name, MemberState(alive=False, state=missing))
+        members.append(MemberStatus(role=role, name=name, alive=state.alive, address=state.address or address,
+                                    detail="; ".join(part for part in (state.state, detail) if part)))
+    return members
+
+
+def _training_phrase(training: dict[str, Any] | None) -> str:
+    """How the training stands, for the master's line: its pass, or how it ended."""
+    training = training or {}
+    if training.get("state") == "done":
+        return "finished"
+    if training.get("state") == "failed":
+        return f"failed: {training.get('error', 'see its log')}"
+    if training.get("passes") is not None:
+        return f"{training.get('state', 'training')}, pass {training.get('pass', 0)}/{training['passes']}"
+    return ""

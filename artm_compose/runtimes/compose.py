@@ -38,16 +38,15 @@ from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, bootstrap_ti
                                        corpus_mounts, in_cluster_command, network_name, published_port, render_compose)
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets)
-from artm_compose.errors import BootstrapError, ConfigError, TrainingError
+from artm_compose.errors import BootstrapError, ConfigError
 from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
 from artm_compose.processes import port_free, port_owner
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
-from artm_compose.record import ClusterRecord, Status
-from artm_compose.runtimes.base import (ClusterStatus, Echo, MemberStatus, Runtime, UpResult, effective_status,
-                                        require_training, training_summary)
-from artm_compose.slots import SLOT_COUNT
+from artm_compose.record import ClusterRecord, Status, TrainingRecord
+from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState
+from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import StateDir
 
 RUNTIME_NAME = "compose"
@@ -188,14 +187,13 @@ class ComposeRuntime(Runtime):
     """Containers on this Docker host, one Compose project per cluster (``artm-<name>``)."""
 
     name = RUNTIME_NAME
+    where = "on Docker"
+    missing = "no container"
 
-    # -- up -----------------------------------------------------------------------------------------
+    # -- primitives of up ---------------------------------------------------------------------------
 
-    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
-        started = time.monotonic()
-        if plan.config.runtime != self.name:
-            raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the compose runtime")
-        client = docker_client()
+    def prepare(self, plan: Plan, echo: Echo) -> None:
+        self._client = client = docker_client()
         ensure_compose_plugin()
         inventory = Inventory.collect(client)
         problems = find_conflicts(plan, self.state, inventory)
@@ -204,23 +202,39 @@ class ComposeRuntime(Runtime):
         images = build_images(echo=echo, client=client)
         layout = network_layout(plan, inventory, client)
         self.render(plan, images=images, layout=layout, status=Status.STARTING)
-        report = self._start_cluster(plan, client, echo)
-        actions = tuple(report["actions"])
-        echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots"
-             + (f" ({len(actions)} bootstrap action(s), {report['seconds']:.2f} s)" if actions else ", already healthy"))
-        self.set_status(Status.RUNNING)
-        if plan.data is None:
-            return UpResult(actions=actions, bootstrap_seconds=report["seconds"], already_up=not actions,
-                            seconds=time.monotonic() - started)
-        master = self._start_training(plan, client, echo)
-        if detach:
-            return UpResult(actions=actions + ("started training",), bootstrap_seconds=report["seconds"],
-                            seconds=time.monotonic() - started, training="started")
-        outcome = self._follow_master(master, echo)
-        if outcome == "finished":
-            self._wait_executors_exit(plan, client, plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK, echo)
-        return UpResult(actions=actions + ("started training",), bootstrap_seconds=report["seconds"],
-                        seconds=time.monotonic() - started, training=outcome)
+
+    def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
+        report = self._start_cluster(plan, self._client, echo)
+        return Bootstrapped(actions=tuple(report["actions"]), seconds=report["seconds"])
+
+    def start_training(self, plan: Plan, echo: Echo) -> None:
+        training = [e.name for e in plan.executors] + [MASTER]
+        self.state.scores.unlink(missing_ok=True)
+        # Fresh containers for every run: their logs then hold this run only.
+        self._compose().compose.up(training, detach=True, dependencies=False, force_recreate=True, quiet=True,
+                                   color=False)
+        self._master = self._client.containers.get(container_name(plan, MASTER))
+
+    def follow(self, plan: Plan, echo: Echo) -> str | None:
+        for line in _container_lines(self._master, follow=True):
+            echo(line.rstrip("\n"))
+        code = self._master.wait()["StatusCode"]
+        if code == 0:
+            return None
+        tail = self._master.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
+        return f"master exited with code {code}; last lines:\n{tail}"
+
+    def after_training(self, plan: Plan, echo: Echo) -> None:
+        """After the master's end the executors leave on their own; wait (bounded) so that status is final."""
+        timeout = plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK
+        deadline = time.monotonic() + timeout
+        selector = {"label": labels.selector(plan.cluster, self.name, role="executor"), "status": "running"}
+        while running := self._client.api.containers(filters=selector):
+            if time.monotonic() > deadline:
+                names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])
+                echo(f"warning: {len(running)} executor(s) still running {timeout:g} s after the master ended: {names}")
+                return
+            time.sleep(POLL_SECONDS * 5)
 
     def _start_cluster(self, plan: Plan, client: docker.DockerClient, echo: Echo) -> dict[str, Any]:
         """Start the Redis nodes and the control container together; the bootstrap's JSON report.
@@ -236,12 +250,11 @@ class ComposeRuntime(Runtime):
         try:
             self._compose().compose.up(services, detach=True, dependencies=False, quiet=True, color=False)
         except WhalesError as error:
-            self.set_status(Status.FAILED)
             raise BootstrapError(f"starting the containers failed: {_whales_message(error)}") from None
         control = client.containers.get(control_name)
         if _start_marker(client, control_name) != before:
             return self._startup_report(control, bootstrap_timeout(len(plan.nodes)) + CONTROL_START_SLACK)
-        return self._in_cluster("bootstrap", "--timeout", f"{bootstrap_timeout(len(plan.nodes)):g}")
+        return self._exec(plan.cluster, "bootstrap", "--timeout", f"{bootstrap_timeout(len(plan.nodes)):g}")
 
     def _startup_report(self, control: Container, timeout: float) -> dict[str, Any]:
         """Wait (bounded) for the control container's start-up bootstrap to print its report."""
@@ -252,7 +265,6 @@ class ComposeRuntime(Runtime):
             if report is not None:
                 return report
             if control.status in ("exited", "dead"):
-                self.set_status(Status.FAILED)
                 tail = control.logs(tail=LOG_TAIL_LINES).decode(errors="replace").strip()
                 raise BootstrapError(f"bootstrap failed in {control.name}: {tail}")
             if time.monotonic() > deadline:
@@ -273,101 +285,42 @@ class ComposeRuntime(Runtime):
         path.write_text(render_compose(plan, self.state, images=images, network=layout))
         return [*written, path]
 
-    def _start_training(self, plan: Plan, client: docker.DockerClient, echo: Echo) -> Container:
-        training = [e.name for e in plan.executors] + [MASTER]
-        self.state.scores.unlink(missing_ok=True)
-        # Fresh containers for every run: their logs then hold this run only.
-        self._compose().compose.up(training, detach=True, dependencies=False, force_recreate=True, quiet=True,
-                                   color=False)
-        echo(f"started {len(plan.executors)} executor(s) and the master; follow with `artm-compose logs master -f`")
-        self.set_status(Status.TRAINING)
-        return client.containers.get(container_name(plan, MASTER))
+    # -- primitives of status, export, logs and down ------------------------------------------------
 
-    def _wait_executors_exit(self, plan: Plan, client: docker.DockerClient, timeout: float, echo: Echo) -> None:
-        """After the master's end the executors leave on their own; wait (bounded) so that status is final."""
-        deadline = time.monotonic() + timeout
-        selector = {"label": labels.selector(plan.cluster, self.name, role="executor"), "status": "running"}
-        while running := client.api.containers(filters=selector):
-            if time.monotonic() > deadline:
-                names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])
-                echo(f"warning: {len(running)} executor(s) still running {timeout:g} s after the master ended: {names}")
-                return
-            time.sleep(POLL_SECONDS * 5)
+    def observe_members(self, record: ClusterRecord) -> dict[str, MemberState]:
+        return {name: _member_state(container)
+                for name, container in self._containers(docker_client(), record.cluster).items()}
 
-    def _follow_master(self, master: Container, echo: Echo) -> str:
-        """Echo the master's output until it exits; a non-zero exit is a TrainingError."""
-        try:
-            for line in _container_lines(master, follow=True):
-                echo(line.rstrip("\n"))
-        except KeyboardInterrupt:
-            echo(f"stopped following; training goes on (artm-compose status / logs master -f / down "
-                 f"--state-dir {self.state.root})")
-            return "started"
-        code = master.wait()["StatusCode"]
-        if code != 0:
-            self.set_status(Status.FAILED)
-            tail = master.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
-            raise TrainingError(f"master exited with code {code}; last lines:\n{tail}")
-        self.set_status(Status.FINISHED)
-        return "finished"
+    def run_job(self, record: ClusterRecord, job: str, *arguments: str) -> dict[str, Any]:
+        return self._exec(record.cluster, job, *arguments)
 
-    # -- status, logs, down -------------------------------------------------------------------------
-
-    def status(self) -> ClusterStatus:
-        cluster = self.state_record()
+    def export_model(self, record: ClusterRecord, training: TrainingRecord, out: Path) -> Path:
+        """Exported inside the control container, then copied out of it."""
+        _, _, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
+        inside = f"{EXPORT_DIR}/{secrets.token_hex(4)}-{out.name}"
         client = docker_client()
-        containers = self._containers(client, cluster.cluster)
-        members = [self._member("redis", node.name, containers, node.address,
-                                f"slots {node.slots[0]}-{node.slots[1]}") for node in cluster.nodes]
-        if cluster.training:
-            members += [self._member("executor", e.name, containers, e.redis,
-                                     f"batches [{e.batch_range[0]}, {e.batch_range[1]}) "
-                                     f"tokens [{e.token_range[0]}, {e.token_range[1]})")
-                        for e in cluster.executors]
-            members.append(self._member("master", MASTER, containers, cluster.training.master_redis, ""))
-        problems: list[str] = []
-        cluster_state, slots, progress = "down", 0, None
-        if any(m.alive for m in members if m.role == "redis"):
-            try:
-                probe = self._in_cluster("probe", client=client)
-                cluster_state, slots, progress = probe["cluster_state"], probe["slots_assigned"], probe["training"]
-                problems.extend(probe["problems"])
-            except BootstrapError as error:
-                cluster_state = "unknown"
-                problems.append(str(error))
-        return ClusterStatus(cluster=cluster.cluster, runtime=self.name, state_dir=str(self.state.root),
-                             status=effective_status(cluster.status, members),
-                             cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
-                             problems=tuple(problems),
-                             training=training_summary(progress, self.state.scores) if cluster.training
-                             else None)
+        self._exec(record.cluster, "export", "--vocab-path", vocab, "--out", inside, client=client)
+        control = client.containers.get(labels.project_name(record.cluster) + f"-{CONTROL}")
+        try:
+            stream, _ = control.get_archive(inside)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = archive.extractfile(archive.getmembers()[0])
+                assert member is not None
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(member.read())
+        finally:
+            control.exec_run(["rm", "-f", inside])
+        return out
 
-    def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
-        containers = self._containers(docker_client(), self.state_record().cluster)
-        chosen = _choose_components(containers, component)
-        if len(chosen) == 1:
-            yield from _container_lines(next(iter(chosen.values())), follow)
-            return
-        if not follow:
-            for name, container in chosen.items():
-                yield f"==> {name} <==\n"
-                yield from _container_lines(container, follow=False)
-            return
-        for _source, line in self._compose().compose.logs(list(chosen), follow=True, stream=True):
-            yield line.decode(errors="replace")
-
-    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
+    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
         """Remove every container and network labelled with this cluster (and volumes with ``volumes``).
 
         Without ``cluster.json`` (a state directory cleaned by hand) the objects are found by the label
         naming this state directory instead.
         """
-        recorded = ClusterRecord.load_if_any(self.state)
-        if recorded is not None:
-            owner = f"cluster {recorded.cluster!r}"
-            selector = {"label": labels.selector(recorded.cluster, self.name)}
+        if record is not None:
+            selector = {"label": labels.selector(record.cluster, self.name)}
         else:
-            owner = f"state dir {self.state.root}"
             selector = {"label": [f"{labels.STATE_DIR}={self.state.root}", f"{labels.RUNTIME}={self.name}"]}
         client = docker_client()
         containers = client.api.containers(all=True, filters=selector)
@@ -388,12 +341,21 @@ class ComposeRuntime(Runtime):
                 messages.append(f"removed volume {volume.name}")
         for message in messages:
             echo(message)
-        if not messages:
-            messages.append(f"nothing of {owner} is left on Docker")
-            echo(messages[0])
-        if recorded is not None:
-            self.set_status(Status.STOPPED)
         return messages
+
+    def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
+        containers = self._containers(docker_client(), self.state_record().cluster)
+        chosen = _choose_components(containers, component)
+        if len(chosen) == 1:
+            yield from _container_lines(next(iter(chosen.values())), follow)
+            return
+        if not follow:
+            for name, container in chosen.items():
+                yield f"==> {name} <==\n"
+                yield from _container_lines(container, follow=False)
+            return
+        for _source, line in self._compose().compose.logs(list(chosen), follow=True, stream=True):
+            yield line.decode(errors="replace")
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -405,10 +367,11 @@ class ComposeRuntime(Runtime):
         return DockerClient(compose_files=[path], compose_project_name=project,
                             compose_project_directory=self.state.root)
 
-    def _in_cluster(self, job: str, *arguments: str, client: docker.DockerClient | None = None) -> dict[str, Any]:
+    def _exec(self, cluster: str, job: str, *arguments: str,
+              client: docker.DockerClient | None = None) -> dict[str, Any]:
         """Run an ``in_cluster`` job in the running control container (``docker exec``); its JSON result."""
         client = client or docker_client()
-        name = labels.project_name(self.state_record().cluster) + f"-{CONTROL}"
+        name = labels.project_name(cluster) + f"-{CONTROL}"
         control = _running(client, name)
         if control is None:
             raise BootstrapError(f"the control container {name} is not running: run `artm-compose up` "
@@ -426,42 +389,19 @@ class ComposeRuntime(Runtime):
         return {c.labels["com.docker.compose.service"]: c for c in found
                 if c.labels.get("com.docker.compose.oneoff") != "True" and "com.docker.compose.service" in c.labels}
 
-    @staticmethod
-    def _member(role: str, name: str, containers: dict[str, Container], address: str, detail: str) -> MemberStatus:
-        container = containers.get(name)
-        if container is None:
-            return MemberStatus(role=role, name=name, alive=False, address=address, detail="no container")
-        state = container.attrs["State"]
-        health = (state.get("Health") or {}).get("Status")
-        alive = state.get("Running", False) and health in (None, "healthy", "starting")
-        shown = state["Status"] + (f" ({health})" if health else "")
-        if not state.get("Running"):
-            shown += f", exit code {state.get('ExitCode')}"
-        return MemberStatus(role=role, name=name, alive=alive, address=address,
-                            detail=f"{shown}; {detail}" if detail else shown)
-
-    def export(self, out: Path) -> Path:
-        """Write the model to ``out``: exported inside the control container, then copied out of it."""
-        record = self.state_record()
-        training = require_training(record, self.state)
-        _, _, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
-        inside = f"{EXPORT_DIR}/{secrets.token_hex(4)}-{out.name}"
-        client = docker_client()
-        self._in_cluster("export", "--vocab-path", vocab, "--out", inside, client=client)
-        control = client.containers.get(labels.project_name(record.cluster) + f"-{CONTROL}")
-        try:
-            stream, _ = control.get_archive(inside)
-            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-                member = archive.extractfile(archive.getmembers()[0])
-                assert member is not None
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(member.read())
-        finally:
-            control.exec_run(["rm", "-f", inside])
-        return out
-
 
 RUNTIME = ComposeRuntime
+
+
+def _member_state(container: Container) -> MemberState:
+    """A container as a member: alive when running and not unhealthy; its state and health for people."""
+    state = container.attrs["State"]
+    health = (state.get("Health") or {}).get("Status")
+    shown = state["Status"] + (f" ({health})" if health else "")
+    if not state.get("Running"):
+        shown += f", exit code {state.get('ExitCode')}"
+    return MemberState(alive=bool(state.get("Running", False) and health in (None, "healthy", "starting")),
+                       state=shown)
 
 
 def _container_object(summary: dict[str, Any]) -> DockerObject:

@@ -18,17 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from artm_compose.bootstrap import bootstrap, check_health, targets_from_plan
-from artm_compose.engine.protocol import probe_progress
-from artm_compose.errors import BootstrapError, ConfigError, RuntimeUnavailable, TrainingError
+from artm_compose.errors import ArtmComposeError, BootstrapError, ConfigError, RuntimeUnavailable
+from artm_compose.in_cluster import parse_job, run_job
 from artm_compose.plan import Plan
-from artm_compose.record import ClusterRecord, Status
 from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
                                    stop_processes)
-from artm_compose.redis_client import read_addresses
+from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
-from artm_compose.runtimes.base import ClusterStatus, Echo, MemberStatus, Runtime, UpResult, training_summary
-from artm_compose.slots import SLOT_COUNT
-from artm_compose.state import StateDir, read_password
+from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState
+from artm_compose.runtimes.lifecycle import Runtime
+from artm_compose.state import read_password
 
 REDIS_START_TIMEOUT = 10.0
 LOG_TAIL_LINES = 20
@@ -44,78 +43,65 @@ class LocalRuntime(Runtime):
     """Processes on this machine, recorded in the state directory."""
 
     name = "local"
+    where = "on this machine"
 
-    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
-        started = time.monotonic()
-        redis_server = self._check_prerequisites(plan)
+    # -- primitives of up ---------------------------------------------------------------------------
+
+    def prepare(self, plan: Plan, echo: Echo) -> None:
+        self._redis_server = self._check_prerequisites(plan)
         running = self._running_records()
-        reuse_redis = self._decide_reuse(plan, running)
-        if not reuse_redis:
+        self._reuse_redis = self._decide_reuse(plan, running)
+        # Processes that were up before this call: a failed start leaves a reused Redis Cluster up.
+        self._kept = set(running) if self._reuse_redis else set()
+        if not self._reuse_redis:
             self._check_ports(plan, {r.pid for r in running.values()})
-        actions: list[str] = []
-        bootstrap_seconds = None
-        if reuse_redis and plan.data is None:
-            return UpResult(already_up=True, seconds=time.monotonic() - started)
-        if not reuse_redis:
-            actions.extend(self._stop(list(running.values()), echo))
-        self._forget_exited(keep=set(running) if reuse_redis else set())
+            self._stop(list(running.values()), echo)
+        self._forget_exited(keep=self._kept)
         render_all(plan, self.state, status=Status.STARTING)
-        try:
-            if not reuse_redis:
-                report = self._start_redis(plan, redis_server, echo)
-                bootstrap_seconds = report.seconds
-                actions.extend(report.actions)
-            self.set_status(Status.RUNNING)
-            if plan.data is None:
-                return UpResult(actions=tuple(actions), bootstrap_seconds=bootstrap_seconds,
-                                seconds=time.monotonic() - started)
-            master = self._start_training(plan, echo)
-        except BaseException:
-            # Undo what this call started (a reused Redis Cluster stays up), keep the logs.
-            started_here = [r for name, r in self._records().items() if not (reuse_redis and name in running)]
-            self._stop(started_here, echo=lambda _message: None)
-            self.set_status(Status.FAILED)
-            raise
-        actions.append("started training")
-        self.set_status(Status.TRAINING)
-        if detach:
-            return UpResult(actions=tuple(actions), bootstrap_seconds=bootstrap_seconds,
-                            seconds=time.monotonic() - started, training="started")
-        outcome = self._follow_master(master, echo)
-        return UpResult(actions=tuple(actions), bootstrap_seconds=bootstrap_seconds,
-                        seconds=time.monotonic() - started, training=outcome)
 
-    def status(self) -> ClusterStatus:
-        cluster = self.state_record()
-        records = self._records()
-        password = _password_or_none(self.state)
-        health = check_health(cluster.targets, password)
-        members = []
-        for node, node_state in zip(cluster.nodes, health.states):
-            record = records.get(redis_component(node.index))
-            alive = record is not None and is_running(record) and node_state.error is None
-            members.append(MemberStatus(role="redis", name=node.name, alive=alive, address=node.address,
-                                        detail=f"slots {node.slots[0]}-{node.slots[1]}"))
-        for executor in cluster.executors:
-            record = records.get(executor.name)
-            members.append(MemberStatus(role="executor", name=executor.name,
-                                        alive=record is not None and is_running(record), address=executor.redis,
-                                        detail=f"batches {_half_open(executor.batch_range)} "
-                                               f"tokens {_half_open(executor.token_range)}"))
-        info = health.summary_info()
-        training = self._training_progress(cluster, password) if cluster.training else None
-        if cluster.training:
-            record = records.get(MASTER)
-            members.append(MemberStatus(role="master", name=MASTER,
-                                        alive=record is not None and is_running(record),
-                                        address=cluster.training.master_redis,
-                                        detail=_master_detail(record, training)))
-        return ClusterStatus(
-            cluster=cluster.cluster, runtime=self.name, state_dir=str(self.state.root),
-            status=_effective_status(cluster.status, members, records),
-            cluster_state=info.get("cluster_state", "down"),
-            slots_assigned=int(info.get("cluster_slots_assigned", 0)),
-            members=tuple(members), problems=health.problems, training=training)
+    def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
+        if self._reuse_redis:
+            return Bootstrapped()
+        report = self._start_redis(plan, self._redis_server, echo)
+        return Bootstrapped(actions=tuple(report.actions), seconds=report.seconds)
+
+    def start_training(self, plan: Plan, echo: Echo) -> None:
+        self._master = self._start_training(plan)
+
+    def follow(self, plan: Plan, echo: Echo) -> str | None:
+        path = self.state.log(MASTER)
+        for line in _read_lines(path, follow=True, until=lambda: self._master.poll() is not None):
+            echo(line.rstrip("\n"))
+        code = self._master.wait()
+        return None if code == 0 else f"master exited with code {code}; see {path}"
+
+    def after_training(self, plan: Plan, echo: Echo) -> None:
+        self._stop_lingering_executors(echo)
+
+    def undo_start(self, echo: Echo) -> None:
+        started_here = [r for name, r in self._records().items() if name not in self._kept]
+        self._stop(started_here, echo=lambda _message: None)
+
+    # -- primitives of status, export, logs and down ------------------------------------------------
+
+    def observe_members(self, record: ClusterRecord) -> dict[str, MemberState]:
+        return {name: MemberState(alive=is_running(r), state="" if is_running(r) else "exited")
+                for name, r in self._records().items()}
+
+    def run_job(self, record: ClusterRecord, job: str, *arguments: str) -> dict[str, Any]:
+        """The in-cluster job, run in this process: this machine reaches the Redis nodes."""
+        args = parse_job([job, "--state-dir", str(self.state.root), "--password-file", str(self.state.password_file),
+                          *arguments])
+        try:
+            return run_job(args)
+        except ArtmComposeError as error:
+            raise BootstrapError(f"{job}: {error}") from None
+
+    def export_model(self, record: ClusterRecord, training: TrainingRecord, out: Path) -> Path:
+        return Path(self.run_job(record, "export", "--vocab-path", str(training.vocab_path), "--out", str(out))["path"])
+
+    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
+        return self._stop(list(self._records().values()), echo)
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
         paths = self._log_paths(component)
@@ -129,22 +115,9 @@ class LocalRuntime(Runtime):
             return
         yield from _follow_many(paths)
 
-    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
-        records = list(self._records().values())
-        if not records:
-            message = f"nothing to stop in {self.state.root}"
-            echo(message)
-            return [message]
-        messages = self._stop(records, echo)
-        if self.state.exists():
-            self.set_status(Status.STOPPED)
-        return messages
-
     # -- up, step by step ---------------------------------------------------------------------------
 
     def _check_prerequisites(self, plan: Plan) -> str:
-        if plan.config.runtime != self.name:
-            raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the local runtime")
         redis_server = shutil.which("redis-server")
         if redis_server is None:
             raise RuntimeUnavailable("redis-server is not installed (apt-get install redis-server); "
@@ -172,7 +145,8 @@ class LocalRuntime(Runtime):
             raise ConfigError(f"training is already running in {self.state.root} ({', '.join(busy[:4])} alive); "
                               f"follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
         redis_up = all(redis_component(n.index) in running for n in plan.nodes)
-        return redis_up and check_health(targets_from_plan(plan), _password_or_none(self.state)).ok
+        password = read_password(self.state.password_file) if self.state.password_file.exists() else None
+        return redis_up and check_health(targets_from_plan(plan), password).ok
 
     def _check_ports(self, plan: Plan, ours: set[int]) -> None:
         for node in plan.nodes:
@@ -200,8 +174,6 @@ class LocalRuntime(Runtime):
         self._wait_redis_started(plan, records)
         report = bootstrap(targets_from_plan(plan), read_password(self.state.password_file),
                            timeout=bootstrap_timeout(len(plan.nodes)))
-        echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots, "
-             f"bootstrap {report.seconds:.2f} s")
         return report
 
     def _wait_redis_started(self, plan: Plan, records: list[ProcessRecord]) -> None:
@@ -222,7 +194,7 @@ class LocalRuntime(Runtime):
             if pending:
                 time.sleep(0.01)
 
-    def _start_training(self, plan: Plan, echo: Echo) -> subprocess.Popen:
+    def _start_training(self, plan: Plan) -> subprocess.Popen:
         launch = _engine_launch()
         assert plan.data is not None
         common = dict(password_file=self.state.password_file, batches_dir=plan.data.batches_dir,
@@ -237,33 +209,13 @@ class LocalRuntime(Runtime):
         argv = [sys.executable, "-m", "artm_compose.engine.master",
                 *launch.master_argv(plan, redis_host=first.host, redis_port=first.port,
                                     scores_path=self.state.scores, **common)]
-        master = self._start(MASTER, argv)
-        echo(f"started {len(plan.executors)} executor(s) and the master; logs in {self.state.logs_dir}")
-        return master
+        return self._start(MASTER, argv)
 
     def _start(self, component: str, argv: list[str]) -> subprocess.Popen:
         self.state.log(component).unlink(missing_ok=True)
         child, record = start_process(component, argv, log=self.state.log(component), cwd=self.state.root)
         record.save(self.state.pid_record(component))
         return child
-
-    def _follow_master(self, master: subprocess.Popen, echo: Echo) -> str:
-        """Echo the master's log until it exits; a non-zero exit is a TrainingError."""
-        path = self.state.log(MASTER)
-        try:
-            for line in _read_lines(path, follow=True, until=lambda: master.poll() is not None):
-                echo(line.rstrip("\n"))
-        except KeyboardInterrupt:
-            echo(f"stopped following; training goes on (artm-compose status / logs master -f / down "
-                 f"--state-dir {self.state.root})")
-            return "started"
-        code = master.wait()
-        self._stop_lingering_executors(echo)
-        if code != 0:
-            self.set_status(Status.FAILED)
-            raise TrainingError(f"master exited with code {code}; see {path}")
-        self.set_status(Status.FINISHED)
-        return "finished"
 
     def _stop_lingering_executors(self, echo: Echo) -> None:
         """Executors leave on their own once the master has ended the run; stop those that do not."""
@@ -315,14 +267,6 @@ class LocalRuntime(Runtime):
                               f"{', '.join(available) or 'none'} (or a role: redis, executor)")
         return chosen
 
-    def _training_progress(self, cluster: ClusterRecord, password: str | None) -> dict[str, Any] | None:
-        try:
-            addresses = read_addresses(self.state.addresses)
-        except ConfigError:  # nothing was rendered, so no Redis to ask: scores.json may still tell
-            addresses = None
-        progress = probe_progress(addresses, password, cluster.cluster) if addresses else None
-        return training_summary(progress, self.state.scores)
-
 
 RUNTIME = LocalRuntime
 
@@ -343,44 +287,6 @@ def _accepts_connections(host: str, port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _master_detail(record: ProcessRecord | None, training: dict[str, Any] | None) -> str:
-    if record is None:
-        return "not started"
-    training = training or {}
-    if is_running(record):
-        if training.get("passes") is not None:
-            return f"{training.get('state', 'training')}, pass {training.get('pass', 0)}/{training['passes']}"
-        return "training"
-    if training.get("state") == "done":
-        return "finished"
-    if training.get("state") == "failed":
-        return f"failed: {training.get('error', 'see logs/master.log')}"
-    return "exited"
-
-
-def _password_or_none(state: StateDir) -> str | None:
-    return read_password(state.password_file) if state.password_file.exists() else None
-
-
-def _effective_status(stored: Status, members: list[MemberStatus], records: dict[str, ProcessRecord]) -> Status:
-    """The stored status, corrected by what is actually alive."""
-    if not records:
-        return stored
-    redis_alive = [m.alive for m in members if m.role == "redis"]
-    if not any(redis_alive):
-        return Status.DOWN
-    if not all(redis_alive):
-        return Status.DEGRADED
-    masters = [m for m in members if m.role == "master"]
-    if stored == Status.TRAINING and masters and not masters[0].alive:
-        return Status.FINISHED if masters[0].detail == "finished" else Status.TRAINING_STOPPED
-    return stored
-
-
-def _half_open(bounds: tuple[int, int]) -> str:
-    return f"[{bounds[0]}, {bounds[1]})"
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

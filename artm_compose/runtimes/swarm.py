@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,9 @@ from artm_compose.errors import BootstrapError, ConfigError, DataError, RuntimeU
 from artm_compose.images.build import ImageTags, build_images
 from artm_compose.plan import Plan
 from artm_compose.render import MASTER, redis_component, render_all
-from artm_compose.record import ClusterRecord, Status
-from artm_compose.runtimes.base import (ClusterStatus, Echo, MemberStatus, Runtime, UpResult, effective_status,
-                                        require_training, training_summary)
-from artm_compose.slots import SLOT_COUNT
+from artm_compose.record import ClusterRecord, Status, TrainingRecord
+from artm_compose.runtimes.base import Bootstrapped, ClusterStatus, Echo, MemberState
+from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import write_text_atomic
 from artm_compose.swarm.assign import Holding, assign, removal, usable_holdings
 from artm_compose.swarm.data_plan import check_local, data_plan
@@ -109,15 +108,15 @@ class SwarmRuntime(Runtime):
 
     name = RUNTIME_NAME
 
-    # -- up -----------------------------------------------------------------------------------------
+    where = "on Docker Swarm"
+    missing = "no service"
 
-    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
-        started = time.monotonic()
-        if plan.config.runtime != self.name:
-            raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the swarm runtime")
-        client = docker_client()
-        whales = DockerClient()
-        manager_id = require_manager(whales)
+    # -- primitives of up ---------------------------------------------------------------------------
+
+    def prepare(self, plan: Plan, echo: Echo) -> None:
+        self._client = client = docker_client()
+        self._whales = whales = DockerClient()
+        self._manager_id = manager_id = require_manager(whales)
         self._check_conflicts(client, plan)
         holdings = self.place(whales, plan, echo)
         if plan.data is not None:
@@ -126,48 +125,33 @@ class SwarmRuntime(Runtime):
             problems = check_local(placed)
             if problems:
                 raise DataError(f"data for the Swarm nodes is incomplete on this manager: {'; '.join(problems[:5])}")
-        images = build_images(echo=echo, client=client)
+        self._images = images = build_images(echo=echo, client=client)
         if plan.data is not None:
             self._check_data_on_nodes(client, plan, holdings, manager_id, images, echo)
         render_all(plan, self.state, status=Status.STARTING)
         files = StackFiles.of(self.state)
         write_text_atomic(files.nodes, nodes_document(plan))
-        password = self.state.ensure_password()
+        self._password = password = self.state.ensure_password()
         record = self.state_record()
         record.with_extras(self._record(plan, holdings, manager_id, images, password).to_dict()).save(self.state)
-        groups = {v: h.group for h in holdings for v in h.vnodes}
-        try:
-            bootstrap = f"{stack_name(plan)}_{BOOTSTRAP_SERVICE}"
-            before = _one_shot_state(client, bootstrap)
-            self._deploy(whales, plan, images, groups, manager_id, password, training=False)
-            _run_again_if_unchanged(client, bootstrap, before)
-            redis = [redis_component(n.index) for n in plan.nodes]
-            echo(f"deployed stack {stack_name(plan)}: {len(redis)} Redis service(s) on network {network_name(plan)}")
-            self._wait_running(client, plan, redis, SERVICE_START_TIMEOUT)
-            report = self._wait_bootstrap(client, bootstrap, before[1] if before else set(),
-                                          bootstrap_timeout(len(plan.nodes)) + 30)
-        except BaseException:
-            self.set_status(Status.FAILED)
-            raise
-        actions = tuple(report.get("actions", ()))
-        echo(f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots"
-             + (f" ({len(actions)} bootstrap action(s), {report.get('seconds', 0):.2f} s)" if actions
-                else ", already healthy"))
-        self.set_status(Status.RUNNING)
-        if plan.data is None:
-            return UpResult(actions=actions, bootstrap_seconds=report.get("seconds"), already_up=not actions,
-                            seconds=time.monotonic() - started)
+        self._groups = {v: h.group for h in holdings for v in h.vnodes}
+
+    def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
+        client = self._client
+        bootstrap = f"{stack_name(plan)}_{BOOTSTRAP_SERVICE}"
+        before = _one_shot_state(client, bootstrap)
+        self._deploy(plan, training=False)
+        _run_again_if_unchanged(client, bootstrap, before)
+        redis = [redis_component(n.index) for n in plan.nodes]
+        echo(f"deployed stack {stack_name(plan)}: {len(redis)} Redis service(s) on network {network_name(plan)}")
+        self._wait_running(client, plan, redis, SERVICE_START_TIMEOUT)
+        report = self._wait_bootstrap(client, bootstrap, before[1] if before else set(),
+                                      bootstrap_timeout(len(plan.nodes)) + 30)
+        return Bootstrapped(actions=tuple(report.get("actions", ())), seconds=report.get("seconds"))
+
+    def start_training(self, plan: Plan, echo: Echo) -> None:
         self.state.scores.unlink(missing_ok=True)
-        self._deploy(whales, plan, images, groups, manager_id, password, training=True)
-        echo(f"started {len(plan.executors)} executor(s) and the master; follow with `artm-compose logs master -f`")
-        self.set_status(Status.TRAINING)
-        actions += ("started training",)
-        if detach:
-            return UpResult(actions=actions, bootstrap_seconds=report.get("seconds"),
-                            seconds=time.monotonic() - started, training="started")
-        outcome = self._follow_master(client, plan, echo)
-        return UpResult(actions=actions, bootstrap_seconds=report.get("seconds"), seconds=time.monotonic() - started,
-                        training=outcome)
+        self._deploy(plan, training=True)
 
     def place(self, whales: DockerClient, plan: Plan, echo: Echo) -> tuple[Holding, ...]:
         """Keep the Swarm's labels if they already place every virtual node on a usable node, else relabel."""
@@ -214,14 +198,14 @@ class SwarmRuntime(Runtime):
                            secret=content_name(plan, "password", password),
                            nodes_config=content_name(plan, "nodes", nodes_document(plan)), holdings=holdings)
 
-    def _deploy(self, whales: DockerClient, plan: Plan, images: ImageTags, groups: dict[int, int], manager_id: str,
-                password: str, *, training: bool) -> None:
+    def _deploy(self, plan: Plan, *, training: bool) -> None:
         files = StackFiles.of(self.state)
-        write_text_atomic(files.stack, render_stack(plan, self.state, images=images, groups=groups,
-                                                    manager_id=manager_id, password=password, training=training))
+        write_text_atomic(files.stack, render_stack(plan, self.state, images=self._images, groups=self._groups,
+                                                    manager_id=self._manager_id, password=self._password,
+                                                    training=training))
         try:
             # Prune: the first deploy of a run drops the previous run's executors and master.
-            whales.stack.deploy(stack_name(plan), [files.stack], resolve_image="never", prune=True)
+            self._whales.stack.deploy(stack_name(plan), [files.stack], resolve_image="never", prune=True)
         except WhalesError as error:
             raise RuntimeUnavailable(f"docker stack deploy of {files.stack} failed: {_whales_message(error)}") from None
 
@@ -264,8 +248,8 @@ class SwarmRuntime(Runtime):
                                      f"{tail(logs)}")
             time.sleep(POLL)
 
-    def _follow_master(self, client: docker.DockerClient, plan: Plan, echo: Echo) -> str:
-        """Echo the master's output until its task ends; a failed master is a TrainingError."""
+    def follow(self, plan: Plan, echo: Echo) -> str | None:
+        client = self._client
         self._wait_running_or_done(client, plan, MASTER, SERVICE_START_TIMEOUT)
         master = self._service_view(client, plan.cluster, MASTER)
         assert master is not None and master.task is not None
@@ -279,19 +263,13 @@ class SwarmRuntime(Runtime):
                 task = current.task if current is not None and current.task is not None else task
             # The log stream lags the task state a little.
             _drain(lines, echo, wait=2.0, until_quiet=True)
-        except KeyboardInterrupt:
-            echo(f"stopped following; training goes on (artm-compose status / logs master -f / down "
-                 f"--state-dir {self.state.root})")
-            return "started"
         finally:
             process.terminate()
             process.wait(timeout=10)
         if task.state != "complete":
-            self.set_status(Status.FAILED)
-            raise TrainingError(f"master {task.describe(hostnames(client))}; see `artm-compose logs master "
-                                f"--state-dir {self.state.root}`")
-        self.set_status(Status.FINISHED)
-        return "finished"
+            return (f"master {task.describe(hostnames(client))}; see `artm-compose logs master "
+                    f"--state-dir {self.state.root}`")
+        return None
 
     def _wait_running_or_done(self, client: docker.DockerClient, plan: Plan, component: str,
                               timeout: float) -> None:
@@ -305,39 +283,32 @@ class SwarmRuntime(Runtime):
                 raise TrainingError(f"{component} did not start within {timeout:g} s ({state})")
             time.sleep(POLL)
 
-    # -- status, logs, down -------------------------------------------------------------------------
+    # -- primitives of status, export, logs and down ------------------------------------------------
 
-    def status(self) -> ClusterStatus:
-        cluster = self.state_record()
+    def observe_members(self, record: ClusterRecord) -> dict[str, MemberState]:
         client = docker_client()
-        swarm = SwarmRecord.of(cluster)
         names = hostnames(client)
-        views = {v.component: v for v in self._services(client, cluster.cluster)}
+        views = {v.component: v for v in self._services(client, record.cluster)}
+        self._observed = views, names  # for report()
+        seen = {}
+        for component, view in views.items():
+            if view.task is None:
+                seen[component] = MemberState(alive=False, state="no task")
+            else:
+                seen[component] = MemberState(alive=view.task.running, state=view.task.describe(names),
+                                              address=names.get(view.task.node_id or "") or None)
+        return seen
+
+    def report(self, record: ClusterRecord, status: ClusterStatus) -> ClusterStatus:
+        """Per Swarm node: its range of virtual nodes and the state of the services placed on it."""
+        views, names = self._observed
+        swarm = SwarmRecord.of(record)
         holdings = list(swarm.holdings) if swarm is not None else []
-        members = [self._member("redis", node.name, views, names,
-                                f"slots {node.slots[0]}-{node.slots[1]}") for node in cluster.nodes]
-        if cluster.training:
-            members += [self._member("executor", e.name, views, names,
-                                     f"batches [{e.batch_range[0]}, {e.batch_range[1]}) "
-                                     f"tokens [{e.token_range[0]}, {e.token_range[1]})")
-                        for e in cluster.executors]
-            members.append(self._member("master", MASTER, views, names, ""))
-        problems: list[str] = []
-        cluster_state, slots, progress = "down", 0, None
-        if any(m.alive for m in members if m.role == "redis"):
-            try:
-                probe = self._in_cluster(client, cluster, "probe")
-                cluster_state, slots, progress = probe["cluster_state"], probe["slots_assigned"], probe.get("training")
-                problems.extend(probe["problems"])
-            except BootstrapError as error:
-                cluster_state = "unknown"
-                problems.append(str(error))
-        return SwarmStatus(cluster=cluster.cluster, runtime=self.name, state_dir=str(self.state.root),
-                           status=effective_status(cluster.status, members),
-                           cluster_state=cluster_state, slots_assigned=slots, members=tuple(members),
-                           problems=tuple(problems),
-                           training=training_summary(progress, self.state.scores) if cluster.training else None,
-                           swarm_nodes=tuple(_node_rows(holdings, cluster, views, names)))
+        return SwarmStatus(**{f.name: getattr(status, f.name) for f in fields(status)},
+                           swarm_nodes=tuple(_node_rows(holdings, record, views, names)))
+
+    def run_job(self, record: ClusterRecord, job: str, *arguments: str) -> dict[str, Any]:
+        return self._in_cluster(docker_client(), record, job, *arguments)
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
         cluster = self.state_record()
@@ -363,9 +334,9 @@ class SwarmRuntime(Runtime):
                 process.terminate()
                 process.wait(timeout=10)
 
-    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
+    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
         """Remove the stack, every service, secret, config and network of this cluster, and its node labels."""
-        cluster = self.state_record().cluster
+        cluster = (record or self.state_record()).cluster
         client = docker_client()
         whales = DockerClient()
         messages: list[str] = []
@@ -400,9 +371,6 @@ class SwarmRuntime(Runtime):
         apply_changes(whales, changes)
         for change in changes:
             say(f"removed labels {', '.join(change.remove)} from Swarm node {change.hostname}")
-        if not messages:
-            say(f"nothing of cluster {cluster!r} is left on Docker Swarm")
-        self.set_status(Status.STOPPED)
         return messages
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -465,10 +433,9 @@ class SwarmRuntime(Runtime):
             raise BootstrapError(f"{job} {outcome.task.describe(hostnames(client))}: {tail(outcome.output)}")
         return result
 
-    def export(self, out: Path) -> Path:
-        """Write the model to ``out`` (.npz or .csv) from a one-shot job on this manager, which mounts its folder."""
-        cluster = self.state_record()
-        training = require_training(cluster, self.state)
+    def export_model(self, record: ClusterRecord, training: TrainingRecord, out: Path) -> Path:
+        """From a one-shot job on this manager, which mounts the folder of ``out``."""
+        cluster = record
         out = out.resolve()
         out.parent.mkdir(parents=True, exist_ok=True)
         mounts, _, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
@@ -476,18 +443,6 @@ class SwarmRuntime(Runtime):
                          "--out", f"{EXPORT_MOUNT}/{out.name}",
                          mounts=(*mounts, Mount(str(out.parent), EXPORT_MOUNT, read_only=False)), on_manager=True)
         return out
-
-    @staticmethod
-    def _member(role: str, name: str, views: dict[str, ServiceView], names: dict[str, str],
-                detail: str) -> MemberStatus:
-        found = views.get(name)
-        if found is None or found.task is None:
-            return MemberStatus(role=role, name=name, alive=False, detail="no service" if found is None else "no task")
-        task = found.task
-        where = names.get(task.node_id or "", "")
-        shown = task.describe(names)
-        return MemberStatus(role=role, name=name, alive=task.running, address=where or None,
-                            detail=f"{shown}; {detail}" if detail else shown)
 
 
 @dataclass(frozen=True)

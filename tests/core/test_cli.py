@@ -118,7 +118,7 @@ def test_status_logs_and_down_without_a_cluster(tmp_path, capsys):
         code, _, err = run([command, "--state-dir", str(tmp_path)], capsys)
         assert code == 2 and "holds no cluster (no cluster.json)" in err
     code, out, _ = run(["down", "--runtime", "local", "--state-dir", str(tmp_path)], capsys)
-    assert code == 0 and "nothing to stop" in out
+    assert code == 0 and out == f"nothing of state dir {tmp_path.resolve()} is left on this machine\n"
 
 
 def test_help_of_every_command(capsys):
@@ -221,6 +221,6 @@ def test_cli_up_status_logs_down_with_the_installed_script(tmp_path):
         down = cli("down", *common)
     assert down.returncode == 0 and down.stdout.count("stopped redis-") == 4
     assert records and all(gone(r.pid) for r in records)
-    assert "nothing to stop" in cli("down", *common).stdout
+    assert "is left on this machine" in cli("down", *common).stdout
     after = json.loads(cli("status", "--json", *common).stdout)
     assert after["cluster_state"] == "down" and not any(m["alive"] for m in after["members"])

@@ -100,6 +100,9 @@ def test_the_runtime_contract(runtime: RuntimeCase, corpus: Path, tmp_path: Path
         echoed: list[str] = []
         result = training.up(detach=False, echo=echoed.append)
         assert result.training == "finished", echoed
+        # One lifecycle: the same messages whatever the runtime.
+        assert sum(line.startswith("Redis Cluster ok: 2 node(s), 16384 slots") for line in echoed) == 1, echoed
+        assert "started 2 executor(s) and the master; follow with `artm-compose logs master -f`" in echoed
         perplexity = json.loads(training.state.scores.read_text())["perplexity"]
         assert len(perplexity) == TRAINING["iterations"] and all(np.isfinite(perplexity))
         status = training.status()
@@ -118,7 +121,7 @@ def test_the_runtime_contract(runtime: RuntimeCase, corpus: Path, tmp_path: Path
         assert training.down(echo=QUIET)
         assert runtime.left(training) == []
         second = training.down(echo=QUIET)
-        assert len(second) == 1 and "nothing" in second[0], second
+        assert second == [f"nothing of cluster {name!r} is left {training.runtime.where}"], second
         assert json.loads(training.state.cluster_json.read_text())["status"] == "stopped"
         assert training.status().status in ("stopped", "down")
     finally:

@@ -116,7 +116,7 @@ def test_four_nodes_bootstrap_serve_keys_restart_and_stop(local_cluster):
     assert [Path(f"/proc/{r.pid}/stat").read_text() for r in final if Path(f"/proc/{r.pid}").exists()] == []
     assert list(state.pids_dir.glob("*.json")) == []
     assert json.loads(state.cluster_json.read_text())["status"] == "stopped"
-    assert cluster.down(echo=lambda _m: None) == [f"nothing to stop in {state.root}"]
+    assert cluster.down(echo=lambda _m: None) == [f"nothing of cluster {cluster.config.name!r} is left on this machine"]
 
 
 def test_up_refuses_a_changed_plan_in_a_running_state_dir(local_cluster):

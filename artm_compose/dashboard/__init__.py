@@ -1,0 +1,3 @@
+"""Seeing the training: the live dashboard (``artm-compose dashboard``), Prometheus metrics, plots and
+terminal displays, all drawn from one snapshot of a cluster (:mod:`artm_compose.dashboard.snapshot`).
+"""

@@ -1,0 +1,218 @@
+"""The lifecycle of a cluster, written once over each runtime's small primitives.
+
+``up``, ``status``, ``down`` and ``export`` are defined here only: their sequence, their messages, the
+status each step records and the assembly of the status report. A runtime (local processes, Docker
+Compose, Docker Swarm) implements the primitives: prepare, start Redis, start the training, follow it,
+observe members, run an in-cluster job, export, remove, and read logs. The local runtime runs the
+in-cluster jobs in this process; the container runtimes run them inside the cluster's network.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from artm_compose.errors import BootstrapError, ConfigError, TrainingError
+from artm_compose.plan import Plan
+from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
+from artm_compose.render import render_all
+from artm_compose.runtimes.base import (Bootstrapped, ClusterStatus, Echo, MemberState, Probe,
+                                        UpResult, effective_status, members_of, require_training,
+                                        training_summary)
+from artm_compose.slots import SLOT_COUNT
+from artm_compose.state import StateDir
+
+STARTED_TRAINING = "started training"
+
+
+def redis_ok_message(plan: Plan, started: Bootstrapped) -> str:
+    done = (f" ({len(started.actions)} bootstrap action(s), {started.seconds or 0:.2f} s)" if started.actions
+            else ", already healthy")
+    return f"Redis Cluster ok: {len(plan.nodes)} node(s), {SLOT_COUNT} slots{done}"
+
+
+def training_started_message(plan: Plan) -> str:
+    return f"started {len(plan.executors)} executor(s) and the master; follow with `artm-compose logs master -f`"
+
+
+def stopped_following_message(state: StateDir) -> str:
+    return (f"stopped following; training goes on (artm-compose status / logs master -f / down "
+            f"--state-dir {state.root})")
+
+
+def nothing_left_message(owner: str, where: str) -> str:
+    return f"nothing of {owner} is left {where}"
+
+
+class Runtime(ABC):
+    """Brings a plan up as running members and reports on, logs and stops them.
+
+    ``up`` takes the plan; ``status``, ``logs``, ``export`` and ``down`` work from the state directory
+    alone (its cluster record says what was started), so they need no data directory.
+    """
+
+    name: ClassVar[str]
+    # Where the members live, for people: "nothing of cluster 'x' is left <where>".
+    where: ClassVar[str]
+    # A member's state when the runtime finds no trace of it.
+    missing: ClassVar[str] = "not started"
+
+    def __init__(self, state: StateDir):
+        self.state = state
+
+    # -- the lifecycle ------------------------------------------------------------------------------
+
+    def up(self, plan: Plan, *, detach: bool = True, echo: Echo = print) -> UpResult:
+        """Start what is missing of ``plan`` (validating everything first); follow training unless ``detach``."""
+        started = time.monotonic()
+        if plan.config.runtime != self.name:
+            raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the {self.name} runtime")
+        self.prepare(plan, echo)
+        try:
+            redis = self.start_redis(plan, echo)
+        except BaseException:
+            self._failed_start(echo)
+            raise
+        echo(redis_ok_message(plan, redis))
+        self.set_status(Status.RUNNING)
+
+        def result(**outcome: Any) -> UpResult:
+            return UpResult(bootstrap_seconds=redis.seconds, seconds=time.monotonic() - started, **outcome)
+
+        if plan.data is None:
+            return result(actions=redis.actions, already_up=not redis.actions)
+        try:
+            self.start_training(plan, echo)
+        except BaseException:
+            self._failed_start(echo)
+            raise
+        echo(training_started_message(plan))
+        self.set_status(Status.TRAINING)
+        actions = (*redis.actions, STARTED_TRAINING)
+        if detach:
+            return result(actions=actions, training="started")
+        try:
+            failure = self.follow(plan, echo)
+        except KeyboardInterrupt:
+            echo(stopped_following_message(self.state))
+            return result(actions=actions, training="started")
+        except TrainingError:
+            self.set_status(Status.FAILED)
+            raise
+        self.after_training(plan, echo)
+        if failure is not None:
+            self.set_status(Status.FAILED)
+            raise TrainingError(failure)
+        self.set_status(Status.FINISHED)
+        return result(actions=actions, training="finished")
+
+    def status(self) -> ClusterStatus:
+        """Members by role with liveness, the Redis Cluster's state, and the training's progress."""
+        record = self.state_record()
+        seen = self.observe_members(record)
+        probe = Probe(cluster_state="down", slots_assigned=0)
+        if any(seen.get(node.name, MemberState(False)).alive for node in record.nodes):
+            try:
+                found = self.run_job(record, "probe")
+                probe = Probe(cluster_state=found["cluster_state"], slots_assigned=int(found["slots_assigned"]),
+                              problems=tuple(found["problems"]), progress=found.get("training"))
+            except BootstrapError as error:
+                probe = Probe(cluster_state="unknown", slots_assigned=0, problems=(str(error),))
+        training = training_summary(probe.progress, self.state.scores) if record.training else None
+        members = members_of(record, seen, training, self.missing)
+        return self.report(record, ClusterStatus(
+            cluster=record.cluster, runtime=self.name, state_dir=str(self.state.root),
+            status=effective_status(record.status, members, training), cluster_state=probe.cluster_state,
+            slots_assigned=probe.slots_assigned, members=tuple(members), problems=probe.problems,
+            training=training))
+
+    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
+        """Stop exactly what this runtime started for the state directory; idempotent.
+
+        ``volumes`` also removes the data volumes the runtime created (runtimes without any ignore it).
+        """
+        record = ClusterRecord.load_if_any(self.state)
+        messages = self.remove(record, echo, volumes=volumes)
+        if not messages:
+            owner = f"cluster {record.cluster!r}" if record is not None else f"state dir {self.state.root}"
+            messages = [nothing_left_message(owner, self.where)]
+            echo(messages[0])
+        if record is not None:
+            self.set_status(Status.STOPPED)
+        return messages
+
+    def export(self, out: Path) -> Path:
+        """Write the trained model to ``out`` (.npz: phi, tokens, topics; or .csv)."""
+        record = self.state_record()
+        return self.export_model(record, require_training(record, self.state), out)
+
+    def render(self, plan: Plan) -> list[Path]:
+        """Write the state directory's files for ``plan`` without starting anything."""
+        return render_all(plan, self.state)
+
+    def state_record(self) -> ClusterRecord:
+        return ClusterRecord.load(self.state)
+
+    def set_status(self, status: Status) -> None:
+        set_status(self.state, status)
+
+    def _failed_start(self, echo: Echo) -> None:
+        self.undo_start(echo)
+        if self.state.exists():
+            self.set_status(Status.FAILED)
+
+    # -- the primitives -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def prepare(self, plan: Plan, echo: Echo) -> None:
+        """Check everything that could stop ``plan`` here, make what is missing (images) and write the
+        state directory's files with status ``starting``; raise before anything starts."""
+
+    @abstractmethod
+    def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
+        """Start (or keep) the Redis nodes and bootstrap them into one healthy cluster."""
+
+    @abstractmethod
+    def start_training(self, plan: Plan, echo: Echo) -> None:
+        """Start the executors and the master (fresh, with no scores of an earlier run)."""
+
+    @abstractmethod
+    def follow(self, plan: Plan, echo: Echo) -> str | None:
+        """Echo the master's output until it ends; None if it succeeded, else what went wrong."""
+
+    def after_training(self, plan: Plan, echo: Echo) -> None:
+        """Once the master has ended: executors leave on their own; make sure of it (bounded)."""
+
+    def undo_start(self, echo: Echo) -> None:
+        """After a failed start: stop what this ``up`` started, if the runtime does that (keep the logs)."""
+
+    @abstractmethod
+    def observe_members(self, record: ClusterRecord) -> dict[str, MemberState]:
+        """What runs of the record's members, by component name (absent: no trace of it)."""
+
+    @abstractmethod
+    def run_job(self, record: ClusterRecord, job: str, *arguments: str) -> dict[str, Any]:
+        """Run an :mod:`artm_compose.in_cluster` job where it reaches the Redis nodes; its JSON result.
+
+        Raises BootstrapError when the job cannot run or fails."""
+
+    @abstractmethod
+    def export_model(self, record: ClusterRecord, training: TrainingRecord, out: Path) -> Path:
+        """Write the model held in Redis to ``out`` on this machine."""
+
+    @abstractmethod
+    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
+        """Remove everything this runtime started for the state directory, echoing each removal; the
+        messages (empty: nothing was there). ``record`` is None when cluster.json is gone."""
+
+    @abstractmethod
+    def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
+        """Log lines of ``component`` (all components if None); with ``follow``, keep yielding new lines."""
+
+    def report(self, record: ClusterRecord, status: ClusterStatus) -> ClusterStatus:
+        """The status report, with what only this runtime knows added (e.g. the Swarm's placement)."""
+        return status
+
