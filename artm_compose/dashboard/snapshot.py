@@ -42,6 +42,8 @@ TOP_TOKENS = 10
 # Browsers and scrapers asking at once share one look at most this old (seconds).
 SNAPSHOT_MAX_AGE = 0.5
 REDIS_TIMEOUT = 2.0
+# Reads of the committed model tried per snapshot before showing the previous top tokens.
+MODEL_READ_ATTEMPTS = 5
 _REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
@@ -286,17 +288,22 @@ class ClusterWatch:
             committed = store.read_model_record(client, cluster)
             if committed is None:
                 return self._model_dict()
-            key = (committed.run, committed.generation)
-            if key != self._model.key:
+            for _attempt in range(MODEL_READ_ATTEMPTS):
+                key = (committed.run, committed.generation)
+                if key == self._model.key:
+                    break
                 vocab = self._read_vocab(record.training.vocab_path)
                 phi = store.read_range(client, committed.layout, committed.generation, 0, committed.layout.vocab_size)
                 after = store.read_model_record(client, cluster)
-                # Two phi buffers: the one read is intact unless two more commits happened meanwhile.
+                # Two phi buffers: the one read is intact unless two more commits happened meanwhile;
+                # then read the newer one (short passes on a loaded machine can overtake one read).
                 if after is not None and after.run == committed.run and after.generation > committed.generation + 1:
-                    return self._model_dict()
+                    committed = after
+                    continue
                 if len(vocab) == len(phi):
                     self._model = _Model(key=key, pass_number=committed.pass_number,
                                          topics=top_tokens(phi, vocab, self.top))
+                break
         except (ArtmComposeError, *_REDIS_ERRORS) as error:
             return {**self._model_dict(), "error": str(error)}
         return self._model_dict()

@@ -80,6 +80,8 @@ def test_dashboard_shows_a_training_cluster_in_chromium(local_cluster, dashboard
                             heartbeat_timeout=5.0)
     url = dashboard(cluster.state.root)
     _wait(lambda: _passes(cluster.state.scores) >= 3, TRAIN_TIMEOUT, f"3 passes in {cluster.state.scores}")
+    _wait(lambda: len(json.loads(_get(url + "api/snapshot")[1])["model"]["topics"]) == TOPICS, TRAIN_TIMEOUT,
+          "the snapshot to hold the top tokens of a committed model")
 
     page = dump_dom(url)
     assert page.find_all("body")[0].attrs.get("data-loaded") == "yes", "the page's script did not draw a snapshot"
