@@ -1,5 +1,6 @@
 """The Python API: the same steps as the CLI (``plan``, ``render``, ``up``, ``status``, ``logs``, ``down``),
-and the trained model as BigARTM shows it (``get_phi``, ``score_tracker``, ``export(format="bigartm")``).
+and the trained model as BigARTM shows it (``get_phi``, ``get_theta``/``transform``, ``score_tracker``,
+``export(format="bigartm")``).
 
     cluster = Cluster.from_config("cluster.yaml", nodes=4, runtime="local")
     cluster.up(detach=True)
@@ -22,7 +23,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.data.bigartm_model import write_bigartm_model
 from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
-from artm_compose.model_frames import ExportedModel, ScoreTracker, phi_frame
+from artm_compose.model_frames import ExportedModel, ScoreTracker, phi_frame, theta_frame
 from artm_compose.plan import Plan, make_plan
 from artm_compose.record import ClusterRecord
 from artm_compose.runtimes.base import ClusterStatus, Echo, UpResult
@@ -129,6 +130,31 @@ class Cluster:
         with tempfile.TemporaryDirectory(prefix="artm-phi-") as directory:
             model = ExportedModel.load(self.runtime.export(Path(directory) / "model.npz"))
         return phi_frame(model, topic_names, class_ids)
+
+    def transform(self, data: str | Path | None = None, *, topic_names: str | Sequence[str] | None = None,
+                  naming: str = "id", out: str | Path | None = None) -> pandas.DataFrame:
+        """Theta of the batches in ``data`` (default: the training data) under the committed model, as
+        BigARTM's ``ARTM.transform(batch_vectorizer)`` computes it, run on the cluster (shares in parallel).
+
+        Orientation: documents x topics (rows indexed by item id, ``naming="title"`` for titles; columns
+        ``topic_0``...). BigARTM returns the transpose, topics x documents with the item ids as columns:
+        ``cluster.transform(d).T`` is BigARTM's frame. With ``out`` the theta file (.npz/.csv) is kept there.
+        """
+        from artm_compose.engine.transform import Theta, write_theta  # numba: on use only
+
+        data_path = Path(data).expanduser().resolve() if data is not None else None
+        with tempfile.TemporaryDirectory(prefix="artm-theta-") as directory:
+            written = self.runtime.transform(Path(directory) / "theta.npz", data=data_path)
+            theta = Theta.load(written)
+            if out is not None:
+                Path(out).parent.mkdir(parents=True, exist_ok=True)
+                write_theta(theta, Path(out))
+        return theta_frame(theta.theta, theta.items, theta.titles, theta.topics, topic_names, naming)
+
+    def get_theta(self, topic_names: str | Sequence[str] | None = None, naming: str = "id") -> pandas.DataFrame:
+        """Theta of the training documents under the committed model (BigARTM's ``ARTM.get_theta()``),
+        documents x topics; see :meth:`transform` for the orientation (``.T`` is BigARTM's)."""
+        return self.transform(topic_names=topic_names, naming=naming)
 
     @property
     def score_tracker(self) -> ScoreTracker:

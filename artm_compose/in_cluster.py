@@ -10,6 +10,8 @@ local runtime, whose Redis nodes this machine reaches, runs the same jobs in its
 - ``bootstrap``: assign slots, join the nodes, wait until healthy (idempotent; heals restarts).
 - ``probe``: cluster state, slots assigned, problems and the training's progress, changing nothing.
 - ``export``: write the trained model to a file in this container (the runtime copies it out).
+- ``transform``: theta of a batch directory under the committed model (shares computed in parallel
+  threads), written to a file in this container (:mod:`artm_compose.engine.transform`).
 - ``control``: ``bootstrap``, then mark the container ready and stay as an idle ``sleep``, so that
   later jobs start with ``docker exec`` (a fraction of a second) instead of a new container (seconds).
 """
@@ -71,6 +73,29 @@ def run_export(state: StateDir, password_file: Path, vocab_path: Path, out: Path
     return {"path": str(written)}
 
 
+def run_transform(state: StateDir, password_file: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Write theta of ``args.data_path`` under the committed model to ``args.out``."""
+    from artm_compose.engine.transform import transform, write_theta
+
+    record = ClusterRecord.load(state)
+    client = cluster_client(record.addresses, read_password(password_file))
+    try:
+        theta = transform(client, record.cluster, args.vocab_path, args.data_path, args.shares,
+                          args.inner, args.parallel)
+    finally:
+        client.close()
+    written = write_theta(theta, args.out)
+    return {"path": str(written), "documents": int(len(theta.items)), "skipped_weight": theta.skipped_weight}
+
+
+def parse_shares(text: str) -> list[tuple[int, int]]:
+    """``0:8,8:16`` -> [(0, 8), (8, 16)]."""
+    try:
+        return [(int(a), int(b)) for a, b in (part.split(":") for part in text.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shares {text!r}: expected BEGIN:END,BEGIN:END,...") from None
+
+
 def become_idle(ready_file: Path) -> None:
     """Mark the bootstrap done and replace this process by ``sleep`` (no Python left in memory)."""
     ready_file.touch()
@@ -81,16 +106,22 @@ def parse_job(argv: list[str]) -> argparse.Namespace:
     """A job's command line: ``JOB --state-dir DIR --password-file FILE [options]``."""
     parser = argparse.ArgumentParser(prog="python3 -m artm_compose.in_cluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("job", choices=("bootstrap", "probe", "control", "export"))
+    parser.add_argument("job", choices=("bootstrap", "probe", "control", "export", "transform"))
     parser.add_argument("--state-dir", type=Path, required=True, help="the mounted state directory")
     parser.add_argument("--password-file", type=Path, required=True, help="the Redis password, one line")
     parser.add_argument("--timeout", type=float, default=BOOTSTRAP_TIMEOUT, help="bootstrap time limit (s)")
     parser.add_argument("--ready-file", type=Path, default=READY_FILE, help="control: touched once bootstrapped")
     parser.add_argument("--vocab-path", type=Path, help="export: the vocabulary as mounted here")
-    parser.add_argument("--out", type=Path, help="export: the file to write (.npz or .csv)")
+    parser.add_argument("--out", type=Path, help="export, transform: the file to write (.npz or .csv)")
+    parser.add_argument("--data-path", type=Path, help="transform: the batch directory as mounted here")
+    parser.add_argument("--shares", type=parse_shares, help="transform: batch ranges BEGIN:END,... computed in parallel")
+    parser.add_argument("--inner", type=int, default=10, help="transform: document passes (inner iterations)")
+    parser.add_argument("--parallel", type=int, default=1, help="transform: shares computed at once")
     args = parser.parse_args(argv)
-    if args.job == "export" and (args.vocab_path is None or args.out is None):
-        parser.error("export needs --vocab-path and --out")
+    if args.job in ("export", "transform") and (args.vocab_path is None or args.out is None):
+        parser.error(f"{args.job} needs --vocab-path and --out")
+    if args.job == "transform" and (args.data_path is None or args.shares is None):
+        parser.error("transform needs --data-path and --shares")
     return args
 
 
@@ -101,6 +132,8 @@ def run_job(args: argparse.Namespace) -> dict[str, Any]:
         return run_probe(state, args.password_file)
     if args.job == "export":
         return run_export(state, args.password_file, args.vocab_path, args.out)
+    if args.job == "transform":
+        return run_transform(state, args.password_file, args)
     return run_bootstrap(state, args.password_file, args.timeout)
 
 

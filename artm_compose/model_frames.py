@@ -4,6 +4,7 @@
 (``topic_0``...). The index is the token; with several modalities it is a MultiIndex
 ``(class_id, token)`` so equal tokens of different modalities stay apart. ``ScoreTracker`` is
 ``ARTM.score_tracker``'s: ``tracker["perplexity"].value`` (every pass) and ``.last_value``.
+``theta_frame`` is documents x topics (the transpose of BigARTM's ``transform()``).
 pandas is imported on first use (it is the optional ``analysis`` extra).
 """
 
@@ -72,6 +73,31 @@ def phi_frame(model: ExportedModel, topic_names: str | Sequence[str] | None = No
     else:
         index = pandas.Index(tokens, name="token")
     return pandas.DataFrame(model.phi[np.ix_(rows, columns)], index=index, columns=[model.topics[c] for c in columns])
+
+
+THETA_NAMINGS = ("id", "title")
+
+
+def theta_frame(theta: np.ndarray, items: np.ndarray, titles: Sequence[str], topics: Sequence[str],
+                topic_names: str | Sequence[str] | None = None, naming: str = "id") -> pandas.DataFrame:
+    """Theta as documents x topics: one row per document (indexed by item id, or by title with
+    ``naming="title"``: BigARTM's ``theta_columns_naming``), one column per topic.
+
+    BigARTM's ``transform``/``get_theta`` return the transpose (topics x documents, the documents as
+    columns); ``.T`` of this frame is that layout.
+    """
+    pandas = _pandas()
+    if naming not in THETA_NAMINGS:
+        raise ConfigError(f"naming={naming!r}: choose one of {', '.join(THETA_NAMINGS)}")
+    topics = list(topics)
+    chosen = _selection(topic_names)
+    unknown = sorted(set(chosen or ()) - set(topics))
+    if unknown:
+        raise ConfigError(f"topic_names: {', '.join(unknown)} not in the model ({topics[0]}..{topics[-1]})")
+    columns = [topics.index(t) for t in chosen] if chosen is not None else list(range(len(topics)))
+    index = (pandas.Index(np.asarray(items), name="item_id") if naming == "id"
+             else pandas.Index(list(titles), name="title"))
+    return pandas.DataFrame(theta[:, columns], index=index, columns=[topics[c] for c in columns])
 
 
 @dataclass(frozen=True)

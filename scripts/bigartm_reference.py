@@ -10,6 +10,13 @@ subprocess:
   .venv-ref/bin/python scripts/bigartm_reference.py fit --batches DIR [--vocab DIR/vocab.txt] \
       --topics T --passes N [--inner 10] [--processors 1] [--seed 1] [--init-phi FILE] \
       --json OUT.json [--npz OUT.npz]
+  .venv-ref/bin/python scripts/bigartm_reference.py transform --batches DIR [--vocab VOCAB] --phi FILE \
+      [--inner 10] [--processors 1] --npz OUT.npz
+
+``transform`` puts the given phi (``--phi``, read as ``--init-phi`` is; ``--vocab``: the vocabulary
+phi was trained with, default ``vocab.txt`` of the batches) into a model and runs ``ARTM.transform``
+on the batches; the npz holds ``theta`` (documents x topics, the transpose of the
+DataFrame BigARTM returns), ``items`` (its columns, the item ids), ``titles`` and ``seconds``.
 
 ``dictionary`` gathers BigARTM's dictionary from the batches and applies ``Dictionary.filter`` once per
 mapping of the JSON list ``--filters`` (its keyword arguments, in order); the JSON written holds
@@ -189,6 +196,40 @@ def cmd_fit(args: argparse.Namespace) -> None:
                  class_ids=np.array([k[0] for k in vocab]), topics=np.array(list(topics)))
 
 
+def model_with_phi(batches: Path, vocab_path: Path, phi_file: Path, inner: int, processors: int):
+    """An initialised ARTM model (PLSA) whose p_wt is the phi of ``phi_file``, rows matched by token."""
+    import artm
+
+    vocab = read_vocab(vocab_path)
+    keys, values = load_phi_file(phi_file)
+    dictionary = artm.Dictionary()
+    dictionary.gather(data_path=str(batches), vocab_file_path=str(vocab_path))
+    model = artm.ARTM(num_topics=values.shape[1], num_processors=processors, num_document_passes=inner,
+                      show_progress_bars=False)
+    model.initialize(dictionary)
+    info, pwt = model.master.attach_model(model.model_pwt)
+    model_keys = list(zip(info.class_id, info.token))
+    pwt[rows_in(model_keys, vocab, "BigARTM's model")] = values[rows_in(keys, vocab, str(phi_file))]
+    return model
+
+
+def cmd_transform(args: argparse.Namespace) -> None:
+    import artm
+
+    batches = Path(args.batches).resolve()
+    vocab_path = Path(args.vocab).resolve() if args.vocab else batches / "vocab.txt"
+    model = model_with_phi(batches, vocab_path, Path(args.phi), args.inner, args.processors)
+    vectorizer = artm.BatchVectorizer(data_path=str(batches), data_format="batches")
+    start = time.perf_counter()
+    frame = model.transform(vectorizer)
+    seconds = time.perf_counter() - start
+    model.theta_columns_naming = "title"
+    titles = [str(t) for t in model.transform(vectorizer).columns]
+    np.savez(args.npz, theta=frame.to_numpy(dtype=np.float32).T, items=np.asarray(frame.columns, dtype=np.int64),
+             titles=np.asarray(titles, dtype=str), topics=np.asarray([str(t) for t in frame.index], dtype=str),
+             seconds=np.asarray(seconds))
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -213,12 +254,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     fit.add_argument("--init-phi")
     fit.add_argument("--json", required=True)
     fit.add_argument("--npz")
+    transform = commands.add_parser("transform", help="ARTM.transform with a given phi")
+    transform.add_argument("--batches", required=True)
+    transform.add_argument("--vocab")
+    transform.add_argument("--phi", required=True)
+    transform.add_argument("--inner", type=int, default=10, help="num_document_passes")
+    transform.add_argument("--processors", type=int, default=1)
+    transform.add_argument("--npz", required=True)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    for name in ("json", "npz", "batches", "vocab", "init_phi", "target", "vw"):
+    for name in ("json", "npz", "batches", "vocab", "init_phi", "target", "vw", "phi"):
         if getattr(args, name, None):
             setattr(args, name, str(Path(getattr(args, name)).resolve()))
     if getattr(args, "uci", None):
@@ -226,7 +274,8 @@ def main(argv: list[str]) -> None:
     # libartm writes its glog files into the working directory: keep them out of the caller's.
     with tempfile.TemporaryDirectory(prefix="bigartm-logs-") as logs:
         os.chdir(logs)
-        {"vectorize": cmd_vectorize, "dictionary": cmd_dictionary, "fit": cmd_fit}[args.command](args)
+        {"vectorize": cmd_vectorize, "dictionary": cmd_dictionary, "fit": cmd_fit,
+         "transform": cmd_transform}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -95,3 +95,18 @@ def down_command(volumes: bool, **options: Any) -> None:
 def export_command(out: Path, export_format: str | None, **options: Any) -> None:
     """Write the trained model (phi with token and topic names) from Redis to a file or directory."""
     click.echo(str(existing_cluster(options).export(out, format=export_format)))
+
+
+@cli.command("transform")
+@state_options
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Batch directory whose documents get theta [default: the training data].")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="theta.npz (arrays theta, items, titles, topics) or theta.csv (one row per document).")
+def transform_command(data_dir: Path | None, out: Path, **options: Any) -> None:
+    """Theta (documents x topics) of any batches under the committed model, as BigARTM's transform.
+
+    Runs the E-step on the cluster, the batches split as training splits them and the shares
+    computed in parallel; tokens the model does not have are skipped.
+    """
+    click.echo(str(existing_cluster(options).runtime.transform(out, data=data_dir)))

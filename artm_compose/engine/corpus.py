@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,8 @@ class LocalCorpus:
 
     ``rows`` are the sorted vocabulary indices the documents use; ``docs.rows[j]`` indexes
     into it, so an executor fetches and updates exactly these phi rows. Entries whose token is
-    missing from the vocabulary are skipped and counted.
+    missing from the vocabulary are skipped and counted. ``item_ids`` and ``titles`` name the
+    documents (theta's rows), ``batch_starts[i]`` is the first document of batch i (online updates).
     """
 
     docs: Documents
@@ -28,6 +29,9 @@ class LocalCorpus:
     token_weight: float
     skipped_entries: int
     skipped_weight: float
+    item_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    titles: tuple[str, ...] = ()
+    batch_starts: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
 
 
 def load_corpus(batches_dir: Path, vocab: Vocabulary, begin: int, end: int) -> LocalCorpus:
@@ -37,8 +41,13 @@ def load_corpus(batches_dir: Path, vocab: Vocabulary, begin: int, end: int) -> L
         raise DataError(f"batch range [{begin}, {end}) does not fit the {len(paths)} batches in {batches_dir}")
     indptrs, indices, weights = [np.zeros(1, dtype=np.int64)], [], []
     skipped_entries, skipped_weight, offset = 0, 0.0, 0
+    item_ids, titles, starts = [np.zeros(0, dtype=np.int64)], [], [0]
     for path in paths[begin:end]:
-        batch = batch_in_vocab(read_batch(path), vocab, skip_missing=True)
+        raw = read_batch(path)
+        item_ids.append(raw.item_ids)
+        titles.extend(raw.titles)
+        starts.append(starts[-1] + raw.n_items)
+        batch = batch_in_vocab(raw, vocab, skip_missing=True)
         indptrs.append(batch.indptr[1:] + offset)
         offset += int(batch.indptr[-1])
         indices.append(batch.vocab_index)
@@ -52,4 +61,6 @@ def load_corpus(batches_dir: Path, vocab: Vocabulary, begin: int, end: int) -> L
                      weights=np.ascontiguousarray(weight_array))
     return LocalCorpus(docs=docs, rows=rows.astype(np.int64), batch_names=tuple(p.name for p in paths[begin:end]),
                        token_weight=float(weight_array.sum(dtype=np.float64)),
-                       skipped_entries=skipped_entries, skipped_weight=skipped_weight)
+                       skipped_entries=skipped_entries, skipped_weight=skipped_weight,
+                       item_ids=np.concatenate(item_ids).astype(np.int64), titles=tuple(titles),
+                       batch_starts=np.asarray(starts, dtype=np.int64))

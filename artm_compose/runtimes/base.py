@@ -143,6 +143,21 @@ def effective_status(stored: Status, members: list[MemberStatus], training: dict
 
 
 @dataclass(frozen=True)
+class TransformJob:
+    """What the ``transform`` in-cluster job needs besides paths: the shares, document passes, parallelism."""
+
+    shares: tuple[tuple[int, int], ...]
+    inner: int
+    parallel: int
+
+    def arguments(self, data_path: str | Path, vocab_path: str | Path, out: str | Path) -> list[str]:
+        """The job's command-line arguments, with paths as the job's machine or container sees them."""
+        return ["--data-path", str(data_path), "--vocab-path", str(vocab_path), "--out", str(out),
+                "--shares", ",".join(f"{a}:{b}" for a, b in self.shares), "--inner", str(self.inner),
+                "--parallel", str(self.parallel)]
+
+
+@dataclass(frozen=True)
 class MemberState:
     """What a runtime sees of one member: alive or not, its state for people, and where it runs if known."""
 

@@ -38,6 +38,7 @@ from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, bootstrap_ti
                                        corpus_mounts, in_cluster_command, network_name, published_port, render_compose)
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets)
+from artm_compose.data.batches import list_batches
 from artm_compose.errors import BootstrapError, ConfigError
 from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.images.tooling import ensure_compose_plugin
@@ -45,7 +46,7 @@ from artm_compose.plan import Plan
 from artm_compose.processes import port_free, port_owner
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
-from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState
+from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import StateDir
 
@@ -302,14 +303,30 @@ class ComposeRuntime(Runtime):
         self._exec(record.cluster, "export", "--vocab-path", vocab, "--out", inside, client=client)
         control = client.containers.get(labels.project_name(record.cluster) + f"-{CONTROL}")
         try:
-            stream, _ = control.get_archive(inside)
-            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-                member = archive.extractfile(archive.getmembers()[0])
-                assert member is not None
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(member.read())
+            _copy_out(control, inside, out)
         finally:
             control.exec_run(["rm", "-f", inside])
+        return out
+
+    def transform_theta(self, record: ClusterRecord, training: TrainingRecord, batches_dir: Path,
+                        job: TransformJob, out: Path) -> Path:
+        """In the control container (the shares in parallel threads there); other data than the training
+        data is copied into it first (the engine may be remote, so no new mount), then removed."""
+        _, corpus, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
+        client = docker_client()
+        control = client.containers.get(labels.project_name(record.cluster) + f"-{CONTROL}")
+        scratch = f"{EXPORT_DIR}/transform-{secrets.token_hex(4)}"
+        inside_out = f"{scratch}/{out.name}"
+        control.exec_run(["mkdir", "-p", f"{scratch}/data"])
+        try:
+            data = corpus
+            if batches_dir.resolve() != Path(training.batches_dir).resolve():
+                control.put_archive(f"{scratch}/data", _batches_archive(batches_dir))
+                data = f"{scratch}/data"
+            self._exec(record.cluster, "transform", *job.arguments(data, vocab, inside_out), client=client)
+            _copy_out(control, inside_out, out)
+        finally:
+            control.exec_run(["rm", "-rf", scratch])
         return out
 
     def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
@@ -391,6 +408,28 @@ class ComposeRuntime(Runtime):
 
 
 RUNTIME = ComposeRuntime
+
+
+def _copy_out(container: Container, inside: str, out: Path) -> None:
+    """Copy the file ``inside`` the container to ``out`` on this machine."""
+    stream, _ = container.get_archive(inside)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.extractfile(archive.getmembers()[0])
+        assert member is not None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(member.read())
+
+
+def _batches_archive(batches_dir: Path) -> bytes:
+    """A tar of the ``*.batch`` files of ``batches_dir`` (flat), readable by any user in the container."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path in list_batches(batches_dir):
+            info = archive.gettarinfo(str(path), arcname=path.name)
+            info.mode, info.uid, info.gid = 0o644, 0, 0
+            with path.open("rb") as handle:
+                archive.addfile(info, handle)
+    return buffer.getvalue()
 
 
 def _member_state(container: Container) -> MemberState:

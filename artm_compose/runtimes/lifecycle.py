@@ -9,15 +9,18 @@ in-cluster jobs in this process; the container runtimes run them inside the clus
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from artm_compose.data.batches import list_batches
 from artm_compose.errors import BootstrapError, ConfigError, TrainingError
 from artm_compose.plan import Plan
 from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
+from artm_compose.runtimes.base import TransformJob
 from artm_compose.render import render_all
 from artm_compose.runtimes.base import (Bootstrapped, ClusterStatus, Echo, MemberState, Probe,
                                         UpResult, effective_status, members_of, require_training,
@@ -149,6 +152,21 @@ class Runtime(ABC):
         record = self.state_record()
         return self.export_model(record, require_training(record, self.state), out)
 
+    def transform(self, out: Path, data: Path | None = None) -> Path:
+        """Theta of the batches in ``data`` (default: the training data) under the committed model, written
+        to ``out`` (.npz or .csv); shares as training split its batches, computed in parallel."""
+        from artm_compose.engine.transform import check_theta_path, transform_shares  # numba: on use only
+
+        check_theta_path(out)
+        record = self.state_record()
+        training = require_training(record, self.state)
+        batches_dir = Path(data).resolve() if data is not None else Path(training.batches_dir)
+        shares = transform_shares(len(list_batches(batches_dir)), [e.batch_range for e in record.executors],
+                                  same_data=batches_dir == Path(training.batches_dir).resolve())
+        job = TransformJob(shares=tuple(shares), inner=int(record.config.get("inner_iterations", 10)),
+                           parallel=max(1, min(len(shares), os.cpu_count() or 1)))
+        return self.transform_theta(record, training, batches_dir, job, Path(out))
+
     def render(self, plan: Plan) -> list[Path]:
         """Write the state directory's files for ``plan`` without starting anything."""
         return render_all(plan, self.state)
@@ -202,6 +220,11 @@ class Runtime(ABC):
     @abstractmethod
     def export_model(self, record: ClusterRecord, training: TrainingRecord, out: Path) -> Path:
         """Write the model held in Redis to ``out`` on this machine."""
+
+    def transform_theta(self, record: ClusterRecord, training: TrainingRecord, batches_dir: Path,
+                        job: TransformJob, out: Path) -> Path:
+        """Run the ``transform`` in-cluster job over ``batches_dir`` and bring its file to ``out`` here."""
+        raise ConfigError(f"the {self.name} runtime cannot run transform")
 
     @abstractmethod
     def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:

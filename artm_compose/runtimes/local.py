@@ -25,7 +25,7 @@ from artm_compose.processes import (ProcessRecord, is_running, port_free, port_o
                                    stop_processes)
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
-from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState
+from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import read_password
 
@@ -99,6 +99,11 @@ class LocalRuntime(Runtime):
 
     def export_model(self, record: ClusterRecord, training: TrainingRecord, out: Path) -> Path:
         return Path(self.run_job(record, "export", "--vocab-path", str(training.vocab_path), "--out", str(out))["path"])
+
+    def transform_theta(self, record: ClusterRecord, training: TrainingRecord, batches_dir: Path,
+                        job: TransformJob, out: Path) -> Path:
+        """In this process: the kernel's threads run the shares in parallel (this machine reaches Redis)."""
+        return Path(self.run_job(record, "transform", *job.arguments(batches_dir, training.vocab_path, out))["path"])
 
     def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
         return self._stop(list(self._records().values()), echo)

@@ -40,7 +40,7 @@ from artm_compose.images.build import ImageTags, build_images
 from artm_compose.plan import Plan
 from artm_compose.render import MASTER, redis_component, render_all
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
-from artm_compose.runtimes.base import Bootstrapped, ClusterStatus, Echo, MemberState
+from artm_compose.runtimes.base import Bootstrapped, ClusterStatus, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import write_text_atomic
 from artm_compose.swarm.assign import Holding, assign, removal, usable_holdings
@@ -432,6 +432,16 @@ class SwarmRuntime(Runtime):
         if not outcome.ok or result is None:
             raise BootstrapError(f"{job} {outcome.task.describe(hostnames(client))}: {tail(outcome.output)}")
         return result
+
+    def transform_theta(self, record: ClusterRecord, training: TrainingRecord, batches_dir: Path,
+                        job: TransformJob, out: Path) -> Path:
+        """From a one-shot job on this manager, which mounts the batches, the vocabulary and the folder of ``out``."""
+        out = out.resolve()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        mounts, corpus, vocab = corpus_mounts(batches_dir, training.vocab_path)
+        self._in_cluster(docker_client(), record, "transform", *job.arguments(corpus, vocab, f"{EXPORT_MOUNT}/{out.name}"),
+                         mounts=(*mounts, Mount(str(out.parent), EXPORT_MOUNT, read_only=False)), on_manager=True)
+        return out
 
     def export_model(self, record: ClusterRecord, training: TrainingRecord, out: Path) -> Path:
         """From a one-shot job on this manager, which mounts the folder of ``out``."""
