@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from artm_compose.engine.online import DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, check_online
 from artm_compose.errors import ConfigError
 from artm_compose.slots import SLOT_COUNT
 
@@ -54,6 +55,10 @@ class ClusterConfig:
     redis_memory: str | None = None
     executor_memory: str | None = None
     master_memory: str | None = None
+    mode: Literal["offline", "online"] = "offline"
+    update_every: int = DEFAULT_UPDATE_EVERY
+    tau0: float = DEFAULT_TAU0
+    kappa: float = DEFAULT_KAPPA
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -76,6 +81,7 @@ class ClusterConfig:
         _check(self.node_timeout_ms >= 100, "node_timeout_ms", self.node_timeout_ms, "must be >= 100")
         _check(self.heartbeat_timeout > 0, "heartbeat_timeout", self.heartbeat_timeout, "must be > 0")
         self._check_ports()
+        check_online(self.mode, self.update_every, self.tau0, self.kappa)
         for field_name in ("redis_memory", "executor_memory", "master_memory"):
             value = getattr(self, field_name)
             _check(value is None or _MEMORY_PATTERN.match(str(value)) is not None, field_name, value,

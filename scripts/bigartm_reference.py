@@ -12,11 +12,21 @@ subprocess:
       --json OUT.json [--npz OUT.npz]
   .venv-ref/bin/python scripts/bigartm_reference.py transform --batches DIR [--vocab VOCAB] --phi FILE \
       [--inner 10] [--processors 1] --npz OUT.npz
+  .venv-ref/bin/python scripts/bigartm_reference.py fit-online --batches DIR [--vocab VOCAB] --phi FILE \
+      --passes N [--inner 10] [--update-every 1] [--tau0 1024] [--kappa 0.7] [--groups JSON] --json OUT.json
 
 ``transform`` puts the given phi (``--phi``, read as ``--init-phi`` is; ``--vocab``: the vocabulary
 phi was trained with, default ``vocab.txt`` of the batches) into a model and runs ``ARTM.transform``
 on the batches; the npz holds ``theta`` (documents x topics, the transpose of the
 DataFrame BigARTM returns), ``items`` (its columns, the item ids), ``titles`` and ``seconds``.
+
+``fit-online`` starts from the given phi (in both p_wt and n_wt: BigARTM's ``initialize`` fills its
+n_wt exactly as its p_wt, and the first online merge blends into it) and calls ``fit_online`` once per
+pass over the batches in file-name order with ``update_every``, ``tau0``, ``kappa``; with ``--groups``
+(a JSON list of updates, each a list of batch file names) the batches go in that order and the updates
+are passed explicitly (``update_after``, ``apply_weight`` = (tau0 + k) ** -kappa with k counted over all
+passes as ``fit_online`` counts it, ``decay_weight`` = 1 - apply). The JSON holds ``perplexity`` per pass
+(exp(-sum raw / sum normalizer) over the pass's updates) and per update ``raw``, ``normalizer``, ``value``.
 
 ``dictionary`` gathers BigARTM's dictionary from the batches and applies ``Dictionary.filter`` once per
 mapping of the JSON list ``--filters`` (its keyword arguments, in order); the JSON written holds
@@ -207,10 +217,48 @@ def model_with_phi(batches: Path, vocab_path: Path, phi_file: Path, inner: int, 
     model = artm.ARTM(num_topics=values.shape[1], num_processors=processors, num_document_passes=inner,
                       show_progress_bars=False)
     model.initialize(dictionary)
-    info, pwt = model.master.attach_model(model.model_pwt)
-    model_keys = list(zip(info.class_id, info.token))
-    pwt[rows_in(model_keys, vocab, "BigARTM's model")] = values[rows_in(keys, vocab, str(phi_file))]
+    # The arrays attach_model returns own the matrices' memory from then on: keep them as long as the model.
+    model.attached_matrices = []
+    for name in (model.model_pwt, model.model_nwt):  # initialize() fills both alike
+        info, matrix = model.master.attach_model(name)
+        model.attached_matrices.append(matrix)
+        model_keys = list(zip(info.class_id, info.token))
+        matrix[rows_in(model_keys, vocab, "BigARTM's model")] = values[rows_in(keys, vocab, str(phi_file))]
     return model
+
+
+def cmd_fit_online(args: argparse.Namespace) -> None:
+    import artm
+
+    batches = Path(args.batches).resolve()
+    vocab_path = Path(args.vocab).resolve() if args.vocab else batches / "vocab.txt"
+    model = model_with_phi(batches, vocab_path, Path(args.phi), args.inner, args.processors)
+    model.scores.add(artm.PerplexityScore(name="perplexity"))
+    groups = json.loads(args.groups) if args.groups else None
+    names = [name for group in groups for name in group] if groups else sorted(p.name for p in batches.glob("*.batch"))
+    vectorizer = artm.BatchVectorizer(data_path=str(batches), data_format="batches", batches=names)
+    perplexity, seconds, count = [], [], 0
+    for _ in range(args.passes):
+        done = len(model.score_tracker["perplexity"].value) if "perplexity" in model.score_tracker else 0
+        start = time.perf_counter()
+        if groups is None:
+            model.fit_online(vectorizer, update_every=args.update_every, tau0=args.tau0, kappa=args.kappa)
+        else:
+            after = list(np.cumsum([len(group) for group in groups]))
+            apply = [(args.tau0 + count + k) ** -args.kappa for k in range(1, len(groups) + 1)]
+            count += len(groups)
+            model.fit_online(vectorizer, update_after=[int(a) for a in after], apply_weight=apply,
+                             decay_weight=[1.0 - a for a in apply])
+        seconds.append(time.perf_counter() - start)
+        tracker = model.score_tracker["perplexity"]
+        raw, normalizer = np.array(tracker.raw[done:]), np.array(tracker.normalizer[done:])
+        perplexity.append(float(np.exp(-raw.sum() / normalizer.sum())))
+    tracker = model.score_tracker["perplexity"]
+    result = {"library_version": artm.version(), "passes": args.passes, "update_every": args.update_every,
+              "tau0": args.tau0, "kappa": args.kappa, "batches": names, "perplexity": perplexity,
+              "seconds": seconds, "updates": [{"raw": float(r), "normalizer": float(n), "value": float(v)}
+                                              for r, n, v in zip(tracker.raw, tracker.normalizer, tracker.value)]}
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def cmd_transform(args: argparse.Namespace) -> None:
@@ -261,6 +309,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     transform.add_argument("--inner", type=int, default=10, help="num_document_passes")
     transform.add_argument("--processors", type=int, default=1)
     transform.add_argument("--npz", required=True)
+    online = commands.add_parser("fit-online", help="fit_online from a given phi, one call per pass")
+    online.add_argument("--batches", required=True)
+    online.add_argument("--vocab")
+    online.add_argument("--phi", required=True)
+    online.add_argument("--passes", type=int, required=True)
+    online.add_argument("--inner", type=int, default=10, help="num_document_passes")
+    online.add_argument("--processors", type=int, default=1)
+    online.add_argument("--update-every", type=int, default=1)
+    online.add_argument("--tau0", type=float, default=1024.0)
+    online.add_argument("--kappa", type=float, default=0.7)
+    online.add_argument("--groups", help="JSON list of updates, each a list of batch file names")
+    online.add_argument("--json", required=True)
     return parser.parse_args(argv)
 
 
@@ -275,7 +335,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="bigartm-logs-") as logs:
         os.chdir(logs)
         {"vectorize": cmd_vectorize, "dictionary": cmd_dictionary, "fit": cmd_fit,
-         "transform": cmd_transform}[args.command](args)
+         "transform": cmd_transform, "fit-online": cmd_fit_online}[args.command](args)
 
 
 if __name__ == "__main__":

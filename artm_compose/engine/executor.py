@@ -28,6 +28,7 @@ from artm_compose.engine.corpus import LocalCorpus, load_corpus
 from artm_compose.engine.initial import phi_rows_for, random_rows
 from artm_compose.engine.kernel import e_step, normalise_rows, warm_up
 from artm_compose.engine.layout import Layout, prepare_slot_tags
+from artm_compose.engine.online import blend, update_documents
 from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
 from artm_compose.errors import ArtmComposeError, TrainingError
 
@@ -93,6 +94,7 @@ class Executor:
         self.is_own = (corpus.rows >= self.own.begin) & (corpus.rows < self.own.end)
         self.layout: Layout | None = None
         self.own_increments: np.ndarray | None = None  # float32 n_wt of own rows touched this pass
+        self.online_nwt: np.ndarray | None = None  # online mode: the blended n_wt of the own range
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -140,10 +142,13 @@ class Executor:
     def e_step(self, command: dict[str, Any]) -> dict[str, Any]:
         assert self.layout is not None and self.own.phi is not None
         started = time.perf_counter()
-        rows = self.corpus.rows
+        docs, rows, is_own, used = self.corpus.docs, self.corpus.rows, self.is_own, None
+        if "update" in command:  # online: this update's batches only (engine.online)
+            docs, used = update_documents(self.corpus, int(command["update"]), int(command["update_every"]))
+            rows, is_own = rows[used], is_own[used]
         phi = np.empty((len(rows), self.layout.topics), dtype=np.float32)
-        phi[self.is_own] = self.own.phi[rows[self.is_own] - self.own.begin]
-        phi[~self.is_own] = store.read_rows(self.client, self.layout, int(command["generation"]), rows[~self.is_own])
+        phi[is_own] = self.own.phi[rows[is_own] - self.own.begin]
+        phi[~is_own] = store.read_rows(self.client, self.layout, int(command["generation"]), rows[~is_own])
         fetched = time.perf_counter()
         self.status.documents_done = 0
         counting = threading.Lock()
@@ -152,13 +157,18 @@ class Executor:
             with counting:
                 self.status.documents_done += documents
 
-        result = e_step(self.corpus.docs, phi, self.args.num_inner_iter, self.args.num_threads,
+        result = e_step(docs, phi, self.args.num_inner_iter, self.args.num_threads,
                         tick=self.heartbeat.tick, done=done)
         computed = time.perf_counter()
         increments = result.nwt.astype(np.float32)
-        self.own_increments = increments[self.is_own]
+        if used is None:
+            self.own_increments = increments[is_own]
+        else:
+            every = np.zeros((len(self.corpus.rows), self.layout.topics), dtype=np.float32)
+            every[used] = increments
+            self.own_increments = every[self.is_own]
         blocks = store.write_contributions(self.client, self.layout, command["run"], int(command["pass"]),
-                                           self.args.executor_id, rows[~self.is_own], increments[~self.is_own])
+                                           self.args.executor_id, rows[~is_own], increments[~is_own])
         return {"loglik": result.loglik, "token_weight": result.token_weight, "blocks": blocks,
                 "seconds": {"fetch": fetched - started, "kernel": computed - fetched,
                             "send": time.perf_counter() - computed}}
@@ -176,6 +186,10 @@ class Executor:
             block_parts = [(self.args.executor_id, own_rows[mine] - first, self.own_increments[mine])]
             block_parts += [(executor, *parts[(b, executor)]) for b, executor in wanted if b == block]
             nwt[first - begin:stop - begin] = store.sum_block(self.layout, block, block_parts)
+        if "apply" in command:  # online: blend into the counters of earlier updates (engine.online)
+            previous = self.online_nwt if self.online_nwt is not None else self.own.phi
+            nwt = blend(previous, nwt, float(command["decay"]), float(command["apply"]))
+            self.online_nwt = nwt
         self.own.nwt = nwt
         self.own_increments = None
         return {"n_t": nwt.sum(axis=0).tolist()}

@@ -48,4 +48,12 @@ def master_argv(plan: Plan, *, redis_host: str, redis_port: int, password_file: 
             "--num-outer-iter", str(config.iterations), "--num-executors", str(len(plan.executors)),
             "--num-executor-threads", str(config.threads),
             "--show-top-tokens", "1" if config.show_top_tokens else "0",
-            "--scores-path", str(scores_path)]
+            "--scores-path", str(scores_path)] + _online(config)
+
+
+def _online(config) -> list[str]:
+    """The master's online flags (none in offline mode, so offline command lines stay as they were)."""
+    if config.mode == "offline":
+        return []
+    return ["--mode", config.mode, "--update-every", str(config.update_every), "--tau0", repr(float(config.tau0)),
+            "--kappa", repr(float(config.kappa))]

@@ -26,10 +26,12 @@ from artm_compose.engine import model_store as store
 from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.layout import Layout, block_starts, prepare_slot_tags
 from artm_compose.engine.model_store import ModelRecord
+from artm_compose.engine.online import (DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, MODES, OnlineSchedule,
+                                        Update, check_online)
 from artm_compose.engine.progress import ProgressLine
 from artm_compose.engine.protocol import (MasterChannel, Heartbeat, master_key, master_payload, new_run_id,
                                           write_progress)
-from artm_compose.errors import TrainingError
+from artm_compose.errors import ConfigError, TrainingError
 
 TOP_TOKENS = 10
 
@@ -47,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initial phi")
     parser.add_argument("--init-phi", type=Path, help="initial phi (.npz export or CSV of get_phi())")
     parser.add_argument("--scores-path", type=Path, help="write per-pass scores here (JSON)")
+    parser.add_argument("--mode", choices=MODES, default="offline", help="offline EM, or online as fit_online")
+    parser.add_argument("--update-every", type=int, default=DEFAULT_UPDATE_EVERY,
+                        help="online: batches of every executor per phi update")
+    parser.add_argument("--tau0", type=float, default=DEFAULT_TAU0, help="online: rho = (tau0 + k) ** -kappa")
+    parser.add_argument("--kappa", type=float, default=DEFAULT_KAPPA, help="online: rho = (tau0 + k) ** -kappa")
     add_connection_flags(parser)
     args = parser.parse_args(argv)
     check_timeouts(parser, args)
@@ -57,6 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--num-outer-iter={args.num_outer_iter} must be >= 0")
     if args.continue_fitting and args.init_phi:
         parser.error("--continue-fitting 1 and --init-phi exclude each other")
+    try:
+        check_online(args.mode, args.update_every, args.tau0, args.kappa)
+    except ConfigError as error:
+        parser.error(str(error))
     return args
 
 
@@ -79,6 +90,7 @@ class Scores:
     bytes_minimum: list[int] = field(default_factory=list)
     phase_seconds: list[dict[str, float]] = field(default_factory=list)
     executor_cpu_seconds: list[float] = field(default_factory=list)
+    online: dict[str, Any] | None = None  # online mode: OnlineSchedule.summary
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -115,6 +127,9 @@ class Master:
                                          "passes": args.num_outer_iter, "executor_count": args.num_executors,
                                          "perplexity": [], "seconds": []}
         self.foreign_rows: list[int] = []
+        self.online = (OnlineSchedule(args.update_every, args.tau0, args.kappa) if args.mode == "online" else None)
+        if self.online is not None:
+            self.scores.online = self.online.summary
 
     @property
     def kept_pass(self) -> int | None:
@@ -184,34 +199,52 @@ class Master:
         self.committed = record
 
     def one_pass(self, layout: Layout, generation: int, number: int) -> int:
-        """E-step, aggregation, normalisation and commit of pass ``number``; returns the new generation."""
+        """E-step, aggregation, normalisation and commit of pass ``number``; returns the new generation.
+
+        Offline that is done once; online (``--mode online``) once per update of the pass, each update
+        committing its phi (:mod:`artm_compose.engine.online`).
+        """
         executors = list(self.channel.executors)
         bytes_before = store.net_bytes(self.client)
         started = time.perf_counter()
-        self.set_state("iterations", **{"pass": number, "phase": "e-step"})
-        self.bar.show(number - self.scores.first_pass + 1, "e-step")
-        replies = self.round({e: {"op": "e-step", "pass": number, "generation": generation} for e in executors},
-                             "the e-step", number)
-        e_step_done = time.perf_counter()
-        loglik = sum(replies[e]["loglik"] for e in sorted(replies))
-        weight = sum(replies[e]["token_weight"] for e in sorted(replies))
+        loglik = weight = cpu = 0.0
+        phases = {"e_step": 0.0, "kernel_max": 0.0, "aggregate": 0.0, "normalise": 0.0}
+        for update in self.pass_updates():
+            step_started = time.perf_counter()
+            self.set_state("iterations", **{"pass": number, "phase": "e-step"})
+            self.bar.show(number - self.scores.first_pass + 1, "e-step")
+            e_fields = update.e_step_fields() if update is not None else {}
+            replies = self.round({e: {"op": "e-step", "pass": number, "generation": generation, **e_fields}
+                                  for e in executors}, "the e-step", number)
+            e_step_done = time.perf_counter()
+            step_loglik = sum(replies[e]["loglik"] for e in sorted(replies))
+            step_weight = sum(replies[e]["token_weight"] for e in sorted(replies))
+            loglik, weight = loglik + step_loglik, weight + step_weight
+            wanted: dict[int, list[list[int]]] = {e: [] for e in executors}
+            for executor in sorted(replies):
+                for block in replies[executor]["blocks"]:
+                    wanted[self.owner(layout, block)].append([block, executor])
+            self.bar.show(number - self.scores.first_pass + 1, "aggregate")
+            merge = update.aggregate_fields() if update is not None else {}
+            partial = self.round({e: {"op": "aggregate", "pass": number, "contributions": wanted[e], **merge}
+                                  for e in executors}, "aggregation", number)
+            n_t = self.sum_topics([partial[e] for e in sorted(partial)])
+            aggregated = time.perf_counter()
+            self.bar.show(number - self.scores.first_pass + 1, "normalise")
+            generation += 1
+            normalised = self.round({e: {"op": "normalise", "pass": number, "n_t": n_t, "generation": generation}
+                                     for e in executors}, "normalisation", number)
+            self.commit(ModelRecord(generation=generation, pass_number=number, layout=layout,
+                                    run=self.channel.run, n_t=n_t))
+            finished = time.perf_counter()
+            phases["e_step"] += e_step_done - step_started
+            phases["kernel_max"] += max(replies[e]["seconds"]["kernel"] for e in replies)
+            phases["aggregate"] += aggregated - e_step_done
+            phases["normalise"] += finished - aggregated
+            cpu += sum(reply["cpu_seconds"] for phase in (replies, partial, normalised) for reply in phase.values())
+            if update is not None:
+                self.online.record(update, step_loglik, step_weight)
         perplexity = float(np.exp(-loglik / weight)) if weight > 0 else float("nan")
-        wanted: dict[int, list[list[int]]] = {e: [] for e in executors}
-        for executor in sorted(replies):
-            for block in replies[executor]["blocks"]:
-                wanted[self.owner(layout, block)].append([block, executor])
-        self.bar.show(number - self.scores.first_pass + 1, "aggregate")
-        partial = self.round({e: {"op": "aggregate", "pass": number, "contributions": wanted[e]} for e in executors},
-                             "aggregation", number)
-        n_t = self.sum_topics([partial[e] for e in sorted(partial)])
-        aggregated = time.perf_counter()
-        self.bar.show(number - self.scores.first_pass + 1, "normalise")
-        new_generation = generation + 1
-        normalised = self.round({e: {"op": "normalise", "pass": number, "n_t": n_t, "generation": new_generation}
-                                 for e in executors}, "normalisation", number)
-        self.commit(ModelRecord(generation=new_generation, pass_number=number, layout=layout,
-                                run=self.channel.run, n_t=n_t))
-        finished = time.perf_counter()
         moved = store.net_bytes(self.client) - bytes_before
         minimum = store.minimum_pass_bytes(layout.vocab_size, layout.topics, self.foreign_rows)
         scores = self.scores
@@ -219,17 +252,21 @@ class Master:
         scores.seconds.append(finished - started)
         scores.bytes_moved.append(moved)
         scores.bytes_minimum.append(minimum)
-        kernel = max(replies[e]["seconds"]["kernel"] for e in replies)
-        scores.phase_seconds.append({"e_step": e_step_done - started, "kernel_max": kernel,
-                                     "aggregate": aggregated - e_step_done, "normalise": finished - aggregated})
-        scores.executor_cpu_seconds.append(sum(reply["cpu_seconds"] for phase in (replies, partial, normalised)
-                                               for reply in phase.values()))
+        scores.phase_seconds.append(phases)
+        scores.executor_cpu_seconds.append(cpu)
         self.progress["perplexity"] = scores.perplexity
         self.progress["seconds"] = scores.seconds
         self.set_state("iterations", **{"pass": number, "phase": "committed"})
         self.bar.done(f"pass {number}: perplexity {perplexity:.4f}  {finished - started:.3f} s  "
                       f"{moved / 1e6:.2f} MB moved (minimum {minimum / 1e6:.2f} MB)")
-        return new_generation
+        return generation
+
+    def pass_updates(self) -> list[Update | None]:
+        """Offline: one step per pass (None); online: the pass's updates."""
+        if self.online is None:
+            return [None]
+        counts = [info.batch_range[1] - info.batch_range[0] for _, info in sorted(self.channel.executors.items())]
+        return self.online.next_pass(counts)
 
     def owner(self, layout: Layout, block: int) -> int:
         first = layout.starts[block]
