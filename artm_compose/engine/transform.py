@@ -3,8 +3,9 @@
 The committed phi is read from Redis once; the batches are split into shares as training splits
 them (the executors' batch ranges for the training data, the same number of even shares for other
 data), and each share's documents run the E-step kernel (``keep_theta``: BigARTM's
-``num_document_passes`` inner iterations from a uniform theta, BigARTM's 1e-16 zero) in its own
-thread (the kernel releases the GIL), so shares compute in parallel. A document's theta depends on
+``num_document_passes`` inner iterations from a uniform theta, BigARTM's 1e-16 zero) in a forked
+process of its own (reading batches holds the GIL, so threads would not overlap), so shares compute
+in parallel. A document's theta depends on
 its words and phi only, never on the split, so any topology gives the same theta bit for bit.
 
 Tokens missing from the model's vocabulary are skipped, as BigARTM skips tokens its model lacks.
@@ -18,9 +19,11 @@ Files: ``.npz`` holds ``theta`` (float32, documents x topics, in batch file orde
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import functools
+import multiprocessing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +33,13 @@ from artm_compose.data.batches import list_batches
 from artm_compose.data.vocab import Vocabulary, read_vocab
 from artm_compose.engine.corpus import load_corpus
 from artm_compose.engine.export import read_model, topic_names
-from artm_compose.engine.kernel import e_step
-from artm_compose.errors import ConfigError, DataError
+from artm_compose.engine.kernel import e_step, warm_up
+from artm_compose.errors import ArtmComposeError, ConfigError, DataError
 from artm_compose.ranges import Range, even_ranges
 
 THETA_SUFFIXES = (".npz", ".csv")
+# A child has sent its theta; its exit after that is immediate.
+SHARE_EXIT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def transform_shares(batch_count: int, training_ranges: Sequence[Range], same_da
     return [r for r in even_ranges(batch_count, max(1, len(training_ranges))) if r[0] < r[1]]
 
 
-def theta_of_share(batches_dir: Path, vocab: Vocabulary, phi: np.ndarray, share: Range, inner: int,
+def theta_of_share(batches_dir: Path, vocab: Vocabulary, phi: np.ndarray, share: Range, *, inner: int,
                    topics: list[str]) -> Theta:
     """The E-step of one share's documents with the full phi (vocabulary order)."""
     corpus = load_corpus(batches_dir, vocab, share[0], share[1])
@@ -77,6 +82,46 @@ def theta_of_share(batches_dir: Path, vocab: Vocabulary, phi: np.ndarray, share:
     assert result.theta is not None
     return Theta(theta=result.theta, items=corpus.item_ids, titles=list(corpus.titles), topics=topics,
                  skipped_weight=corpus.skipped_weight)
+
+
+def in_processes(work: Callable[[Range], Theta], shares: list[Range], parallel: int) -> list[Theta]:
+    """``work`` of every share in forked processes, ``parallel`` at a time; the results in share order.
+
+    Reading batches is Python work that holds the GIL, so threads would not overlap it; forked children
+    inherit phi and the vocabulary without copying them and send back only their theta.
+    """
+    warm_up()  # compiled once here, inherited by every child
+    context = multiprocessing.get_context("fork")
+    results: list[Theta] = []
+    for first in range(0, len(shares), parallel):
+        running = []
+        for share in shares[first:first + parallel]:
+            receiver, sender = context.Pipe(duplex=False)
+            child = context.Process(target=_share_child, args=(work, share, sender), daemon=True)
+            child.start()
+            sender.close()
+            running.append((share, child, receiver))
+        for share, child, receiver in running:
+            try:
+                outcome, value = receiver.recv()
+            except EOFError:
+                outcome, value = "error", f"the process of batches {share} ended with exit code {child.exitcode}"
+            finally:
+                child.join(timeout=SHARE_EXIT_TIMEOUT)
+            if outcome == "error":
+                raise DataError(f"transform of batches [{share[0]}, {share[1]}): {value}")
+            results.append(value)
+    return results
+
+
+def _share_child(work: Callable[[Range], Theta], share: Range, sender: Connection) -> None:
+    """In a forked child: one share's theta (or its error) through ``sender``."""
+    try:
+        sender.send(("ok", work(share)))
+    except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises
+        sender.send(("error", str(error) if isinstance(error, ArtmComposeError) else f"{type(error).__name__}: {error}"))
+    finally:
+        sender.close()
 
 
 def transform(client: RedisCluster, cluster: str, vocab_path: Path, batches_dir: Path, shares: Sequence[Range],
@@ -91,8 +136,8 @@ def transform(client: RedisCluster, cluster: str, vocab_path: Path, batches_dir:
     if not shares or shares[0][0] != 0 or shares[-1][1] != batch_count:
         raise DataError(f"transform shares {list(shares)} do not cover the {batch_count} batches of {batches_dir}")
     topics = topic_names(record.layout.topics)
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(shares)))) as pool:
-        parts = list(pool.map(lambda share: theta_of_share(batches_dir, vocab, phi, share, inner, topics), shares))
+    work = functools.partial(theta_of_share, batches_dir, vocab, phi, inner=inner, topics=topics)
+    parts = in_processes(work, list(shares), parallel) if parallel > 1 and len(shares) > 1 else [work(s) for s in shares]
     return Theta(theta=np.concatenate([p.theta for p in parts]), items=np.concatenate([p.items for p in parts]),
                  titles=[title for p in parts for title in p.titles], topics=topics,
                  skipped_weight=sum(p.skipped_weight for p in parts))

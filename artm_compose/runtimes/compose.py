@@ -310,7 +310,7 @@ class ComposeRuntime(Runtime):
 
     def transform_theta(self, record: ClusterRecord, training: TrainingRecord, batches_dir: Path,
                         job: TransformJob, out: Path) -> Path:
-        """In the control container (the shares in parallel threads there); other data than the training
+        """In the control container (the shares in parallel processes there); other data than the training
         data is copied into it first (the engine may be remote, so no new mount), then removed."""
         _, corpus, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
         client = docker_client()

@@ -102,7 +102,7 @@ class LocalRuntime(Runtime):
 
     def transform_theta(self, record: ClusterRecord, training: TrainingRecord, batches_dir: Path,
                         job: TransformJob, out: Path) -> Path:
-        """In this process: the kernel's threads run the shares in parallel (this machine reaches Redis)."""
+        """From this process (this machine reaches Redis); the shares run in parallel forked processes."""
         return Path(self.run_job(record, "transform", *job.arguments(batches_dir, training.vocab_path, out))["path"])
 
     def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:

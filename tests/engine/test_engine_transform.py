@@ -14,8 +14,8 @@ import pandas
 import pytest
 
 from artm_compose.data.batches import list_batches
-from artm_compose.engine.transform import Theta, check_theta_path, transform_shares, write_theta
-from artm_compose.errors import ConfigError
+from artm_compose.engine.transform import Theta, check_theta_path, in_processes, transform_shares, write_theta
+from artm_compose.errors import ConfigError, DataError
 from artm_compose.in_cluster import parse_job
 from artm_compose.model_frames import theta_frame
 from support.engine import DPKG_STATUS, dpkg_corpus
@@ -60,6 +60,20 @@ def test_theta_frame_is_documents_by_topics_indexed_by_id_or_title():
         theta_frame(np.eye(2, 3), np.array([5, 9]), ["x", "y"], ["t0", "t1", "t2"], naming="name")
     with pytest.raises(ConfigError, match="t7"):
         theta_frame(np.eye(2, 3), np.array([5, 9]), ["x", "y"], ["t0", "t1", "t2"], topic_names=["t7"])
+
+
+def _share_theta(share):
+    if share == (2, 3):
+        raise DataError("batch 000002.batch is corrupt")
+    return Theta(theta=np.full((1, 1), share[0], dtype=np.float32), items=np.array([share[0]]), titles=[""],
+                 topics=["topic_0"])
+
+
+def test_shares_in_processes_come_back_in_order_and_errors_name_the_share():
+    parts = in_processes(_share_theta, [(0, 1), (1, 2), (3, 4)], parallel=2)
+    assert [p.items.tolist() for p in parts] == [[0], [1], [3]]
+    with pytest.raises(DataError, match=r"batches \[2, 3\): batch 000002.batch is corrupt"):
+        in_processes(_share_theta, [(0, 1), (2, 3)], parallel=2)
 
 
 def test_transform_job_arguments_are_checked():
