@@ -41,6 +41,11 @@ try:
     for topic in phi.columns:
         print(f"{topic} top tokens:", " ".join(phi[topic].nlargest(8).index.get_level_values("token")))
 
+    # model.transform(batch_vectorizer) or model.get_theta(): documents x topics here (BigARTM's frame is its .T)
+    theta = cluster.get_theta()
+    print("theta:", theta.shape[0], "documents x", theta.shape[1], "topics, index", theta.index.name)
+    print("first document's main topic:", theta.iloc[0].idxmax())
+
     # model.dump_artm_model(path): then artm.load_artm_model(path) goes on training on one machine
     shutil.rmtree(args.export, ignore_errors=True)
     print("BigARTM model in", cluster.export(args.export, format="bigartm"))

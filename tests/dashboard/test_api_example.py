@@ -51,5 +51,7 @@ def test_the_readme_example_trains_shows_multimodal_phi_and_exports(tmp_path):
     assert re.search(rf"^phi: \d+ tokens x {TOPICS} topics, index \['class_id', 'token'\]$", out, re.M), out
     topic_lines = re.findall(r"^topic_\d+ top tokens: (.*)$", out, re.M)
     assert len(topic_lines) == TOPICS and all(len(line.split()) == 8 for line in topic_lines), topic_lines
+    assert re.search(rf"^theta: \d+ documents x {TOPICS} topics, index item_id$", out, re.M), out
+    assert re.search(r"^first document's main topic: topic_\d+$", out, re.M), out
     assert (tmp_path / "model" / "p_wt.bin").is_file()
     assert "stopped redis-0" in out and not list((tmp_path / "state" / "pids").glob("*.json"))

@@ -130,3 +130,19 @@ def test_online_perplexity_per_pass_matches_fit_online(local_cluster, tmp_path, 
     assert len(ours) == len(reference["updates"]) == 3 * (len(groups) if groups else len(names) // update_every)
     np.testing.assert_allclose(ours, [u["value"] for u in reference["updates"]], rtol=1e-3)
     assert scores["perplexity"][-1] < 0.8 * scores["perplexity"][0]  # it learns within and across passes
+
+
+@pytest.mark.integration
+@requires_redis
+@pytest.mark.skipif(not DPKG_STATUS.exists(), reason="needs /var/lib/dpkg/status for a real corpus")
+def test_up_in_online_mode_on_the_local_runtime(local_cluster, tmp_path):
+    corpus = dpkg_corpus(tmp_path / "dpkg")
+    cluster = local_cluster(nodes=1, up=False, name="online", data_dir=corpus, executors_per_node=2, topics=4,
+                            iterations=2, mode="online", update_every=3, tau0=8, kappa=0.5)
+    assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
+    scores = json.loads(cluster.state.scores.read_text())
+    counts = [e.batch_range[1] - e.batch_range[0] for e in cluster.plan.executors]
+    assert scores["online"]["updates_per_pass"] == [updates_in_pass(counts, 3)] * 2
+    assert [u["count"] for u in scores["online"]["updates"]] == list(range(1, 2 * updates_in_pass(counts, 3) + 1))
+    assert scores["online"]["updates"][0]["rho"] == pytest.approx(9 ** -0.5)
+    assert len(scores["perplexity"]) == 2 and scores["perplexity"][1] < scores["perplexity"][0]
