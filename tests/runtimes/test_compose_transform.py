@@ -18,23 +18,14 @@ import pytest
 from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
 from artm_compose.data.batches import list_batches
-from artm_compose.data.vocab import read_vocab
-from artm_compose.engine.corpus import load_corpus
-from artm_compose.engine.kernel import e_step
 from artm_compose.engine.transform import Theta
 from artm_compose.images.build import build_images
 from artm_compose.model_frames import ExportedModel
 from artm_compose.runtimes.compose import ComposeRuntime
 from support.compose import QUIET, leftovers
-from support.engine import dpkg_corpus
+from support.engine import dpkg_corpus, theta_here
 
 pytestmark = pytest.mark.containers
-
-
-def theta_here(batches: Path, vocab: Path, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    corpus = load_corpus(batches, read_vocab(vocab), 0, len(list_batches(batches)))
-    result = e_step(corpus.docs, phi[corpus.rows], inner=10, keep_theta=True)
-    return result.theta, corpus.item_ids
 
 
 def test_transform_in_containers_equals_the_e_step_here(tmp_path):

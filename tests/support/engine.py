@@ -157,3 +157,15 @@ def dense_counts(docs: Documents, columns: int) -> np.ndarray:
         span = slice(docs.indptr[d], docs.indptr[d + 1])
         np.add.at(counts[d], docs.rows[span], docs.weights[span])
     return counts
+
+
+def theta_here(batches: Path, vocab: Path, phi: np.ndarray, inner: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Theta of every document of ``batches`` under ``phi`` by the kernel in this process, and the item ids."""
+    from artm_compose.data.batches import list_batches
+    from artm_compose.data.vocab import read_vocab
+    from artm_compose.engine.corpus import load_corpus
+    from artm_compose.engine.kernel import e_step
+
+    corpus = load_corpus(batches, read_vocab(vocab), 0, len(list_batches(batches)))
+    result = e_step(corpus.docs, phi[corpus.rows], inner=inner, keep_theta=True)
+    return result.theta, corpus.item_ids
