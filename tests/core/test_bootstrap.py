@@ -8,8 +8,8 @@ import time
 import pytest
 
 from artm_compose import bootstrap as bootstrap_module
-from artm_compose.bootstrap import (bootstrap, check_health, compress, expand, parse_cluster_nodes, parse_info,
-                                    targets_from_plan)
+from artm_compose.bootstrap import (NodeTarget, bootstrap, check_health, compress, expand, parse_cluster_nodes,
+                                    parse_info, seeded_nodes_conf, targets_from_plan)
 from artm_compose.errors import BootstrapError
 from artm_compose.processes import ProcessRecord, is_running, start_process, stop_process
 from artm_compose.redis_client import node_client
@@ -42,6 +42,24 @@ def test_parse_info_and_slot_ranges():
     assert compress([7, 1, 2, 3, 9, 8]) == [(1, 3), (7, 9)]
     assert expand([(1, 3), (7, 7)]) == {1, 2, 3, 7}
     assert compress(expand([(0, SLOT_COUNT - 1)])) == [(0, SLOT_COUNT - 1)]
+
+
+def test_seeded_nodes_conf_lists_every_node_once_with_its_slots_and_a_distinct_epoch():
+    targets = [NodeTarget(index=i, name=f"redis-{i}", host="127.0.0.1", port=7000 + i, slots=slots,
+                          meet_host="127.0.0.1", meet_port=7000 + i, bus_port=17000 + i)
+               for i, slots in enumerate([(0, 5460), (5461, 10922), (10923, 16383)])]
+    files = seeded_nodes_conf(targets)
+    assert len(files) == 3
+    views = [parse_cluster_nodes(text) for text in files]
+    ids = [v.id for v in views[0]]
+    assert len(set(ids)) == 3 and all(len(i) == 40 for i in ids)
+    for me, (text, view) in enumerate(zip(files, views)):
+        assert [v.id for v in view] == ids  # the same ids in every file
+        assert [v.myself for v in view] == [i == me for i in range(3)]
+        assert [(v.ip, v.port, v.slots) for v in view] == [("127.0.0.1", t.port, (t.slots,)) for t in targets]
+        assert [v.config_epoch for v in view] == [1, 2, 3]
+        assert text.endswith("vars currentEpoch 3 lastVoteEpoch 0\n")
+        assert "@17000 " in text
 
 
 # -- real nodes ---------------------------------------------------------------------------------------
