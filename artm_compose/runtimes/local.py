@@ -32,6 +32,11 @@ from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import read_password
 
 REDIS_START_TIMEOUT = 10.0
+
+
+def redis_start_timeout(nodes: int) -> float:
+    """All nodes start at once and compete for the cores (256 on 2 cores took over 10 s under load)."""
+    return REDIS_START_TIMEOUT + 0.1 * nodes
 # The shell stops itself, then (once continued) becomes redis-server with the same PID.
 _STOP_THEN_EXEC = 'kill -STOP $$ && exec "$@"'
 
@@ -200,7 +205,8 @@ class LocalRuntime(Runtime):
 
     def _release_together(self, records: list[ProcessRecord]) -> None:
         """Wait until every process started by ``_STOP_THEN_EXEC`` has stopped itself, then continue all."""
-        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        timeout = redis_start_timeout(len(records))
+        deadline = time.monotonic() + timeout
         pending = list(records)
         while pending:
             for record in list(pending):
@@ -212,7 +218,7 @@ class LocalRuntime(Runtime):
                     pending.remove(record)
             if pending and time.monotonic() > deadline:
                 raise BootstrapError(f"the shell starting redis-server did not stop itself within "
-                                     f"{REDIS_START_TIMEOUT:g} s: " + ", ".join(r.component for r in pending))
+                                     f"{timeout:g} s: " + ", ".join(r.component for r in pending))
             if pending:
                 time.sleep(0.005)
         for record in records:
@@ -220,7 +226,8 @@ class LocalRuntime(Runtime):
 
     def _wait_redis_started(self, plan: Plan, records: list[ProcessRecord]) -> None:
         """Wait until every redis-server accepts connections; fail at once if one exits."""
-        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        timeout = redis_start_timeout(len(records))
+        deadline = time.monotonic() + timeout
         pending = {record.component: node for record, node in zip(records, plan.nodes)}
         by_name = {r.component: r for r in records}
         while pending:
@@ -231,7 +238,7 @@ class LocalRuntime(Runtime):
                 if _accepts_connections(node.host, node.port):
                     del pending[component]
             if pending and time.monotonic() > deadline:
-                raise BootstrapError(f"redis-server did not open its port within {REDIS_START_TIMEOUT:g} s: "
+                raise BootstrapError(f"redis-server did not open its port within {timeout:g} s: "
                                      + ", ".join(sorted(pending)))
             if pending:
                 time.sleep(0.01)
