@@ -9,6 +9,7 @@ import click
 
 from artm_compose.cli.group import cli
 from artm_compose.cli.options import cluster_of, cluster_options
+from artm_compose.memory import describe_node_memory, redis_node_memory
 from artm_compose.plan import Plan
 
 
@@ -54,10 +55,11 @@ def describe_plan(plan: Plan) -> str:
     else:
         lines.append("no data directory: only the Redis Cluster would come up")
     lines.append("nodes:")
-    for node in plan.nodes:
+    memory = redis_node_memory(plan)
+    for node, needs in zip(plan.nodes, memory):
         ids = [e.id for e in plan.executors_of(node.index)]
         lines.append(f"  {node.name:<10} {node.host}:{node.port:<6} slots {node.slots[0]}-{node.slots[1]:<6} "
-                     f"executors {ids[0]}-{ids[-1]}")
+                     f"executors {ids[0]}-{ids[-1]}  Redis memory {describe_node_memory(needs)}")
     if plan.data is not None:
         lines.append("executors:")
         for executor in plan.executors:
