@@ -86,3 +86,11 @@ def test_contribution_roundtrip_and_ordered_sum():
 def test_minimum_counts_phi_once_and_foreign_rows_three_times():
     assert minimum_pass_bytes(100, 10, [0]) == 100 * 10 * 4
     assert minimum_pass_bytes(100, 10, [30, 20]) == (100 + 3 * 50) * 10 * 4
+
+
+def test_export_row_chunks_are_whole_blocks_within_the_bound():
+    from artm_compose.engine.export import row_chunks
+    layout = Layout(cluster="c", topics=10, starts=(0, 3, 7, 8, 20, 21))  # row bytes 40
+    assert list(row_chunks(layout, 40 * 8)) == [(0, 8), (8, 20), (20, 21)]  # block 8-20 alone exceeds it
+    assert list(row_chunks(layout, 1)) == [(0, 3), (3, 7), (7, 8), (8, 20), (20, 21)]
+    assert list(row_chunks(layout, 10 ** 9)) == [(0, 21)]

@@ -19,7 +19,7 @@ from artm_compose.data.batches import list_batches
 from artm_compose.data.vocab import read_vocab
 from artm_compose.engine.corpus import load_corpus
 from artm_compose.engine.dense import dense_fit
-from artm_compose.engine.export import export_model, read_model
+from artm_compose.engine.export import export_model, read_model, row_chunks
 from artm_compose.engine.initial import random_rows
 from artm_compose.engine.protocol import acks_key, master_key, queue_key, read_progress
 from support.ports import requires_redis
@@ -114,6 +114,18 @@ def test_zero_iterations_initialise_continue_resumes_and_init_phi_is_used(local_
     npz = np.load(export_model(client, "test", corpus_dir / "vocab.txt", tmp_path / "model.npz"))
     assert npz["phi"].dtype == np.float32 and npz["phi"].shape == (len(read_vocab(corpus_dir / "vocab.txt")), TOPICS)
     assert list(npz["topics"]) == [f"topic_{t}" for t in range(TOPICS)]
+    # A model bigger than one read: exported one block per round trip, the same files come out.
+    record, phi = read_model(client, "test")
+    layout = record.layout
+    assert layout.blocks > 1
+    chunks = list(row_chunks(layout, layout.row_bytes))
+    assert len(chunks) == layout.blocks and chunks[0][0] == 0 and chunks[-1][1] == layout.vocab_size
+    small = np.load(export_model(client, "test", corpus_dir / "vocab.txt", tmp_path / "small.npz",
+                                 chunk_bytes=layout.row_bytes))
+    assert np.array_equal(small["phi"], phi) and np.array_equal(small["phi"], npz["phi"])
+    assert all(np.array_equal(small[k], npz[k], equal_nan=k == "n_t") for k in ("tokens", "class_ids", "topics", "n_t", "pass"))
+    small_csv = export_model(client, "test", corpus_dir / "vocab.txt", tmp_path / "small.csv", chunk_bytes=1)
+    assert small_csv.read_text() == export_model(client, "test", corpus_dir / "vocab.txt", tmp_path / "m2.csv").read_text()
 
 
 def test_init_phi_missing_tokens_fail_with_their_names(local_cluster, corpus_dir, tmp_path):
