@@ -1,4 +1,4 @@
-"""Memory a plan needs in each Redis node, known before anything starts.
+"""Memory a plan needs in each Redis node and each executor, known before anything starts.
 
 Derived from the engine's key layout (:mod:`artm_compose.engine.layout`): phi lives in two buffers
 (generation parity) of blocks of at most ``MAX_BLOCK_BYTES``, each block in the slot
@@ -8,10 +8,19 @@ block's rows, then float32 rows); the bound below assumes every non-owner touche
 worst case, which dense corpora approach. Each value costs its jemalloc size class plus a per-key
 overhead; an empty cluster node starts from ``EMPTY_NODE_BYTES``. The figures are checked against
 ``INFO memory`` of a real training in tests/engine/test_memory_estimate.py.
+
+Executors (peak resident set, ``VmHWM``): the process itself (Python, NumPy, the compiled kernel, the
+Redis client), then at the E-step's peak, per phi row its documents touch, float32 phi, the replies
+and the array ``read_rows`` fills for foreign rows, and the float64 n_wt the kernel returns (20 bytes
+per row and topic, measured: 370 vs 375 MiB), plus 12 more per extra thread (its own n_wt), plus the
+float32 phi of the rows it owns, plus its corpus slice (int32 index + float32 weight per nonzero). The
+rows touched are bounded by min(vocabulary, the executor's nonzeros): the plan knows no more before
+the batches are read per executor.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from artm_compose.engine.layout import FLOAT_BYTES, Layout, block_slot, block_starts
@@ -20,6 +29,10 @@ from artm_compose.plan import Plan
 
 # used_memory of a fresh cluster-enabled redis-server 7.0 with a few clients connected (measured).
 EMPTY_NODE_BYTES = 2 * 1024 ** 2
+# VmHWM of an executor process with a 1-topic model (measured, local runtime).
+EXECUTOR_BASE_BYTES = 205 * 1024 ** 2
+ESTEP_BYTES_PER_CELL = 20
+EXTRA_THREAD_BYTES_PER_CELL = 12
 # Key name, robj, dict entry and cluster slot-to-key links per key, rounded up.
 PER_KEY_BYTES = 160
 
@@ -94,3 +107,59 @@ def check_redis_memory(plan: Plan, maxmemory: int | None, limit: str | None) -> 
         more = f"; and {len(over) - 4} more node(s)" if len(over) > 4 else ""
         raise ConfigError(f"--redis-memory {limit} gives each Redis node maxmemory {mib(maxmemory)}, but {shown}"
                           f"{more}: raise --redis-memory, add nodes or lower the topics")
+
+
+@dataclass(frozen=True)
+class ExecutorMemory:
+    """Bytes one executor will need at its peak: E-step arrays, owned phi, corpus slice, total."""
+
+    e_step: int
+    owned: int
+    corpus: int
+
+    @property
+    def total(self) -> int:
+        return EXECUTOR_BASE_BYTES + self.e_step + self.owned + self.corpus
+
+
+def executor_memory(plan: Plan) -> list[ExecutorMemory]:
+    """Per executor of ``plan`` (empty without data)."""
+    if plan.data is None:
+        return []
+    data, topics = plan.data, plan.config.topics
+    total_weight = float(data.batch_weights.sum()) or 1.0
+    per_cell = ESTEP_BYTES_PER_CELL + EXTRA_THREAD_BYTES_PER_CELL * (plan.config.threads - 1)
+    estimates = []
+    for executor in plan.executors:
+        (b0, b1), (t0, t1) = executor.batch_range, executor.token_range
+        nonzeros = int(round(data.nonzeros * float(data.batch_weights[b0:b1].sum()) / total_weight))
+        rows = min(data.vocab_size, nonzeros)
+        estimates.append(ExecutorMemory(e_step=rows * topics * per_cell, owned=(t1 - t0) * topics * FLOAT_BYTES,
+                                        corpus=nonzeros * 8))
+    return estimates
+
+
+def describe_executor_memory(needs: ExecutorMemory) -> str:
+    return (f"up to {mib(needs.total)} (E-step {mib(needs.e_step)}; owned phi {mib(needs.owned)}; corpus "
+            f"{mib(needs.corpus)}; process {mib(EXECUTOR_BASE_BYTES)})")
+
+
+def docker_bytes(limit: str) -> int:
+    """Bytes of a Docker memory size such as ``512m`` or ``2g``."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmg]?)", limit.strip().lower())
+    if match is None:
+        raise ConfigError(f"memory limit {limit!r} is not a Docker memory size such as 512m or 2g")
+    return int(float(match.group(1)) * {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[match.group(2)])
+
+
+def check_executor_memory(plan: Plan, limit: str | None) -> None:
+    """Refuse a plan whose executors would need more than the ``--executor-memory`` container limit."""
+    if limit is None:
+        return
+    allowed = docker_bytes(limit)
+    over = [(e, need) for e, need in zip(plan.executors, executor_memory(plan)) if need.total > allowed]
+    if over:
+        shown = "; ".join(f"{e.name} needs {describe_executor_memory(need)}" for e, need in over[:4])
+        more = f"; and {len(over) - 4} more executor(s)" if len(over) > 4 else ""
+        raise ConfigError(f"--executor-memory {limit} ({mib(allowed)}) is less than the plan needs: {shown}{more}: "
+                          f"raise --executor-memory, add executors or lower the topics")

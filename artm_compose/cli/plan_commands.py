@@ -9,7 +9,8 @@ import click
 
 from artm_compose.cli.group import cli
 from artm_compose.cli.options import cluster_of, cluster_options
-from artm_compose.memory import describe_node_memory, redis_node_memory
+from artm_compose.memory import (describe_executor_memory, describe_node_memory, executor_memory,
+                                  redis_node_memory)
 from artm_compose.plan import Plan
 
 
@@ -62,8 +63,9 @@ def describe_plan(plan: Plan) -> str:
                      f"executors {ids[0]}-{ids[-1]}  Redis memory {describe_node_memory(needs)}")
     if plan.data is not None:
         lines.append("executors:")
-        for executor in plan.executors:
+        for executor, needs in zip(plan.executors, executor_memory(plan)):
             (b0, b1), (t0, t1) = executor.batch_range, executor.token_range
             idle = "  (idle)" if executor.idle else ""
-            lines.append(f"  {executor.name:<12} node {executor.node:<4} batches [{b0}, {b1}) tokens [{t0}, {t1}){idle}")
+            lines.append(f"  {executor.name:<12} node {executor.node:<4} batches [{b0}, {b1}) tokens [{t0}, {t1}){idle}"
+                         f"  memory {describe_executor_memory(needs)}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from artm_compose.data.batches import list_batches
 from artm_compose.errors import BootstrapError, ConfigError, TrainingError
 from artm_compose.compose_file import redis_maxmemory
-from artm_compose.memory import check_redis_memory
+from artm_compose.memory import check_executor_memory, check_redis_memory
 from artm_compose.plan import Plan
 from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
 from artm_compose.runtimes.base import TransformJob
@@ -77,6 +77,7 @@ class Runtime(ABC):
             raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the {self.name} runtime")
         # Before anything starts: a node that hits maxmemory mid-training fails the run (noeviction).
         check_redis_memory(plan, redis_maxmemory(plan.config.redis_memory), plan.config.redis_memory)
+        check_executor_memory(plan, plan.config.executor_memory)
         self.prepare(plan, echo)
         try:
             redis = self.start_redis(plan, echo)

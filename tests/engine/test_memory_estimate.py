@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,8 @@ import pytest
 from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
 from artm_compose.errors import ConfigError
-from artm_compose.memory import EMPTY_NODE_BYTES, allocation_bytes, redis_node_memory
+from artm_compose.data.synth import SynthOptions, synthesize
+from artm_compose.memory import EMPTY_NODE_BYTES, allocation_bytes, executor_memory, redis_node_memory
 from artm_compose.redis_client import node_client
 from artm_compose.state import read_password
 from support.engine import DPKG_STATUS, dpkg_corpus
@@ -58,3 +62,49 @@ def test_up_refuses_a_plan_over_the_redis_memory_with_the_figures(tmp_path: Path
         cluster.up(detach=True, echo=lambda _m: None)
     # Refused before anything started.
     assert not cluster.state.pids_dir.exists() or not any(cluster.state.pids_dir.glob("*.json"))
+
+
+def peak_rss(cluster: Cluster, stop: threading.Event, peaks: dict[str, int]) -> None:
+    """Poll VmHWM (the peak resident set) of every executor process until ``stop``."""
+    while not stop.is_set():
+        for path in cluster.state.pids_dir.glob("executor-*.json") if cluster.state.pids_dir.exists() else []:
+            try:
+                status = Path(f"/proc/{json.loads(path.read_text())['pid']}/status").read_text()
+            except (OSError, ValueError, KeyError):
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[path.stem] = max(peaks.get(path.stem, 0), int(line.split()[1]) * 1024)
+        time.sleep(0.02)
+
+
+def test_executor_estimate_matches_the_measured_peak(tmp_path: Path):
+    # 20000 words, 400 topics: the E-step's arrays (about 150 MiB) are most of what grows with the model.
+    synthesize(tmp_path / "synth", SynthOptions(documents=4000, topics=20, vocab=20000))
+    config = ClusterConfig(name="memory", runtime="local", nodes=1, executors_per_node=2,
+                           base_port=free_port_block(1), state_dir=tmp_path / "state",
+                           data_dir=tmp_path / "synth", topics=400, iterations=2)
+    cluster = Cluster(config)
+    estimates = executor_memory(cluster.plan)
+    peaks: dict[str, int] = {}
+    stop = threading.Event()
+    poller = threading.Thread(target=peak_rss, args=(cluster, stop, peaks))
+    poller.start()
+    try:
+        cluster.up(detach=False, echo=lambda _m: None)
+    finally:
+        stop.set()
+        poller.join()
+        cluster.down(echo=lambda _m: None)
+    for executor, estimate in zip(cluster.plan.executors, estimates):
+        # Measured 0.98-0.99 of the estimate (the bound on rows touched is tight on this corpus).
+        assert 0.9 * estimate.total <= peaks[executor.name] <= 1.1 * estimate.total, (executor.name, peaks, estimate)
+
+
+def test_up_refuses_a_plan_over_the_executor_memory(tmp_path: Path):
+    config = ClusterConfig(name="memory", runtime="local", nodes=1, executors_per_node=2,
+                           base_port=free_port_block(1), state_dir=tmp_path / "state",
+                           data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=400, executor_memory="200m")
+    with pytest.raises(ConfigError, match=r"--executor-memory 200m \(200\.0 MiB\) is less than the plan needs: "
+                                          r"executor-0 needs up to [0-9.]+ MiB \(E-step"):
+        Cluster(config).up(detach=True, echo=lambda _m: None)
