@@ -13,7 +13,9 @@ Executors (peak resident set, ``VmHWM``): the process itself (Python, NumPy, the
 Redis client), then at the E-step's peak, per phi row its documents touch, float32 phi, the replies
 and the array ``read_rows`` fills for foreign rows, and the float64 n_wt the kernel returns (20 bytes
 per row and topic, measured: 370 vs 375 MiB), plus 12 more per extra thread (its own n_wt), plus the
-float32 phi of the rows it owns, plus its corpus slice (int32 index + float32 weight per nonzero). The
+float32 phi of the rows it owns, plus its corpus slice: 8 bytes per nonzero stay (int32 row, float32
+weight) but loading passes through int64 and float64 copies (``np.unique``'s inverse, the weights), and
+the peak measured on 20M-token corpora is 26 bytes per nonzero (bench_scale.py, BENCHMARKS.md). The
 rows touched are bounded by min(vocabulary, the executor's nonzeros): the plan knows no more before
 the batches are read per executor.
 """
@@ -33,6 +35,7 @@ EMPTY_NODE_BYTES = 2 * 1024 ** 2
 EXECUTOR_BASE_BYTES = 205 * 1024 ** 2
 ESTEP_BYTES_PER_CELL = 20
 EXTRA_THREAD_BYTES_PER_CELL = 12
+CORPUS_BYTES_PER_NONZERO = 26
 # Key name, robj, dict entry and cluster slot-to-key links per key, rounded up.
 PER_KEY_BYTES = 160
 
@@ -135,7 +138,7 @@ def executor_memory(plan: Plan) -> list[ExecutorMemory]:
         nonzeros = int(round(data.nonzeros * float(data.batch_weights[b0:b1].sum()) / total_weight))
         rows = min(data.vocab_size, nonzeros)
         estimates.append(ExecutorMemory(e_step=rows * topics * per_cell, owned=(t1 - t0) * topics * FLOAT_BYTES,
-                                        corpus=nonzeros * 8))
+                                        corpus=nonzeros * CORPUS_BYTES_PER_NONZERO))
     return estimates
 
 
