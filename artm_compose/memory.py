@@ -10,14 +10,14 @@ overhead; an empty cluster node starts from ``EMPTY_NODE_BYTES``. The figures ar
 ``INFO memory`` of a real training in tests/engine/test_memory_estimate.py.
 
 Executors (peak resident set, ``VmHWM``): the process itself (Python, NumPy, the compiled kernel, the
-Redis client), then at the E-step's peak, per phi row its documents touch, float32 phi, the replies
-and the array ``read_rows`` fills for foreign rows, and the float64 n_wt the kernel returns (20 bytes
-per row and topic, measured: 370 vs 375 MiB), plus 12 more per extra thread (its own n_wt), plus the
-float32 phi of the rows it owns, plus its corpus slice: 8 bytes per nonzero stay (int32 row, float32
-weight) but loading passes through int64 and float64 copies (``np.unique``'s inverse, the weights), and
-the peak measured on 20M-token corpora is 26 bytes per nonzero (bench_scale.py, BENCHMARKS.md). The
-rows touched are bounded by min(vocabulary, the executor's nonzeros): the plan knows no more before
-the batches are read per executor.
+Redis client), then the larger of two moments. Loading the corpus slice passes through int64 and
+float64 copies (``np.unique``'s inverse, the weights): 47 bytes per nonzero at that moment (measured
+on 50M tokens); afterwards 8 stay (int32 row, float32 weight). At the E-step's peak, per phi row its
+documents touch and topic: float32 phi, the replies and the array ``read_rows`` fills for foreign rows,
+the float64 n_wt the kernel returns (24 bytes, measured), plus 12 per extra thread (its own n_wt), plus
+the float32 phi of the rows it owns. The rows touched are bounded by min(vocabulary, the executor's
+nonzeros): the plan knows no more before the batches are read per executor. Figures and the runs
+behind them: BENCHMARKS.md (bench_scale.py) and tests/engine/test_memory_estimate.py.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from artm_compose.plan import Plan
 EMPTY_NODE_BYTES = 2 * 1024 ** 2
 # VmHWM of an executor process with a 1-topic model (measured, local runtime).
 EXECUTOR_BASE_BYTES = 205 * 1024 ** 2
-ESTEP_BYTES_PER_CELL = 20
+ESTEP_BYTES_PER_CELL = 24
 EXTRA_THREAD_BYTES_PER_CELL = 12
-CORPUS_BYTES_PER_NONZERO = 26
+CORPUS_BYTES_PER_NONZERO = 8
+LOADING_BYTES_PER_NONZERO = 47
 # Key name, robj, dict entry and cluster slot-to-key links per key, rounded up.
 PER_KEY_BYTES = 160
 
@@ -114,15 +115,16 @@ def check_redis_memory(plan: Plan, maxmemory: int | None, limit: str | None) -> 
 
 @dataclass(frozen=True)
 class ExecutorMemory:
-    """Bytes one executor will need at its peak: E-step arrays, owned phi, corpus slice, total."""
+    """Bytes one executor will need: E-step arrays, owned phi, corpus slice (kept, and while loading)."""
 
     e_step: int
     owned: int
     corpus: int
+    loading: int
 
     @property
     def total(self) -> int:
-        return EXECUTOR_BASE_BYTES + self.e_step + self.owned + self.corpus
+        return EXECUTOR_BASE_BYTES + max(self.loading, self.corpus + self.e_step + self.owned)
 
 
 def executor_memory(plan: Plan) -> list[ExecutorMemory]:
@@ -138,13 +140,15 @@ def executor_memory(plan: Plan) -> list[ExecutorMemory]:
         nonzeros = int(round(data.nonzeros * float(data.batch_weights[b0:b1].sum()) / total_weight))
         rows = min(data.vocab_size, nonzeros)
         estimates.append(ExecutorMemory(e_step=rows * topics * per_cell, owned=(t1 - t0) * topics * FLOAT_BYTES,
-                                        corpus=nonzeros * CORPUS_BYTES_PER_NONZERO))
+                                        corpus=nonzeros * CORPUS_BYTES_PER_NONZERO,
+                                        loading=nonzeros * LOADING_BYTES_PER_NONZERO))
     return estimates
 
 
 def describe_executor_memory(needs: ExecutorMemory) -> str:
-    return (f"up to {mib(needs.total)} (E-step {mib(needs.e_step)}; owned phi {mib(needs.owned)}; corpus "
-            f"{mib(needs.corpus)}; process {mib(EXECUTOR_BASE_BYTES)})")
+    return (f"up to {mib(needs.total)} (process {mib(EXECUTOR_BASE_BYTES)} + the larger of loading the corpus "
+            f"{mib(needs.loading)} and E-step {mib(needs.e_step)} + owned phi {mib(needs.owned)} + corpus "
+            f"{mib(needs.corpus)})")
 
 
 def docker_bytes(limit: str) -> int:
