@@ -47,6 +47,9 @@ MASTER_PROGRAM = "artm-compose-master"
 # so checks are rare: each one is a process started in the container.
 HEALTH_INTERVAL = "5s"
 CONTROL = "control"
+DASHBOARD = "dashboard"
+# The dashboard's port inside its container; the host side is 127.0.0.1:dashboard_port.
+DASHBOARD_CONTAINER_PORT = 8265
 FINGERPRINT_LENGTH = 12
 
 
@@ -173,6 +176,7 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
                     "ready_file": str(READY_FILE), "start_period": f"{timeout:g}s"},
         "executor_services": executor_services,
         "master": master,
+        "dashboard": dashboard_service(plan, root, vocab_path) if plan.config.dashboard else None,
         "mounts": [vars(m) for m in mounts],
         "state_mount": vars(Mount(str(state.root), STATE_MOUNT, read_only=False)),
         "state_readonly": vars(Mount(str(state.root), STATE_MOUNT)),
@@ -184,6 +188,17 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
         "password_file": str(state.password_file),
     }
     return escape_dollars(context)
+
+
+def dashboard_service(plan: Plan, state_root: Path, vocab_path: str | None) -> dict[str, Any]:
+    """The dashboard's container: it looks at the cluster from inside its network (no Docker there),
+    reads scores.json from the state mount and is published on the host's loopback only."""
+    command = ["artm-compose", "dashboard", "--inside", "--state-dir", STATE_MOUNT, "--host", "0.0.0.0",
+               "--port", str(DASHBOARD_CONTAINER_PORT)]
+    if vocab_path is not None:
+        command += ["--vocab", vocab_path]
+    return {"container": container_name(plan, DASHBOARD), "labels": labels.role_labels(plan, state_root, DASHBOARD),
+            "command": command, "published": f"127.0.0.1:{plan.config.dashboard_port}:{DASHBOARD_CONTAINER_PORT}"}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ RUNTIMES = ("local", "compose", "swarm")
 SPLITS = ("balanced", "even")
 CLUSTER_BUS_OFFSET = 10000
 MAX_PORT = 65535
+# Where `up --dashboard` serves the dashboard (Ray's dashboard port, as `artm-compose dashboard`).
+DEFAULT_DASHBOARD_PORT = 8265
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
 
@@ -59,6 +61,8 @@ class ClusterConfig:
     update_every: int = DEFAULT_UPDATE_EVERY
     tau0: float = DEFAULT_TAU0
     kappa: float = DEFAULT_KAPPA
+    dashboard: bool = False
+    dashboard_port: int = DEFAULT_DASHBOARD_PORT
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -81,6 +85,8 @@ class ClusterConfig:
         _check(self.node_timeout_ms >= 100, "node_timeout_ms", self.node_timeout_ms, "must be >= 100")
         _check(self.heartbeat_timeout > 0, "heartbeat_timeout", self.heartbeat_timeout, "must be > 0")
         self._check_ports()
+        _check(1024 <= self.dashboard_port <= MAX_PORT, "dashboard_port", self.dashboard_port,
+               f"the dashboard needs a port in 1024..{MAX_PORT}")
         check_online(self.mode, self.update_every, self.tau0, self.kappa)
         for field_name in ("redis_memory", "executor_memory", "master_memory"):
             value = getattr(self, field_name)

@@ -25,7 +25,7 @@ STATE_DIR = f"{PREFIX}.state-dir"
 PLAN = f"{PREFIX}.plan"
 REDIS_LAYOUT = f"{PREFIX}.redis-layout"
 
-ROLES = ("redis", "bootstrap", "control", "executor", "master")
+ROLES = ("redis", "bootstrap", "control", "executor", "master", "dashboard")
 
 
 def project_name(cluster: str) -> str:

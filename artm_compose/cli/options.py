@@ -68,6 +68,10 @@ def cluster_options(function: Callable) -> Callable:
                      help="Online: batches of every executor per phi update [default: 1]."),
         click.option("--tau0", type=float, help="Online: rho = (tau0 + update) ** -kappa [default: 1024]."),
         click.option("--kappa", type=float, help="Online: rho = (tau0 + update) ** -kappa [default: 0.7]."),
+        click.option("--dashboard", is_flag=True, default=None,
+                     help="Also serve the live dashboard (Compose: a container published on 127.0.0.1 only; "
+                          "local: a process on this machine); up prints its address."),
+        click.option("--dashboard-port", type=int, help="Port of the --dashboard on 127.0.0.1 [default: 8265]."),
         click.option("--redis-memory", help="Container memory limit of each Redis node, e.g. 1g."),
         click.option("--executor-memory", help="Container memory limit of each executor, e.g. 2g."),
         click.option("--master-memory", help="Container memory limit of the master, e.g. 512m."),

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from artm_compose.dashboard.plot import plot_scores, read_scores
+from artm_compose.dashboard.snapshot import ClusterWatch
 from artm_compose.dashboard.server import DEFAULT_PORT, LOCAL_HOST, make_server
 from artm_compose.errors import ConfigError
 from artm_compose.record import ClusterRecord
@@ -33,7 +34,12 @@ def is_loopback(host: str) -> bool:
 @click.option("--host", default=LOCAL_HOST, show_default=True,
               help="Address to listen on. The dashboard has no login: anything but 127.0.0.1 shows the "
                    "cluster to everyone who can reach that address (a warning is printed).")
-def dashboard_command(state_dirs: tuple[Path, ...], port: int, host: str) -> None:
+@click.option("--inside", is_flag=True, hidden=True,
+              help="Run inside the cluster's network (up --dashboard): status from Redis and heartbeats, not Docker.")
+@click.option("--vocab", "vocab_path", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="The vocabulary where this process sees it (inside a container), for the top tokens.")
+def dashboard_command(state_dirs: tuple[Path, ...], port: int, host: str, inside: bool,
+                      vocab_path: Path | None) -> None:
     """Serve a live dashboard of the training in the browser.
 
     \b
@@ -52,10 +58,11 @@ def dashboard_command(state_dirs: tuple[Path, ...], port: int, host: str) -> Non
         raise ConfigError(f"state_dir={missing[0]!r} holds no cluster (no cluster.json); "
                           f"run `artm-compose up` with this --state-dir first")
     try:
-        server = make_server(lambda: chosen, host=host, port=port)
+        server = make_server(lambda: chosen, host=host, port=port,
+                             watch=lambda path: ClusterWatch(path, inside=inside, vocab_path=vocab_path))
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
-    if not is_loopback(host):
+    if not is_loopback(host) and not inside:
         click.echo(f"warning: --host {host}: the dashboard has no authentication; everyone who can reach "
                    f"{host}:{server.server_address[1]} sees the cluster", err=True)
     bound_host, bound_port = server.server_address[:2]

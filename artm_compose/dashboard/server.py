@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from artm_compose.config import DEFAULT_DASHBOARD_PORT
 from artm_compose.dashboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from artm_compose.dashboard.metrics import render_metrics
 from artm_compose.dashboard.snapshot import ClusterWatch, clusters_json
 
-DEFAULT_PORT = 8265
+DEFAULT_PORT = DEFAULT_DASHBOARD_PORT
 LOCAL_HOST = "127.0.0.1"
 _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8"}
@@ -40,8 +41,9 @@ class Clusters:
     """The clusters a dashboard shows: ``state_dirs()`` is asked again on every listing, so
     clusters started later appear; each state directory keeps one :class:`ClusterWatch`."""
 
-    def __init__(self, state_dirs: StateDirs):
+    def __init__(self, state_dirs: StateDirs, watch: Callable[[Path], ClusterWatch] = ClusterWatch):
         self._state_dirs = state_dirs
+        self._watch = watch
         self._watches: dict[str, ClusterWatch] = {}
         self._lock = threading.Lock()
 
@@ -49,7 +51,7 @@ class Clusters:
         with self._lock:
             listed = []
             for path in self._state_dirs():
-                watch = ClusterWatch(path)
+                watch = self._watch(path)
                 listed.append(self._watches.setdefault(watch.key, watch))
             return listed
 
@@ -134,8 +136,11 @@ def make_handler(clusters: Clusters) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(state_dirs: StateDirs, host: str = LOCAL_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
-    """A bound server (``port`` 0 picks a free one: see ``server.server_address``); call ``serve_forever``."""
-    server = ThreadingHTTPServer((host, port), make_handler(Clusters(state_dirs)))
+def make_server(state_dirs: StateDirs, host: str = LOCAL_HOST, port: int = DEFAULT_PORT,
+                watch: Callable[[Path], ClusterWatch] = ClusterWatch) -> ThreadingHTTPServer:
+    """A bound server (``port`` 0 picks a free one: see ``server.server_address``); call ``serve_forever``.
+
+    ``watch`` makes the :class:`ClusterWatch` of a state directory (e.g. one that looks from inside the cluster)."""
+    server = ThreadingHTTPServer((host, port), make_handler(Clusters(state_dirs, watch)))
     server.daemon_threads = True
     return server

@@ -179,9 +179,14 @@ class ClusterWatch:
     (a new one is a restart) and the top tokens of the committed model (read once per commit).
     """
 
-    def __init__(self, state_dir: Path | str, *, top: int = TOP_TOKENS):
+    def __init__(self, state_dir: Path | str, *, top: int = TOP_TOKENS, inside: bool = False,
+                 vocab_path: Path | None = None):
         self.state = StateDir.at(state_dir)
         self.top = top
+        # Inside the cluster's network (up --dashboard): no runtime to ask, and the vocabulary is mounted
+        # elsewhere than the host path the record names.
+        self.inside = inside
+        self.vocab_path = vocab_path
         self._lock = threading.Lock()
         self._instances: dict[str, tuple[str | None, list[str]]] = {}  # executor -> (run, instances seen)
         self._model = _Model()
@@ -235,6 +240,10 @@ class ClusterWatch:
         from artm_compose.api import Cluster  # the API imports the runtimes; keep this module light
 
         try:
+            if self.inside:
+                from artm_compose.dashboard.inside import inside_status
+
+                return inside_status(self.state, self.state.password_file).to_dict()
             return Cluster.from_state(self.state.root).status().to_dict()
         except Exception as error:  # noqa: BLE001 - e.g. Docker unreachable: report it, keep the rest
             return {"error": f"{type(error).__name__}: {error}"}
@@ -292,7 +301,7 @@ class ClusterWatch:
                 key = (committed.run, committed.generation)
                 if key == self._model.key:
                     break
-                vocab = self._read_vocab(record.training.vocab_path)
+                vocab = self._read_vocab(self.vocab_path or record.training.vocab_path)
                 phi = store.read_range(client, committed.layout, committed.generation, 0, committed.layout.vocab_size)
                 after = store.read_model_record(client, cluster)
                 # Two phi buffers: the one read is intact unless two more commits happened meanwhile;

@@ -34,8 +34,8 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
-from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, bootstrap_timeout, compose_path, container_name,
-                                       corpus_mounts, in_cluster_command, network_name, published_port, render_compose)
+from artm_compose.compose_file import (CONTROL, DASHBOARD, FINGERPRINT_LENGTH, bootstrap_timeout, compose_path,
+                                       container_name, corpus_mounts, in_cluster_command, network_name, published_port, render_compose)
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets)
 from artm_compose.data.batches import list_batches
@@ -110,6 +110,8 @@ class Inventory:
 def planned_containers(plan: Plan) -> dict[str, str]:
     """Service name -> container name of every long-lived container of ``plan``."""
     services = [redis_component(n.index) for n in plan.nodes] + [CONTROL]
+    if plan.config.dashboard:
+        services.append(DASHBOARD)
     if plan.data is not None:
         services += [e.name for e in plan.executors] + [MASTER]
     return {service: container_name(plan, service) for service in services}
@@ -148,25 +150,29 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
     if training:
         problems.append(f"training is already running in cluster {cluster!r} ({', '.join(sorted(training)[:4])} "
                         f"up); follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
-    if plan.config.publish:
-        problems.extend(_port_conflicts(plan, inventory, port_is_free))
+    wanted_ports = ([(published_port(plan, n.index), n.name, "--base-port") for n in plan.nodes]
+                    if plan.config.publish else [])
+    if plan.config.dashboard:
+        wanted_ports.append((plan.config.dashboard_port, "the dashboard", "--dashboard-port"))
+    problems.extend(_port_conflicts(plan, inventory, port_is_free, wanted_ports))
     return problems
 
 
-def _port_conflicts(plan: Plan, inventory: Inventory, port_is_free) -> list[str]:
+def _port_conflicts(plan: Plan, inventory: Inventory, port_is_free,
+                    wanted: list[tuple[int | None, str, str]]) -> list[str]:
+    """Host ports the plan publishes on 127.0.0.1 (port, for whom, the option that moves it) held by others."""
     problems = []
-    for node in plan.nodes:
-        port = published_port(plan, node.index)
+    for port, owner_name, option in wanted:
         holders = [c for c in inventory.containers if c.running and port in c.host_ports]
         if any(c.belongs_to(plan.cluster) for c in holders):
             continue
         if holders:
-            problems.append(f"port 127.0.0.1:{port} for {node.name} is published by {holders[0].describe()}; "
-                            f"choose another --base-port")
+            problems.append(f"port 127.0.0.1:{port} for {owner_name} is published by {holders[0].describe()}; "
+                            f"choose another {option}")
         elif not port_is_free(port):
             owner = port_owner(port)
             by = f" by pid {owner[0]} ({owner[1]})" if owner else ""
-            problems.append(f"port 127.0.0.1:{port} for {node.name} is already in use{by}; choose another --base-port")
+            problems.append(f"port 127.0.0.1:{port} for {owner_name} is already in use{by}; choose another {option}")
     return problems
 
 
@@ -189,6 +195,7 @@ class ComposeRuntime(Runtime):
 
     name = RUNTIME_NAME
     where = "on Docker"
+    serves_dashboard = True
     missing = "no container"
 
     # -- primitives of up ---------------------------------------------------------------------------
@@ -207,6 +214,12 @@ class ComposeRuntime(Runtime):
     def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
         report = self._start_cluster(plan, self._client, echo)
         return Bootstrapped(actions=tuple(report["actions"]), seconds=report["seconds"])
+
+    def start_dashboard(self, plan: Plan, echo: Echo) -> None:
+        try:
+            self._compose().compose.up([DASHBOARD], detach=True, dependencies=False, quiet=True, color=False)
+        except WhalesError as error:
+            raise BootstrapError(f"starting the dashboard failed: {_whales_message(error)}") from None
 
     def start_training(self, plan: Plan, echo: Echo) -> None:
         training = [e.name for e in plan.executors] + [MASTER]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,8 +48,31 @@ def stopped_following_message(state: StateDir) -> str:
             f"--state-dir {state.root})")
 
 
+def dashboard_message(plan: Plan) -> str:
+    return f"dashboard: http://127.0.0.1:{plan.config.dashboard_port}/"
+
+
 def nothing_left_message(owner: str, where: str) -> str:
     return f"nothing of {owner} is left {where}"
+
+
+def assemble_status(record: ClusterRecord, state: StateDir, runtime: str, seen: dict[str, MemberState],
+                    probe: Callable[[], dict[str, Any]], missing: str) -> ClusterStatus:
+    """The status report from what was seen of the members and, when a Redis node runs, the ``probe`` job."""
+    found = Probe(cluster_state="down", slots_assigned=0)
+    if any(seen.get(node.name, MemberState(False)).alive for node in record.nodes):
+        try:
+            result = probe()
+            found = Probe(cluster_state=result["cluster_state"], slots_assigned=int(result["slots_assigned"]),
+                          problems=tuple(result["problems"]), progress=result.get("training"))
+        except BootstrapError as error:
+            found = Probe(cluster_state="unknown", slots_assigned=0, problems=(str(error),))
+    training = training_summary(found.progress, state.scores) if record.training else None
+    members = members_of(record, seen, training, missing)
+    return ClusterStatus(cluster=record.cluster, runtime=runtime, state_dir=str(state.root),
+                         status=effective_status(record.status, members, training), cluster_state=found.cluster_state,
+                         slots_assigned=found.slots_assigned, members=tuple(members), problems=found.problems,
+                         training=training)
 
 
 class Runtime(ABC):
@@ -64,6 +87,8 @@ class Runtime(ABC):
     where: ClassVar[str]
     # A member's state when the runtime finds no trace of it.
     missing: ClassVar[str] = "not started"
+    # Whether `up --dashboard` can start the dashboard beside the cluster (start_dashboard).
+    serves_dashboard: ClassVar[bool] = False
 
     def __init__(self, state: StateDir):
         self.state = state
@@ -78,13 +103,20 @@ class Runtime(ABC):
         # Before anything starts: a node that hits maxmemory mid-training fails the run (noeviction).
         check_redis_memory(plan, redis_maxmemory(plan.config.redis_memory), plan.config.redis_memory)
         check_executor_memory(plan, plan.config.executor_memory)
+        if plan.config.dashboard and not self.serves_dashboard:
+            raise ConfigError(f"dashboard=True: the {self.name} runtime cannot run the dashboard; run "
+                              f"`artm-compose dashboard --state-dir {self.state.root}` on a machine that reaches it")
         self.prepare(plan, echo)
         try:
             redis = self.start_redis(plan, echo)
+            if plan.config.dashboard:
+                self.start_dashboard(plan, echo)
         except BaseException:
             self._failed_start(echo)
             raise
         echo(redis_ok_message(plan, redis))
+        if plan.config.dashboard:
+            echo(dashboard_message(plan))
         self.set_status(Status.RUNNING)
 
         def result(**outcome: Any) -> UpResult:
@@ -120,22 +152,9 @@ class Runtime(ABC):
     def status(self) -> ClusterStatus:
         """Members by role with liveness, the Redis Cluster's state, and the training's progress."""
         record = self.state_record()
-        seen = self.observe_members(record)
-        probe = Probe(cluster_state="down", slots_assigned=0)
-        if any(seen.get(node.name, MemberState(False)).alive for node in record.nodes):
-            try:
-                found = self.run_job(record, "probe")
-                probe = Probe(cluster_state=found["cluster_state"], slots_assigned=int(found["slots_assigned"]),
-                              problems=tuple(found["problems"]), progress=found.get("training"))
-            except BootstrapError as error:
-                probe = Probe(cluster_state="unknown", slots_assigned=0, problems=(str(error),))
-        training = training_summary(probe.progress, self.state.scores) if record.training else None
-        members = members_of(record, seen, training, self.missing)
-        return self.report(record, ClusterStatus(
-            cluster=record.cluster, runtime=self.name, state_dir=str(self.state.root),
-            status=effective_status(record.status, members, training), cluster_state=probe.cluster_state,
-            slots_assigned=probe.slots_assigned, members=tuple(members), problems=probe.problems,
-            training=training))
+        status = assemble_status(record, self.state, self.name, self.observe_members(record),
+                                 lambda: self.run_job(record, "probe"), self.missing)
+        return self.report(record, status)
 
     def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
         """Stop exactly what this runtime started for the state directory; idempotent.
@@ -197,6 +216,10 @@ class Runtime(ABC):
     @abstractmethod
     def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
         """Start (or keep) the Redis nodes and bootstrap them into one healthy cluster."""
+
+    def start_dashboard(self, plan: Plan, echo: Echo) -> None:
+        """Serve the dashboard of this cluster on 127.0.0.1:``dashboard_port`` (kept if already serving)."""
+        raise ConfigError(f"the {self.name} runtime cannot run the dashboard")
 
     @abstractmethod
     def start_training(self, plan: Plan, echo: Echo) -> None:

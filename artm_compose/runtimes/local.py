@@ -42,6 +42,17 @@ _STOP_THEN_EXEC = 'kill -STOP $$ && exec "$@"'
 
 LOG_TAIL_LINES = 20
 EXECUTOR_EXIT_GRACE = 10.0
+DASHBOARD = "dashboard"
+DASHBOARD_START_TIMEOUT = 10.0
+
+
+def _check_dashboard_port(port: int) -> None:
+    if port_free(port):
+        return
+    owner = port_owner(port)
+    holder = f" by pid {owner[0]} ({owner[1]})" if owner else " by another process"
+    raise ConfigError(f"dashboard_port {port} on 127.0.0.1 is already in use{holder}; "
+                      f"choose another --dashboard-port or stop that process")
 
 
 def bootstrap_timeout(nodes: int) -> float:
@@ -54,6 +65,7 @@ class LocalRuntime(Runtime):
 
     name = "local"
     where = "on this machine"
+    serves_dashboard = True
 
     # -- primitives of up ---------------------------------------------------------------------------
 
@@ -66,6 +78,8 @@ class LocalRuntime(Runtime):
         if not self._reuse_redis:
             self._check_ports(plan, {r.pid for r in running.values()})
             self._stop(list(running.values()), echo)
+        if plan.config.dashboard and DASHBOARD not in self._running_records():
+            _check_dashboard_port(plan.config.dashboard_port)
         self._forget_exited(keep=self._kept)
         render_all(plan, self.state, status=Status.STARTING)
 
@@ -76,6 +90,22 @@ class LocalRuntime(Runtime):
         # The seeded nodes.conf files did what MEET and ADDSLOTSRANGE would otherwise do: an action too.
         seeded = f"seeded the cluster config of {len(plan.nodes)} node(s)"
         return Bootstrapped(actions=(seeded, *report.actions), seconds=report.seconds)
+
+    def start_dashboard(self, plan: Plan, echo: Echo) -> None:
+        if DASHBOARD in self._running_records():
+            return
+        port = plan.config.dashboard_port
+        child = self._start(DASHBOARD, [sys.executable, "-m", "artm_compose", "dashboard", "--state-dir",
+                                        str(self.state.root), "--port", str(port)])
+        deadline = time.monotonic() + DASHBOARD_START_TIMEOUT
+        while port_free(port):
+            if child.poll() is not None:
+                raise BootstrapError(f"the dashboard exited with code {child.returncode}: "
+                                     f"{_tail(self.state.log(DASHBOARD))}")
+            if time.monotonic() > deadline:
+                raise BootstrapError(f"the dashboard did not listen on 127.0.0.1:{port} within "
+                                     f"{DASHBOARD_START_TIMEOUT:g} s; see {self.state.log(DASHBOARD)}")
+            time.sleep(0.05)
 
     def start_training(self, plan: Plan, echo: Echo) -> None:
         self._master = self._start_training(plan)
