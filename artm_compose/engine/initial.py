@@ -120,3 +120,12 @@ def phi_rows_for(vocab: Vocabulary, begin: int, end: int, path: Path, topics: in
     if not np.all(np.isfinite(phi)) or (phi.size and phi.min() < 0):
         raise DataError(f"initial phi file {path} holds negative or non-finite values")
     return np.ascontiguousarray(phi[np.asarray(found, dtype=np.int64)]) if found else np.zeros((0, topics), np.float32)
+
+
+def check_phi_file(path: Path, vocab: Vocabulary, topics: int, *, continue_fitting: bool = False) -> None:
+    """Everything the executors would find wrong with ``--init-phi``, found before anything starts:
+    the file, its format, its topic count and the vocabulary tokens it lacks (DataError naming them)."""
+    if continue_fitting:
+        raise DataError(f"init_phi={str(path)!r} and continue_fitting exclude each other: the model to go on "
+                        f"from is the one held in Redis")
+    phi_rows_for(vocab, 0, len(vocab), path, topics)

@@ -56,6 +56,17 @@ def nothing_left_message(owner: str, where: str) -> str:
     return f"nothing of {owner} is left {where}"
 
 
+def check_initial_phi(plan: Plan) -> None:
+    """The initial phi against the vocabulary and the topic count, before anything starts."""
+    from artm_compose.data.vocab import read_vocab
+    from artm_compose.engine.initial import check_phi_file
+
+    if plan.data is None:
+        raise ConfigError(f"init_phi={str(plan.config.init_phi)!r} needs training data (--data)")
+    check_phi_file(Path(plan.config.init_phi), read_vocab(plan.data.vocab_path), plan.config.topics,
+                   continue_fitting=plan.config.continue_fitting)
+
+
 def assemble_status(record: ClusterRecord, state: StateDir, runtime: str, seen: dict[str, MemberState],
                     probe: Callable[[], dict[str, Any]], missing: str) -> ClusterStatus:
     """The status report from what was seen of the members and, when a Redis node runs, the ``probe`` job."""
@@ -103,6 +114,8 @@ class Runtime(ABC):
         # Before anything starts: a node that hits maxmemory mid-training fails the run (noeviction).
         check_redis_memory(plan, redis_maxmemory(plan.config.redis_memory), plan.config.redis_memory)
         check_executor_memory(plan, plan.config.executor_memory)
+        if plan.config.init_phi is not None:
+            check_initial_phi(plan)
         if plan.config.dashboard and not self.serves_dashboard:
             raise ConfigError(f"dashboard=True: the {self.name} runtime cannot run the dashboard; run "
                               f"`artm-compose dashboard --state-dir {self.state.root}` on a machine that reaches it")
