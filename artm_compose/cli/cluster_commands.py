@@ -11,7 +11,7 @@ import click
 
 from artm_compose.api import EXPORT_FORMATS
 from artm_compose.cli.group import cli
-from artm_compose.cli.options import cluster_of, cluster_options, existing_cluster, state_options
+from artm_compose.cli.options import cluster_for_up, cluster_options, existing_cluster, state_options
 from artm_compose.dashboard.terminal import EXIT_CODES_HELP, ProgressEcho, probe_for, status_exit_code
 from artm_compose.dashboard.terminal import watch as watch_status
 
@@ -27,7 +27,7 @@ def up_command(detach: bool, **options: Any) -> None:
     Without -d, follows the training until the master exits (on a terminal with a progress bar
     of the pass in progress under the per-pass lines).
     """
-    cluster = cluster_of(options)
+    cluster = cluster_for_up(options)
     with ProgressEcho(sys.stdout, probe_for(cluster.state.root), bar=not detach) as echo:
         result = cluster.up(detach=detach, echo=echo)
     if result.already_up:

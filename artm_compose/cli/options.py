@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from artm_compose.api import Cluster
-from artm_compose.config import RUNTIMES, SPLITS
+from artm_compose.config import RUNTIMES, SPLITS, ClusterConfig
+from artm_compose.errors import ConfigError
+from artm_compose.record import ClusterRecord, Status
 
 # CLI option name -> ClusterConfig field, where they differ (None: not a config field).
 _FIELD_OF_OPTION = {"data": "data_dir", "vocab": "vocab_path", "config_file": None, "as_json": None, "detach": None}
@@ -102,4 +104,39 @@ def existing_cluster(options: dict[str, Any]) -> Cluster:
         recorded = Cluster.from_state(cluster.state.root)
         if options.get("runtime") is None or options["runtime"] == recorded.config.runtime:
             return recorded
+    return cluster
+
+
+# What makes another cluster: changing one of these needs `down` first (other fields may change between runs).
+IDENTITY_FIELDS = ("name", "runtime", "nodes", "executors_per_node", "base_port")
+
+
+def cluster_for_up(options: dict[str, Any]) -> Cluster:
+    """The cluster ``up`` brings up: the one recorded in the state directory, with the options given
+    explicitly (and a ``--config`` file's keys) applied over it; a fresh one where none is recorded.
+
+    A change that needs another cluster (:data:`IDENTITY_FIELDS`) is refused while the recorded one
+    has not been taken down: starting it would orphan the recorded cluster's processes or containers.
+    """
+    given = cluster_of(options)
+    record = ClusterRecord.load_if_any(given.state)
+    if record is None or not record.config:
+        return given
+    explicit = config_values(options)
+    if options.get("config_file") is not None:
+        explicit = {**ClusterConfig.from_file(options["config_file"], **explicit).to_dict(), **explicit}
+    values = {**record.config, **explicit, "state_dir": given.state.root}
+    # An explicit start (initial phi or continuing) replaces the recorded one instead of clashing with it.
+    if "continue_fitting" in explicit and "init_phi" not in explicit:
+        values["init_phi"] = None
+    if "init_phi" in explicit and "continue_fitting" not in explicit:
+        values["continue_fitting"] = False
+    cluster = Cluster(ClusterConfig.from_mapping(values))
+    if record.status != Status.STOPPED:
+        changed = [f"{field} {record.config.get(field)!r} -> {getattr(cluster.config, field)!r}"
+                   for field in IDENTITY_FIELDS if record.config.get(field) != getattr(cluster.config, field)]
+        if changed:
+            raise ConfigError(f"state dir {given.state.root} holds cluster {record.config.get('name')!r} "
+                              f"({record.status}); {', '.join(changed)} needs another cluster: run "
+                              f"`artm-compose down --state-dir {given.state.root}` first, or use another --state-dir")
     return cluster

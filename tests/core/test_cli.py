@@ -215,7 +215,15 @@ def test_cli_up_status_logs_down_with_the_installed_script(tmp_path):
         assert again.returncode == 0 and "already up and healthy" in again.stdout
 
         other = cli("up", "--runtime", "local", "--nodes", "2", "--base-port", base, *common)
-        assert other.returncode == 2 and "different plan" in other.stderr
+        assert other.returncode == 2 and "nodes 4 -> 2 needs another cluster" in other.stderr
+        assert f"artm-compose down --state-dir {state}" in other.stderr
+
+        # One state directory, one cluster: `up` without flags is the recorded cluster, not a default one.
+        bare = cli("up", *common)
+        assert bare.returncode == 0 and "already up and healthy" in bare.stdout, bare.stderr
+        renamed = cli("up", "--name", "other", *common)
+        assert renamed.returncode == 2 and "holds cluster 'artm'" in renamed.stderr
+        assert json.loads((state / "cluster.json").read_text())["cluster"] == "artm"
     finally:
         records = [ProcessRecord.load(p) for p in (state / "pids").glob("*.json")]
         down = cli("down", *common)
