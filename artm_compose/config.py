@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from artm_compose.engine.online import DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, check_online
+from artm_compose.engine.scores import SCORE_SETS
+from artm_compose.engine.regularizers import Regularizer, check_class_weights, make_regularizer, parse_shorthand
 from artm_compose.errors import ConfigError
 from artm_compose.slots import SLOT_COUNT
 
@@ -63,8 +65,19 @@ class ClusterConfig:
     kappa: float = DEFAULT_KAPPA
     dashboard: bool = False
     dashboard_port: int = DEFAULT_DASHBOARD_PORT
+    # BigARTM's regularizers (mappings with ``type``, or ``Type:tau=..`` shorthands, become
+    # Regularizer objects) and class weights (``artm.ARTM(class_ids=...)``); engine.regularizers.
+    regularizers: tuple[Regularizer, ...] = ()
+    class_ids: dict[str, float] = field(default_factory=dict)
+    scores: Literal["all", "basic"] = "all"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "regularizers", _regularizers(self.regularizers))
+        if not isinstance(self.class_ids, dict):
+            raise ConfigError(f"class_ids={self.class_ids!r} is invalid: use a mapping of class id to weight, "
+                              "e.g. {'@default_class': 1.0, '@tag': 5.0}")
+        object.__setattr__(self, "class_ids", check_class_weights(self.class_ids))
+        _check(self.scores in SCORE_SETS, "scores", self.scores, f"choose one of {', '.join(SCORE_SETS)}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.type in ("int", "float") and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -123,8 +136,11 @@ class ClusterConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (str(v) if isinstance(v, Path) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+        values = {f.name: (str(v) if isinstance(v, Path) else v)
+                  for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+        values["regularizers"] = [r.to_dict() for r in self.regularizers]
+        values["class_ids"] = dict(self.class_ids)
+        return values
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ClusterConfig:
@@ -158,6 +174,23 @@ class ClusterConfig:
 
 
 _PATH_FIELDS = {"state_dir", "data_dir", "vocab_path", "init_phi"}
+
+
+def _regularizers(values: Any) -> tuple[Regularizer, ...]:
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"regularizers={values!r} is invalid: use a list of mappings with a type, "
+                          "e.g. [{type: SmoothSparsePhiRegularizer, tau: -0.1}]")
+    result = []
+    for position, value in enumerate(values):
+        if isinstance(value, Regularizer):
+            result.append(value)
+        elif isinstance(value, str):
+            result.append(parse_shorthand(value))
+        elif isinstance(value, dict):
+            result.append(make_regularizer(value, where=f"regularizers[{position}]"))
+        else:
+            raise ConfigError(f"regularizers[{position}]={value!r} is invalid: use a mapping with a type")
+    return tuple(result)
 
 
 def _check(ok: bool, field_name: str, value: Any, advice: str) -> None:

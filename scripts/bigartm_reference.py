@@ -32,8 +32,12 @@ passes as ``fit_online`` counts it, ``decay_weight`` = 1 - apply). The JSON hold
 mapping of the JSON list ``--filters`` (its keyword arguments, in order); the JSON written holds
 ``num_items`` and the kept ``entries`` as [class id, token, df] in the dictionary's order.
 
-``fit`` runs PLSA (no regularizers) with ``fit_offline``, one collection pass per call so every pass
-is timed. The JSON holds ``perplexity`` and ``seconds`` per pass plus the collection's token weight;
+``fit`` runs ``fit_offline``, one collection pass per call so every pass is timed, with the
+regularizers of ``--regularizers`` (JSON list of mappings: ``type``, an ``artm`` class name, plus its
+keyword arguments) and the class weights of ``--class-ids`` (JSON mapping, ``artm.ARTM(class_ids=)``).
+The JSON holds ``perplexity`` (and ``perplexity_by_class`` for weighted classes), ``sparsity_phi``,
+``sparsity_theta``, ``kernel_size``/``kernel_purity``/``kernel_contrast`` (TopicKernelScore, threshold
+0.1) and ``seconds`` per pass, ``top_tokens`` at the end, plus the collection's token weight;
 the npz holds ``phi`` (final), ``init_phi`` (the phi pass 1 starts from), ``tokens``, ``class_ids``
 and ``topics``, rows in the vocabulary file's order.
 
@@ -154,9 +158,21 @@ def cmd_fit(args: argparse.Namespace) -> None:
     vectorizer = artm.BatchVectorizer(data_path=str(batches), data_format="batches")
     dictionary = artm.Dictionary()
     dictionary.gather(data_path=str(batches), vocab_file_path=str(vocab_path))
-    model = artm.ARTM(num_topics=args.topics, num_processors=args.processors,
+    class_ids = json.loads(args.class_ids) if args.class_ids else None
+    model = artm.ARTM(num_topics=args.topics, num_processors=args.processors, class_ids=class_ids,
                       num_document_passes=args.inner, seed=args.seed, show_progress_bars=False)
     model.scores.add(artm.PerplexityScore(name="perplexity"))
+    classes = list(dict.fromkeys(c for c, _ in vocab))
+    for class_id in (class_ids or {}):
+        model.scores.add(artm.PerplexityScore(name=f"perplexity {class_id}", class_ids=[class_id]))
+    model.scores.add(artm.SparsityPhiScore(name="sparsity_phi"))
+    model.scores.add(artm.SparsityThetaScore(name="sparsity_theta"))
+    model.scores.add(artm.TopicKernelScore(name="kernel", probability_mass_threshold=0.1))
+    model.scores.add(artm.TopTokensScore(name="top_tokens", num_tokens=10))
+    for number, spec in enumerate(json.loads(args.regularizers)):
+        spec = dict(spec)
+        kind = getattr(artm, spec.pop("type"))
+        model.regularizers.add(kind(name=spec.pop("name", f"regularizer {number}"), **spec))
     model.initialize(dictionary)
 
     info, pwt = model.master.attach_model(model.model_pwt)
@@ -172,6 +188,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     init_phi = pwt[to_model].copy()
 
     perplexity, seconds, zero_words = [], [], []
+    by_class = {c: [] for c in (class_ids or {})}
+    figures = {"sparsity_phi": [], "sparsity_theta": [], "kernel_size": [], "kernel_purity": [], "kernel_contrast": []}
     for _ in range(args.passes):
         start = time.perf_counter()
         model.fit_offline(vectorizer, num_collection_passes=1)
@@ -179,6 +197,14 @@ def cmd_fit(args: argparse.Namespace) -> None:
         score = model.get_score("perplexity")
         perplexity.append(float(score.value))
         zero_words.append(int(score.zero_words))
+        for class_id, values in by_class.items():
+            values.append(float(model.get_score(f"perplexity {class_id}").value))
+        figures["sparsity_phi"].append(float(model.get_score("sparsity_phi").value))
+        figures["sparsity_theta"].append(float(model.get_score("sparsity_theta").value))
+        kernel = model.get_score("kernel")
+        figures["kernel_size"].append(float(kernel.average_kernel_size))
+        figures["kernel_purity"].append(float(kernel.average_kernel_purity))
+        figures["kernel_contrast"].append(float(kernel.average_kernel_contrast))
     normalizer = float(model.get_score("perplexity").normalizer) if args.passes else None
 
     final_info, dense = model.master.get_phi_matrix(model=model.model_pwt)
@@ -197,8 +223,13 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "vocab_size": len(vocab),
         "token_weight": normalizer,
         "perplexity": perplexity,
+        "perplexity_by_class": by_class,
+        **figures,
+        "top_tokens": ([list(model.score_tracker["top_tokens"].last_tokens[t]) for t in topics]
+                       if args.passes else []),
         "seconds": seconds,
         "zero_words": zero_words,
+        "classes": classes,
     }
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     if args.npz:
@@ -300,6 +331,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     fit.add_argument("--processors", type=int, default=1)
     fit.add_argument("--seed", type=int, default=1)
     fit.add_argument("--init-phi")
+    fit.add_argument("--class-ids", help="JSON mapping class id -> weight, as artm.ARTM(class_ids=...)")
+    fit.add_argument("--regularizers", default="[]",
+                     help="JSON list of regularizers: {type: artm class name, tau, topic_names, ...}")
     fit.add_argument("--json", required=True)
     fit.add_argument("--npz")
     transform = commands.add_parser("transform", help="ARTM.transform with a given phi")

@@ -12,6 +12,7 @@ run aborted), with a one-line reason on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -26,11 +27,14 @@ from artm_compose.engine import model_store as store
 from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.corpus import LocalCorpus, load_corpus
 from artm_compose.engine.initial import phi_rows_for, random_rows
-from artm_compose.engine.kernel import e_step, normalise_rows, warm_up
+from artm_compose.engine.kernel import Documents, Modalities, e_step, normalise_rows, warm_up
 from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.online import blend, update_documents
 from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
-from artm_compose.errors import ArtmComposeError, TrainingError
+from artm_compose.engine.regularizers import (Regularizer, check_against_model, class_factors, make_regularizer,
+                                              phi_regularization, theta_additions)
+from artm_compose.engine.scores import SCORE_CLASS, phi_partials, positive_column_sums
+from artm_compose.errors import ArtmComposeError, ConfigError, TrainingError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,6 +92,7 @@ class Executor:
         self.client = client
         self.vocab = vocab
         self.corpus = corpus
+        self.token_weights = corpus.docs.weights  # as read; prepare applies the run's class weights
         self.status = status
         self.heartbeat = heartbeat
         self.own = OwnRows(args.token_begin_index, args.token_end_index)
@@ -95,6 +100,38 @@ class Executor:
         self.layout: Layout | None = None
         self.own_increments: np.ndarray | None = None  # float32 n_wt of own rows touched this pass
         self.online_nwt: np.ndarray | None = None  # online mode: the blended n_wt of the own range
+        # Set by prepare from the master's command: classes, their weights, regularizers.
+        self.classes: list[str] = []
+        self.modalities = Modalities()
+        self.regularizers: list[Regularizer] = []
+        self.topic_names: list[str] = []
+        self.own_slots = np.zeros(0, dtype=np.int64)  # class slot of each own row
+
+    def use_model_settings(self, command: dict[str, Any]) -> None:
+        """Classes, class weights and regularizers of the run (the master's, so all executors agree)."""
+        self.classes = list(command["classes"])
+        weights = {str(c): float(w) for c, w in command.get("class_weights", {}).items()}
+        self.regularizers = [make_regularizer(r) for r in command.get("regularizers", [])]
+        self.topic_names = list(command["topic_names"])
+        try:
+            check_against_model(self.regularizers, weights, self.topic_names, self.classes, self.args.num_inner_iter)
+        except ConfigError as error:
+            raise TrainingError(str(error)) from error
+        slot = {c: i for i, c in enumerate(self.classes)}
+        vocab_slots = np.asarray([slot[c] for c in self.vocab.class_ids], dtype=np.int32)
+        self.own_slots = vocab_slots[self.own.begin:self.own.end]
+        row_slots = vocab_slots[self.corpus.rows]
+        factor = class_factors(self.classes, weights)[row_slots]
+        docs = self.corpus.docs
+        self.corpus = dataclasses.replace(self.corpus, docs=Documents(
+            indptr=docs.indptr, rows=docs.rows, weights=(self.token_weights * factor[docs.rows]).astype(np.float32)))
+        self.modalities = Modalities(row_class=row_slots, classes=len(self.classes), by_class=bool(weights),
+                                     theta_add=theta_additions(self.regularizers, self.topic_names,
+                                                               self.args.num_inner_iter))
+
+    def class_sums(self, values: np.ndarray) -> dict[str, list[float]]:
+        """n_t per class of own rows: positive sums per topic (BigARTM's FindNormalizers)."""
+        return {c: positive_column_sums(values[self.own_slots == i]).tolist() for i, c in enumerate(self.classes)}
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -107,6 +144,7 @@ class Executor:
             raise TrainingError(f"the master seeds the model with {command['seed']}, this executor was started "
                                 f"with --seed {self.args.seed}")
         self.layout = Layout.from_dict(self.args.cluster, command["layout"])
+        self.use_model_settings(command)
         begin, end = self.own.begin, self.own.end
         reply: dict[str, Any] = {}
         mode = command["init"]
@@ -117,7 +155,7 @@ class Executor:
         if mode == "random":
             raw = random_rows(self.vocab.tokens[begin:end], self.vocab.class_ids[begin:end], int(command["seed"]), topics)
             self.own.nwt = raw
-            reply["n_t"] = raw.sum(axis=0).tolist()
+            reply["n_t"] = self.class_sums(raw)
         else:
             if mode == "file":
                 path = self.args.init_phi or Path(command["init_phi"])
@@ -132,20 +170,27 @@ class Executor:
                 "rows": int(len(self.corpus.rows)), "foreign_rows": int((~self.is_own).sum())}
 
     def normalise(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The M-step of own rows: max(n_wt + r_wt, 0) over the class's n_t; phi score sums if asked."""
         assert self.layout is not None and self.own.nwt is not None
-        self.own.phi = normalise_rows(self.own.nwt, np.asarray(command["n_t"], dtype=np.float64))
+        n_t = np.asarray([command["n_t"][c] for c in self.classes], dtype=np.float64).reshape(-1, self.layout.topics)
+        self.own.phi = normalise_rows(self.own.nwt, n_t[self.own_slots])
         self.own.nwt = None
         if self.own.end > self.own.begin:
             store.write_range(self.client, self.layout, int(command["generation"]), self.own.begin, self.own.phi)
-        return {}
+        if "kernel_n_t" not in command:
+            return {}
+        in_class = np.asarray(self.vocab.class_ids[self.own.begin:self.own.end]) == SCORE_CLASS
+        return {"phi_scores": phi_partials(self.own.phi, in_class, np.asarray(command["kernel_n_t"]))}
 
     def e_step(self, command: dict[str, Any]) -> dict[str, Any]:
         assert self.layout is not None and self.own.phi is not None
         started = time.perf_counter()
         docs, rows, is_own, used = self.corpus.docs, self.corpus.rows, self.is_own, None
+        modalities = self.modalities
         if "update" in command:  # online: this update's batches only (engine.online)
             docs, used = update_documents(self.corpus, int(command["update"]), int(command["update_every"]))
             rows, is_own = rows[used], is_own[used]
+            modalities = dataclasses.replace(modalities, row_class=modalities.row_class[used])
         phi = np.empty((len(rows), self.layout.topics), dtype=np.float32)
         phi[is_own] = self.own.phi[rows[is_own] - self.own.begin]
         phi[~is_own] = store.read_rows(self.client, self.layout, int(command["generation"]), rows[~is_own])
@@ -158,7 +203,7 @@ class Executor:
                 self.status.documents_done += documents
 
         result = e_step(docs, phi, self.args.num_inner_iter, self.args.num_threads,
-                        tick=self.heartbeat.tick, done=done)
+                        tick=self.heartbeat.tick, done=done, modalities=modalities)
         computed = time.perf_counter()
         increments = result.nwt.astype(np.float32)
         if used is None:
@@ -169,7 +214,9 @@ class Executor:
             self.own_increments = every[self.is_own]
         blocks = store.write_contributions(self.client, self.layout, command["run"], int(command["pass"]),
                                            self.args.executor_id, rows[~is_own], increments[~is_own])
-        return {"loglik": result.loglik, "token_weight": result.token_weight, "blocks": blocks,
+        return {"class_loglik": result.class_loglik.tolist(), "class_weight": result.class_weight.tolist(),
+                "zero_words": result.zero_words, "zero_theta": result.zero_theta, "documents": docs.count,
+                "blocks": blocks,
                 "seconds": {"fetch": fetched - started, "kernel": computed - fetched,
                             "send": time.perf_counter() - computed}}
 
@@ -190,9 +237,14 @@ class Executor:
             previous = self.online_nwt if self.online_nwt is not None else self.own.phi
             nwt = blend(previous, nwt, float(command["decay"]), float(command["apply"]))
             self.online_nwt = nwt
-        self.own.nwt = nwt
         self.own_increments = None
-        return {"n_t": nwt.sum(axis=0).tolist()}
+        reply: dict[str, Any] = {}
+        if SCORE_CLASS in self.classes:  # the kernel score's n_t: the pass's counters, unregularized
+            reply["kernel_n_t"] = positive_column_sums(nwt[self.own_slots == self.classes.index(SCORE_CLASS)]).tolist()
+        r_wt = phi_regularization(self.regularizers, self.own.phi,
+                                  [self.classes[i] for i in self.own_slots], self.topic_names)
+        self.own.nwt = nwt if r_wt is None else nwt + r_wt
+        return {**reply, "n_t": self.class_sums(self.own.nwt)}
 
     # -- loop ---------------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """The E-step of offline PLSA exactly as BigARTM computes it, compiled with numba.
 
 Per document d (SYSTEM.md section 3): theta_d starts uniform (1/T); ``inner`` times
-``p_dw = sum_t phi_wt theta_td`` and ``theta_td <- theta_td * sum_w n_dw phi_wt / p_dw``, then
-theta_d is normalised. With the final theta, ``n_wt += n_dw phi_wt theta_td / p_dw`` and the
-document adds ``n_dw ln p_dw`` to the log-likelihood. Words with ``p_dw == 0`` are skipped, as
-BigARTM skips them.
+``p_dw = sum_t phi_wt theta_td`` and ``theta_td <- theta_td * sum_w n_dw phi_wt / p_dw + r_td``
+(r_td: theta regularizers, ``engine.regularizers``), then theta_d is clipped at zero and normalised.
+With the final theta, ``n_wt += n_dw phi_wt theta_td / p_dw`` and the document adds
+``n_dw ln p_dw`` to the log-likelihood of the word's class. Words with ``p_dw == 0`` add nothing to
+n_wt, as in BigARTM, and the log-likelihood takes BigARTM's unigram fallback for them
+(``n_dw / n_d``). Words of weight 0 (classes without weight) count nowhere.
 
 Zero threshold: BigARTM sets every phi value below 1e-16 to zero when it normalises n_wt (and again
 when a processor copies phi rows), and every theta value below 1e-16 to zero when it normalises
@@ -53,18 +55,26 @@ LANES = 8
 WORDS = 4
 # BigARTM's zero: phi and theta values below it are set to 0 (see "Zero threshold" above).
 TINY = np.float32(1e-16)
+# BigARTM's default eps of its sparsity scores: values below it count as zeros.
+SPARSITY_EPS = np.float32(1e-37)
 # Documents per kernel call: small enough to tick the heartbeat often, large enough to be free.
 CHUNK_DOCUMENTS = 2000
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
-def _estep_range(indptr, rows, weights, phi, inner, nwt, theta_out, doc_begin, doc_end):  # pragma: no cover - jitted
-    """E-step of documents ``[doc_begin, doc_end)``: adds to ``nwt``, returns (loglik, weight).
+def _estep_range(indptr, rows, weights, phi, inner, nwt, theta_out, doc_begin, doc_end,
+                 theta_add, row_class, by_class, stats):  # pragma: no cover - jitted
+    """E-step of documents ``[doc_begin, doc_end)``: adds to ``nwt`` and to ``stats``.
 
     ``theta_out`` is either empty (0 rows) or has a row per document of the whole CSR: the
-    final theta of document d goes to row d.
+    final theta of document d goes to row d. ``theta_add[i, t]`` is r_td of inner iteration i.
+    ``stats`` (see ``Stats``) gets the perplexity sums per class (``row_class`` of each local row;
+    the unigram fallback normalises by class when ``by_class``) and the counts of zero words and
+    zero theta values.
     """
     topics = phi.shape[1]
+    classes = (len(stats) - 2) // 2
+    document_weight = np.zeros(classes, dtype=np.float64)
     # Topic loops run over a multiple of the vector width; the padding stays zero in the
     # document's phi copy, so it adds nothing to p_dw and theta stays zero there.
     padded = (topics + LANES - 1) // LANES * LANES
@@ -79,8 +89,6 @@ def _estep_range(indptr, rows, weights, phi, inner, nwt, theta_out, doc_begin, d
     ntd = np.zeros(padded, dtype=np.float32)
     uniform = np.float32(1.0) / np.float32(topics)
     keep_theta = theta_out.shape[0] > 0
-    loglik = 0.0
-    weight = 0.0
     for d in range(doc_begin, doc_end):
         begin = indptr[d]
         length = indptr[d + 1] - begin
@@ -118,29 +126,43 @@ def _estep_range(indptr, rows, weights, phi, inner, nwt, theta_out, doc_begin, d
                 a, b, c, e = ratio[i], ratio[i + 1], ratio[i + 2], ratio[i + 3]
                 for t in range(padded):
                     ntd[t] += ra[t] * a + rb[t] * b + rc[t] * c + re[t] * e
+            # BigARTM's NormalizeThetaAgent: max(theta * n_td + r_td, 0), normalised.
             total = np.float32(0.0)
-            for t in range(padded):
-                theta[t] *= ntd[t]
-                total += theta[t]
-            if total > 0.0:
-                inverse = np.float32(1.0) / total
-                for t in range(padded):
-                    value = theta[t] * inverse
-                    theta[t] = value if value >= TINY else np.float32(0.0)
+            for t in range(topics):
+                theta[t] = theta[t] * ntd[t] + theta_add[iteration, t]
+                if theta[t] > 0.0:
+                    total += theta[t]
+            inverse = np.float32(1.0) / total if total > 0.0 else np.float32(0.0)
+            for t in range(topics):
+                value = theta[t] * inverse
+                theta[t] = value if value >= TINY else np.float32(0.0)
+        for c in range(classes):
+            document_weight[c] = 0.0
         for i in range(length):
-            if p[i] == 0.0:
-                continue
             n = weights[begin + i]
-            loglik += n * math.log(p[i])
-            weight += n
+            if n > 0.0:
+                document_weight[row_class[rows[begin + i]] if by_class else 0] += n
+        for i in range(length):
+            n = weights[begin + i]
+            if n == 0.0:
+                continue
+            c = row_class[rows[begin + i]]
+            stats[classes + c] += n
+            if p[i] == 0.0:  # BigARTM's perplexity falls back to the document's unigram model
+                stats[c] += n * math.log(n / document_weight[c if by_class else 0])
+                stats[2 * classes] += 1.0
+                continue
+            stats[c] += n * math.log(p[i])
             scale = ratio[i]
             out = nwt[rows[begin + i]]
             for t in range(topics):
                 out[t] += scale * local[i, t] * theta[t]
+        for t in range(topics):
+            if theta[t] < SPARSITY_EPS:
+                stats[2 * classes + 1] += 1.0
         if keep_theta:
             for t in range(topics):
                 theta_out[d, t] = theta[t]
-    return loglik, weight
 
 
 @dataclass(frozen=True)
@@ -161,13 +183,43 @@ class Documents:
 
 
 @dataclass(frozen=True)
+class Modalities:
+    """What the E-step needs to know of classes and theta regularizers.
+
+    ``row_class`` (int32 per local phi row) indexes ``classes`` perplexity slots; ``by_class``: the
+    unigram fallback of a zero p_dw normalises within the word's class (BigARTM does when the
+    model has class weights). ``theta_add``: r_td per inner iteration and topic (float32).
+    """
+
+    row_class: np.ndarray | None = None
+    classes: int = 1
+    by_class: bool = False
+    theta_add: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class EStepResult:
-    """What one E-step over an executor's documents yields."""
+    """What one E-step over an executor's documents yields.
+
+    ``class_loglik[c]`` is BigARTM's perplexity ``raw`` of class slot c (sum n_dw ln p_dw, a zero
+    p_dw replaced by the document's unigram probability), ``class_weight[c]`` its ``normalizer``
+    (sum n_dw).
+    """
 
     nwt: np.ndarray  # float64, local rows x topics
-    loglik: float  # sum n_dw ln p_dw over words with p_dw > 0
-    token_weight: float  # sum n_dw over the same words
+    class_loglik: np.ndarray  # float64 per class slot
+    class_weight: np.ndarray  # float64 per class slot
+    zero_words: int  # words with p_dw == 0 (perplexity's zero_words)
+    zero_theta: int  # theta values below SPARSITY_EPS (sparsity_theta's zero_topics)
     theta: np.ndarray | None = None  # float32, documents x topics, when asked for
+
+    @property
+    def loglik(self) -> float:
+        return float(self.class_loglik.sum())
+
+    @property
+    def token_weight(self) -> float:
+        return float(self.class_weight.sum())
 
 
 def split_documents(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
@@ -177,7 +229,8 @@ def split_documents(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
 
 def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
            tick: Callable[[], None] | None = None, chunk_documents: int = CHUNK_DOCUMENTS,
-           keep_theta: bool = False, done: Callable[[int], None] | None = None) -> EStepResult:
+           keep_theta: bool = False, done: Callable[[int], None] | None = None,
+           modalities: Modalities = Modalities()) -> EStepResult:
     """Run the E-step over all documents; ``threads`` > 1 splits documents into contiguous ranges.
 
     Each thread accumulates its own n_wt buffer; the buffers are added in range order, so the
@@ -188,41 +241,52 @@ def e_step(docs: Documents, phi: np.ndarray, inner: int, threads: int = 1,
     ``keep_theta`` the result also holds each document's final theta.
     """
     phi = np.ascontiguousarray(phi, dtype=np.float32)
+    topics = phi.shape[1]
     ranges = split_documents(docs.indptr, threads) if docs.count else []
     buffers = [np.zeros(phi.shape, dtype=np.float64) for _ in ranges]
-    theta = np.zeros((docs.count, phi.shape[1]) if keep_theta else (0, phi.shape[1]), dtype=np.float32)
+    classes = modalities.classes
+    stats = [np.zeros(2 * classes + 2, dtype=np.float64) for _ in ranges]
+    theta = np.zeros((docs.count, topics) if keep_theta else (0, topics), dtype=np.float32)
+    row_class = (np.zeros(phi.shape[0], dtype=np.int32) if modalities.row_class is None
+                 else np.ascontiguousarray(modalities.row_class, dtype=np.int32))
+    theta_add = np.zeros((max(inner, 1), topics), dtype=np.float32)
+    if modalities.theta_add is not None:
+        theta_add[:inner] = modalities.theta_add[:inner]
 
-    def run(index: int) -> tuple[float, float]:
+    def run(index: int) -> None:
         begin, end = ranges[index]
-        loglik = weight = 0.0
         for first in range(begin, end, chunk_documents):
-            part = _estep_range(docs.indptr, docs.rows, docs.weights, phi, inner, buffers[index], theta,
-                                first, min(first + chunk_documents, end))
-            loglik += part[0]
-            weight += part[1]
+            _estep_range(docs.indptr, docs.rows, docs.weights, phi, inner, buffers[index], theta,
+                         first, min(first + chunk_documents, end), theta_add, row_class, modalities.by_class,
+                         stats[index])
             if tick is not None:
                 tick()
             if done is not None:
                 done(min(first + chunk_documents, end) - first)
-        return loglik, weight
 
     if len(ranges) <= 1:
-        partial = [run(i) for i in range(len(ranges))]
+        for i in range(len(ranges)):
+            run(i)
     else:
         with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
-            partial = list(pool.map(run, range(len(ranges))))
+            list(pool.map(run, range(len(ranges))))
     nwt = buffers[0] if buffers else np.zeros(phi.shape, dtype=np.float64)
     for extra in buffers[1:]:
         nwt += extra
-    return EStepResult(nwt=nwt, loglik=sum(p[0] for p in partial), token_weight=sum(p[1] for p in partial),
+    total = np.zeros(2 * classes + 2, dtype=np.float64)
+    for part in stats:
+        total += part
+    return EStepResult(nwt=nwt, class_loglik=total[:classes], class_weight=total[classes:2 * classes],
+                       zero_words=int(total[2 * classes]), zero_theta=int(total[2 * classes + 1]),
                        theta=theta if keep_theta else None)
 
 
 def normalise_rows(nwt: np.ndarray, n_t: np.ndarray) -> np.ndarray:
-    """The M-step for rows of n_wt: ``phi = n_wt / n_t`` as float32, BigARTM's way.
+    """The M-step for rows of n_wt (+ r_wt): ``phi = max(n_wt, 0) / n_t`` as float32, BigARTM's way.
 
-    Topics with ``n_t <= 0`` get zero columns; values below ``TINY`` become zero (see the
-    module's "Zero threshold").
+    ``n_t`` is per topic, or per row and topic (each row's class normaliser). Where ``n_t <= 0``
+    phi is zero; values below ``TINY`` (negative ones included) become zero (see the module's
+    "Zero threshold").
     """
     safe = np.where(n_t > 0, n_t, 1.0)
     phi = np.where(n_t > 0, nwt / safe, 0.0).astype(np.float32)

@@ -48,7 +48,19 @@ def master_argv(plan: Plan, *, redis_host: str, redis_port: int, password_file: 
             "--num-outer-iter", str(config.iterations), "--num-executors", str(len(plan.executors)),
             "--num-executor-threads", str(config.threads),
             "--show-top-tokens", "1" if config.show_top_tokens else "0",
-            "--scores-path", str(scores_path)] + _online(config)
+            "--scores-path", str(scores_path)] + _online(config) + _model(config)
+
+
+def _model(config) -> list[str]:
+    """Regularizers, class weights and the score set (nothing when they are the defaults)."""
+    argv = []
+    for regularizer in config.regularizers:
+        argv += ["--regularizer", regularizer.shorthand()]
+    for class_id, weight in config.class_ids.items():
+        argv += ["--class-id", f"{class_id}={weight!r}"]
+    if config.scores != "all":
+        argv += ["--scores", config.scores]
+    return argv
 
 
 def _online(config) -> list[str]:

@@ -1,8 +1,10 @@
 """The master program: drives preparation, normalisation and the EM passes of one run.
 
 Accepts the reference master's flags (SYSTEM.md section 2) with the same names and meaning,
-plus ours. It prints the perplexity of every pass (with a progress bar on a terminal), writes
-``--scores-path`` (JSON) and, with ``--show-top-tokens 1``, the top tokens of every topic.
+plus ours: ``--regularizer`` and ``--class-id`` (BigARTM's regularizers and class weights,
+``engine.regularizers``), ``--scores``. It prints the scores of every pass (with a progress bar on a
+terminal), writes ``--scores-path`` (JSON, ``engine.scores``) and, with ``--show-top-tokens 1``, the
+top tokens of every topic.
 
 Exit status: 0 when every pass is committed; 1 when training stopped (an executor died, failed
 or went silent, bad input, a timeout), with a one-line reason naming the executor and the pass
@@ -29,6 +31,9 @@ from artm_compose.engine.model_store import ModelRecord
 from artm_compose.engine.online import (DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, MODES, OnlineSchedule,
                                         Update, check_online)
 from artm_compose.engine.progress import ProgressLine
+from artm_compose.engine.regularizers import (check_against_model, check_class_weights, parse_class_weight,
+                                              parse_shorthand)
+from artm_compose.engine import scores as score_math
 from artm_compose.engine.protocol import (MasterChannel, Heartbeat, master_key, master_payload, new_run_id,
                                           write_progress)
 from artm_compose.errors import ConfigError, TrainingError
@@ -54,9 +59,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="online: batches of every executor per phi update")
     parser.add_argument("--tau0", type=float, default=DEFAULT_TAU0, help="online: rho = (tau0 + k) ** -kappa")
     parser.add_argument("--kappa", type=float, default=DEFAULT_KAPPA, help="online: rho = (tau0 + k) ** -kappa")
+    parser.add_argument("--regularizer", action="append", default=[], metavar="TYPE:tau=X,...",
+                        help="a BigARTM regularizer, e.g. SmoothSparsePhiRegularizer:tau=-0.1 (repeatable)")
+    parser.add_argument("--class-id", action="append", default=[], metavar="CLASS=WEIGHT",
+                        help="class weight as artm.ARTM(class_ids=...), e.g. @tag=5 (repeatable)")
+    parser.add_argument("--scores", choices=score_math.SCORE_SETS, default="all",
+                        help="all scores, or basic: perplexity and sparsity_theta only")
     add_connection_flags(parser)
     args = parser.parse_args(argv)
     check_timeouts(parser, args)
+    try:
+        args.regularizers = [parse_shorthand(text) for text in args.regularizer]
+        args.class_weights = check_class_weights(dict(parse_class_weight(text) for text in args.class_id))
+    except ConfigError as error:
+        parser.error(str(error))
     for name in ("num_topics", "num_executors"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
@@ -85,6 +101,16 @@ class Scores:
     skipped_weight: float = 0.0
     init_seconds: float = 0.0
     perplexity: list[float] = field(default_factory=list)
+    perplexity_by_class: dict[str, list[float]] = field(default_factory=dict)
+    zero_words: list[int] = field(default_factory=list)
+    sparsity_theta: list[float] = field(default_factory=list)
+    sparsity_phi: list[float] = field(default_factory=list)
+    kernel_size: list[float] = field(default_factory=list)
+    kernel_purity: list[float] = field(default_factory=list)
+    kernel_contrast: list[float] = field(default_factory=list)
+    top_tokens: list[list[str]] = field(default_factory=list)
+    class_ids: dict[str, float] = field(default_factory=dict)
+    regularizers: list[dict[str, Any]] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     bytes_moved: list[int] = field(default_factory=list)
     bytes_minimum: list[int] = field(default_factory=list)
@@ -127,6 +153,10 @@ class Master:
                                          "passes": args.num_outer_iter, "executor_count": args.num_executors,
                                          "perplexity": [], "seconds": []}
         self.foreign_rows: list[int] = []
+        self.scores.class_ids = dict(args.class_weights)
+        self.scores.regularizers = [r.to_dict() for r in args.regularizers]
+        self.topic_names = [f"topic_{t}" for t in range(args.num_topics)]
+        self.classes: list[str] = []  # the vocabulary's class ids, in order of first appearance
         self.online = (OnlineSchedule(args.update_every, args.tau0, args.kappa) if args.mode == "online" else None)
         if self.online is not None:
             self.scores.online = self.online.summary
@@ -148,7 +178,8 @@ class Master:
         args = self.args
         previous = store.read_model_record(self.client, args.cluster)
         command: dict[str, Any] = {"op": "prepare", "topics": args.num_topics, "layout": layout.to_dict(),
-                                   "seed": args.seed}
+                                   "seed": args.seed, "classes": self.classes, "class_weights": args.class_weights,
+                                   "regularizers": self.scores.regularizers, "topic_names": self.topic_names}
         start_pass = 0
         if args.continue_fitting:
             if previous is None:
@@ -184,15 +215,16 @@ class Master:
             self.round({e: {"op": "normalise", "n_t": n_t, "generation": generation} for e in self.channel.executors},
                        "normalisation", start_pass)
         self.commit(ModelRecord(generation=generation, pass_number=start_pass, layout=layout,
-                                run=self.channel.run, n_t=n_t))
+                                run=self.channel.run, n_t=all_classes(n_t)))
         return generation
 
-    def sum_topics(self, ordered: list[dict[str, Any]]) -> list[float]:
-        """n_t: the owners' partial sums added in executor-id order."""
-        total = np.zeros(self.args.num_topics, dtype=np.float64)
+    def sum_topics(self, ordered: list[dict[str, Any]], key: str = "n_t") -> dict[str, list[float]]:
+        """n_t per class: the owners' partial sums added in executor-id order."""
+        totals = {c: np.zeros(self.args.num_topics, dtype=np.float64) for c in self.classes}
         for reply in ordered:
-            total += np.asarray(reply["n_t"], dtype=np.float64)
-        return total.tolist()
+            for class_id, values in reply[key].items():
+                totals[class_id] += np.asarray(values, dtype=np.float64)
+        return {c: v.tolist() for c, v in totals.items()}
 
     def commit(self, record: ModelRecord) -> None:
         store.commit_model(self.client, record)
@@ -207,7 +239,11 @@ class Master:
         executors = list(self.channel.executors)
         bytes_before = store.net_bytes(self.client)
         started = time.perf_counter()
-        loglik = weight = cpu = 0.0
+        cpu = 0.0
+        class_loglik = np.zeros(len(self.classes))
+        class_weight = np.zeros(len(self.classes))
+        zero_words = zero_theta = documents = 0
+        phi_partials: list[dict[str, Any]] = []
         phases = {"e_step": 0.0, "kernel_max": 0.0, "aggregate": 0.0, "normalise": 0.0}
         for update in self.pass_updates():
             step_started = time.perf_counter()
@@ -217,9 +253,15 @@ class Master:
             replies = self.round({e: {"op": "e-step", "pass": number, "generation": generation, **e_fields}
                                   for e in executors}, "the e-step", number)
             e_step_done = time.perf_counter()
-            step_loglik = sum(replies[e]["loglik"] for e in sorted(replies))
-            step_weight = sum(replies[e]["token_weight"] for e in sorted(replies))
-            loglik, weight = loglik + step_loglik, weight + step_weight
+            step_loglik = step_weight = 0.0
+            for reply in (replies[e] for e in sorted(replies)):
+                class_loglik += reply["class_loglik"]
+                class_weight += reply["class_weight"]
+                step_loglik += sum(reply["class_loglik"])
+                step_weight += sum(reply["class_weight"])
+                zero_words += reply["zero_words"]
+                zero_theta += reply["zero_theta"]
+                documents += reply["documents"]
             wanted: dict[int, list[list[int]]] = {e: [] for e in executors}
             for executor in sorted(replies):
                 for block in replies[executor]["blocks"]:
@@ -228,14 +270,19 @@ class Master:
             merge = update.aggregate_fields() if update is not None else {}
             partial = self.round({e: {"op": "aggregate", "pass": number, "contributions": wanted[e], **merge}
                                   for e in executors}, "aggregation", number)
-            n_t = self.sum_topics([partial[e] for e in sorted(partial)])
+            ordered = [partial[e] for e in sorted(partial)]
+            n_t = self.sum_topics(ordered)
+            normalise: dict[str, Any] = {"op": "normalise", "pass": number, "n_t": n_t}
+            if self.args.scores == "all" and score_math.SCORE_CLASS in self.classes:
+                normalise["kernel_n_t"] = np.sum([r["kernel_n_t"] for r in ordered], axis=0).tolist()
             aggregated = time.perf_counter()
             self.bar.show(number - self.scores.first_pass + 1, "normalise")
             generation += 1
-            normalised = self.round({e: {"op": "normalise", "pass": number, "n_t": n_t, "generation": generation}
-                                     for e in executors}, "normalisation", number)
+            normalised = self.round({e: {**normalise, "generation": generation} for e in executors},
+                                    "normalisation", number)
+            phi_partials = [normalised[e]["phi_scores"] for e in sorted(normalised) if "phi_scores" in normalised[e]]
             self.commit(ModelRecord(generation=generation, pass_number=number, layout=layout,
-                                    run=self.channel.run, n_t=n_t))
+                                    run=self.channel.run, n_t=all_classes(n_t)))
             finished = time.perf_counter()
             phases["e_step"] += e_step_done - step_started
             phases["kernel_max"] += max(replies[e]["seconds"]["kernel"] for e in replies)
@@ -244,11 +291,23 @@ class Master:
             cpu += sum(reply["cpu_seconds"] for phase in (replies, partial, normalised) for reply in phase.values())
             if update is not None:
                 self.online.record(update, step_loglik, step_weight)
-        perplexity = float(np.exp(-loglik / weight)) if weight > 0 else float("nan")
+        by_class = bool(self.args.class_weights)
+        perplexity = score_math.perplexity(class_loglik, class_weight, by_class)
         moved = store.net_bytes(self.client) - bytes_before
         minimum = store.minimum_pass_bytes(layout.vocab_size, layout.topics, self.foreign_rows)
         scores = self.scores
         scores.perplexity.append(perplexity)
+        for class_id, value in score_math.perplexity_by_class(self.classes, class_loglik, class_weight).items():
+            scores.perplexity_by_class.setdefault(class_id, []).append(value)
+        scores.zero_words.append(zero_words)
+        scores.sparsity_theta.append(zero_theta / (documents * layout.topics) if documents else float("nan"))
+        line = f"sparsity theta {scores.sparsity_theta[-1]:.3f}"
+        if phi_partials:  # the phi scores of the model this pass committed
+            figures = score_math.phi_scores(phi_partials, layout.topics)
+            for key, value in figures.items():
+                getattr(scores, key).append(value)
+            line += (f" phi {figures['sparsity_phi']:.3f}  kernel size {figures['kernel_size']:.1f} "
+                     f"purity {figures['kernel_purity']:.3f} contrast {figures['kernel_contrast']:.3f}")
         scores.seconds.append(finished - started)
         scores.bytes_moved.append(moved)
         scores.bytes_minimum.append(minimum)
@@ -257,7 +316,7 @@ class Master:
         self.progress["perplexity"] = scores.perplexity
         self.progress["seconds"] = scores.seconds
         self.set_state("iterations", **{"pass": number, "phase": "committed"})
-        self.bar.done(f"pass {number}: perplexity {perplexity:.4f}  {finished - started:.3f} s  "
+        self.bar.done(f"pass {number}: perplexity {perplexity:.4f}  {line}  {finished - started:.3f} s  "
                       f"{moved / 1e6:.2f} MB moved (minimum {minimum / 1e6:.2f} MB)")
         return generation
 
@@ -293,19 +352,29 @@ class Master:
             pass
 
 
-def show_top_tokens(client: RedisCluster, record: ModelRecord, vocab_path: Path, echo: Callable[[str], None],
-                    count: int = TOP_TOKENS) -> None:
+def all_classes(n_t: dict[str, list[float]] | None) -> list[float] | None:
+    """The record's n_t: per topic, summed over the classes."""
+    return None if n_t is None else np.sum(list(n_t.values()), axis=0).tolist()
+
+
+def final_top_tokens(client: RedisCluster, record: ModelRecord, vocab_path: Path) -> list[list[str]]:
+    """TopTokensScore of the committed model (reads the whole phi once)."""
     vocab = read_vocab(vocab_path)
     phi = store.read_range(client, record.layout, record.generation, 0, record.layout.vocab_size)
-    for topic in range(record.layout.topics):
-        top = np.argsort(-phi[:, topic], kind="stable")[:count]
-        echo(f"topic_{topic}: " + " ".join(vocab.tokens[i] for i in top))
+    return score_math.top_tokens(phi, vocab.tokens, vocab.class_ids, TOP_TOKENS)
 
 
 def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     started = time.monotonic()
     client = connect(args, deadline=started + args.startup_timeout)
-    vocab_size = len(read_vocab(args.vocab_path))
+    vocab = read_vocab(args.vocab_path)
+    vocab_size = len(vocab)
+    classes = list(dict.fromkeys(vocab.class_ids))
+    try:
+        check_against_model(args.regularizers, args.class_weights, [f"topic_{t}" for t in range(args.num_topics)],
+                            classes)
+    except ConfigError as error:
+        raise TrainingError(str(error)) from error
     prepare_slot_tags()
     run_id = new_run_id()
     state = {"state": "starting", "pass": 0}
@@ -314,6 +383,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     heartbeat.start()
     channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
     master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))
+    master.classes = classes
     aborted = True
     try:
         echo(f"run {run_id}: waiting for {args.num_executors} executor(s) in cluster {args.cluster!r}")
@@ -332,8 +402,11 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
                 write_scores(args.scores_path, master.scores)
         master.terminate()
         master.set_state("done")
-        if args.show_top_tokens and master.committed is not None:
-            show_top_tokens(client, master.committed, args.vocab_path, echo)
+        if master.committed is not None and (args.show_top_tokens or args.scores == "all"):
+            master.scores.top_tokens = final_top_tokens(client, master.committed, args.vocab_path)
+            if args.show_top_tokens:
+                for topic, tokens in enumerate(master.scores.top_tokens):
+                    echo(f"topic_{topic}: " + " ".join(tokens))
         aborted = False
         return master.scores
     except BaseException as error:

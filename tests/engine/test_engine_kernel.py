@@ -77,14 +77,15 @@ def test_split_documents_balances_nonzeros():
         assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(ranges, ranges[1:]))
 
 
-def test_zero_probability_words_are_skipped_like_bigartm():
-    # Word 1 has phi = 0 in every topic: it gets no counts and is left out of the perplexity.
+def test_zero_probability_words_take_bigartms_unigram_fallback():
+    # Word 1 has phi = 0 in every topic: it gets no counts, and the perplexity takes the
+    # document's unigram probability n_dw / n_d for it (BigARTM's PerplexityScore, no dictionary).
     phi = np.array([[0.5, 0.5], [0.0, 0.0], [0.5, 0.5]], dtype=np.float32)
     docs = Documents(indptr=np.array([0, 3], dtype=np.int64), rows=np.array([0, 1, 2], dtype=np.int32),
                      weights=np.array([1.0, 4.0, 2.0], dtype=np.float32))
     result = e_step(docs, phi, inner=3)
-    assert result.token_weight == 3.0
-    assert result.loglik == pytest.approx(3 * np.log(0.5))
+    assert result.token_weight == 7.0 and result.zero_words == 1
+    assert result.loglik == pytest.approx(3 * np.log(0.5) + 4 * np.log(4 / 7))
     assert np.all(result.nwt[1] == 0)
     np.testing.assert_allclose(result.nwt.sum(), 3.0)
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from artm_compose.config import ClusterConfig
 from artm_compose.data.collection import write_collection
-from artm_compose.data.debian import build_documents
+from artm_compose.data.debian import build_collection, build_documents, package_modalities
+from artm_compose.data.dictionary_filter import DictionaryFilter
 from artm_compose.data.vocab import make_vocab
 from artm_compose.engine.kernel import Documents
 from artm_compose.engine.launch import executor_argv, master_argv
@@ -51,6 +52,17 @@ def dpkg_corpus(out_dir: Path, batch_size: int = 100, min_df: int = 3) -> Path:
     words, documents = build_documents(dpkg_packages(), min_df=min_df, max_df_ratio=0.5)
     write_collection(out_dir, make_vocab(words), documents, batch_size=batch_size, source="dpkg-status",
                      options={"min_df": min_df})
+    return out_dir
+
+
+def dpkg_multimodal_corpus(out_dir: Path, batch_size: int = 100) -> Path:
+    """The dpkg corpus with a second modality, ``@section`` (each package's Section), as `data debian
+    --modalities` makes it from the Packages indexes."""
+    sections = {"@section": package_modalities([DPKG_STATUS.read_text(encoding="utf-8", errors="replace")])["@section"]}
+    bounds = DictionaryFilter({"min_df": {None: 3}, "max_df_rate": {"@default_class": 0.5}})
+    tokens, class_ids, documents = build_collection(dpkg_packages(), sections, bounds)
+    write_collection(out_dir, make_vocab(tokens, class_ids), documents, batch_size=batch_size,
+                     source="dpkg-status", options={"modalities": ["@section"]})
     return out_dir
 
 
