@@ -15,11 +15,14 @@ import click
 
 from artm_compose.api import Cluster
 from artm_compose.config import RUNTIMES, SPLITS, ClusterConfig
+from artm_compose.engine.regularizers import parse_class_weight, parse_shorthand
+from artm_compose.engine.scores import SCORE_SETS
 from artm_compose.errors import ConfigError
 from artm_compose.record import ClusterRecord, Status
 
 # CLI option name -> ClusterConfig field, where they differ (None: not a config field).
-_FIELD_OF_OPTION = {"data": "data_dir", "vocab": "vocab_path", "config_file": None, "as_json": None, "detach": None}
+_FIELD_OF_OPTION = {"data": "data_dir", "vocab": "vocab_path", "config_file": None, "as_json": None, "detach": None,
+                    "regularizer": "regularizers", "class_id": "class_ids"}
 
 
 def state_options(function: Callable) -> Callable:
@@ -70,6 +73,17 @@ def cluster_options(function: Callable) -> Callable:
                      help="Online: batches of every executor per phi update [default: 1]."),
         click.option("--tau0", type=float, help="Online: rho = (tau0 + update) ** -kappa [default: 1024]."),
         click.option("--kappa", type=float, help="Online: rho = (tau0 + update) ** -kappa [default: 0.7]."),
+        click.option("--regularizer", multiple=True, metavar="TYPE:tau=X,...",
+                     help="A BigARTM regularizer (repeatable): SmoothSparsePhiRegularizer, "
+                          "SmoothSparseThetaRegularizer or DecorrelatorPhiRegularizer with tau and optionally "
+                          "topic_names=a|b, class_ids=@x|@y (phi) or alpha_iter=1|0.5|... (theta); "
+                          "e.g. 'SmoothSparsePhiRegularizer:tau=-0.1'. Replaces the recorded ones."),
+        click.option("--class-id", multiple=True, metavar="CLASS=WEIGHT",
+                     help="Weight of a modality as artm.ARTM(class_ids=...), e.g. @tag=5 (repeatable); when given, "
+                          "tokens of classes not listed are ignored."),
+        click.option("--scores", type=click.Choice(SCORE_SETS),
+                     help="all (default): perplexity (also per class), sparsity of phi and theta, topic kernel, top "
+                          "tokens; basic: perplexity and sparsity of theta only (no extra work per pass)."),
         click.option("--dashboard", is_flag=True, default=None,
                      help="Also serve the live dashboard (Compose: a container published on 127.0.0.1 only; "
                           "local: a process on this machine); up prints its address."),
@@ -87,8 +101,13 @@ def config_values(options: dict[str, Any]) -> dict[str, Any]:
     values = {}
     for option, value in options.items():
         field = _FIELD_OF_OPTION.get(option, option)
-        if field is not None and value is not None:
-            values[field] = value
+        if field is None or value is None or (isinstance(value, tuple) and not value):
+            continue
+        if option == "regularizer":
+            value = tuple(parse_shorthand(text) for text in value)
+        elif option == "class_id":
+            value = dict(parse_class_weight(text) for text in value)
+        values[field] = value
     return values
 
 

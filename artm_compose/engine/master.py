@@ -26,6 +26,7 @@ from redis.cluster import RedisCluster
 from artm_compose.data.vocab import read_vocab
 from artm_compose.engine import model_store as store
 from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
+from artm_compose.engine.export import topic_names
 from artm_compose.engine.layout import Layout, block_starts, prepare_slot_tags
 from artm_compose.engine.model_store import ModelRecord
 from artm_compose.engine.online import (DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, MODES, OnlineSchedule,
@@ -155,7 +156,7 @@ class Master:
         self.foreign_rows: list[int] = []
         self.scores.class_ids = dict(args.class_weights)
         self.scores.regularizers = [r.to_dict() for r in args.regularizers]
-        self.topic_names = [f"topic_{t}" for t in range(args.num_topics)]
+        self.topic_names = topic_names(args.num_topics)
         self.classes: list[str] = []  # the vocabulary's class ids, in order of first appearance
         self.online = (OnlineSchedule(args.update_every, args.tau0, args.kappa) if args.mode == "online" else None)
         if self.online is not None:
@@ -371,7 +372,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     vocab_size = len(vocab)
     classes = list(dict.fromkeys(vocab.class_ids))
     try:
-        check_against_model(args.regularizers, args.class_weights, [f"topic_{t}" for t in range(args.num_topics)],
+        check_against_model(args.regularizers, args.class_weights, topic_names(args.num_topics),
                             classes)
     except ConfigError as error:
         raise TrainingError(str(error)) from error

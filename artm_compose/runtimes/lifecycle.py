@@ -67,6 +67,22 @@ def check_initial_phi(plan: Plan) -> None:
                    continue_fitting=plan.config.continue_fitting)
 
 
+def check_model_settings(plan: Plan) -> None:
+    """Regularizers and class weights against the vocabulary's classes and the model's topics."""
+    from artm_compose.data.vocab import read_vocab
+    from artm_compose.engine.export import topic_names
+    from artm_compose.engine.regularizers import check_against_model
+
+    config = plan.config
+    if not (config.regularizers or config.class_ids):
+        return
+    if plan.data is None:
+        raise ConfigError("regularizers and class_ids need training data (--data)")
+    vocab = read_vocab(plan.data.vocab_path)
+    check_against_model(config.regularizers, config.class_ids, topic_names(config.topics),
+                        list(dict.fromkeys(vocab.class_ids)), config.inner_iterations)
+
+
 def assemble_status(record: ClusterRecord, state: StateDir, runtime: str, seen: dict[str, MemberState],
                     probe: Callable[[], dict[str, Any]], missing: str) -> ClusterStatus:
     """The status report from what was seen of the members and, when a Redis node runs, the ``probe`` job."""
@@ -116,6 +132,7 @@ class Runtime(ABC):
         check_executor_memory(plan, plan.config.executor_memory)
         if plan.config.init_phi is not None:
             check_initial_phi(plan)
+        check_model_settings(plan)
         if plan.config.dashboard and not self.serves_dashboard:
             raise ConfigError(f"dashboard=True: the {self.name} runtime cannot run the dashboard; run "
                               f"`artm-compose dashboard --state-dir {self.state.root}` on a machine that reaches it")

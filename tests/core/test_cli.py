@@ -83,6 +83,14 @@ def test_plan_human_summary_reports_the_split_balance(batches, capsys):
     (["--nodes", "four"], "'four' is not a valid integer"),
     (["--data", "/nonexistent/batches"], "/nonexistent/batches"),
     (["--bogus"], "No such option '--bogus'"),
+    (["--regularizer", "SmoothSparsePsiRegularizer:tau=1"], "unknown regularizer type 'SmoothSparsePsiRegularizer'"),
+    (["--regularizer", "SmoothSparsePhiRegularizer:tau=lots"], "SmoothSparsePhiRegularizer tau='lots' is not a number"),
+    (["--regularizer", "SmoothSparsePhiRegularizer"], "SmoothSparsePhiRegularizer needs tau"),
+    (["--regularizer", "DecorrelatorPhiRegularizer:tau=1,alpha_iter=1"], "has no parameter 'alpha_iter'"),
+    (["--regularizer", "SmoothSparsePhiRegularizer:tau=1,gamma=0.5"], "gamma"),
+    (["--class-id", "@tag=heavy"], "weight='heavy' is not a number"),
+    (["--class-id", "@tag=-1"], "weight -1 must be >= 0"),
+    (["--scores", "some"], "'some' is not one of 'all', 'basic'"),
 ])
 def test_bad_values_are_named_on_one_line_with_exit_code_2(argv, named, tmp_path, capsys):
     state = tmp_path / "state"
@@ -177,6 +185,53 @@ def test_up_with_data_trains_follows_the_master_then_exports(batches, tmp_path, 
     finally:
         run(["down", "--state-dir", str(state)], capsys)
     assert list((state / "pids").glob("*.json")) == []
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["--regularizer", "DecorrelatorPhiRegularizer:tau=1,topic_names=topic_1|topic_7"],
+     "DecorrelatorPhiRegularizer: topic 'topic_7' is not a topic of the model (topic_0..topic_2)"),
+    (["--class-id", "@tag=5"], "class_ids: no token of the vocabulary has class '@tag'; it has @default_class"),
+    (["--regularizer", "SmoothSparseThetaRegularizer:tau=-1,alpha_iter=1|0.5"],
+     "alpha_iter has 2 values, the E-step runs 10 inner iterations"),
+])
+def test_regularizers_that_do_not_fit_the_model_are_refused_before_anything_starts(batches, argv, named, tmp_path,
+                                                                                   capsys):
+    state = tmp_path / "state"
+    code, out, err = run(["up", "--runtime", "local", "--state-dir", str(state), "--data", str(batches),
+                          "--topics", "3", *argv], capsys)
+    assert code == 2 and named in err, err
+    assert not state.exists(), "a refused config started something"
+
+
+@pytest.mark.integration
+@requires_redis
+def test_up_with_regularizers_writes_the_scores_and_continues_with_a_new_tau(batches, tmp_path, capsys):
+    state = tmp_path / "state"
+    up = ["up", "--runtime", "local", "--state-dir", str(state), "--base-port", str(free_port_block(1)),
+          "--data", str(batches), "--topics", "3", "--iterations", "3",
+          "--regularizer", "SmoothSparsePhiRegularizer:tau=-0.05", "--regularizer",
+          "SmoothSparseThetaRegularizer:tau=-0.1,topic_names=topic_0|topic_1", "--class-id", "@default_class=1"]
+    try:
+        code, out, err = run(up, capsys)
+        assert code == 0, err
+        assert "pass 3: perplexity" in out and "sparsity theta" in out and "kernel size" in out
+        scores = json.loads((state / "scores.json").read_text())
+        assert [r["type"] for r in scores["regularizers"]] == ["SmoothSparsePhiRegularizer",
+                                                                "SmoothSparseThetaRegularizer"]
+        for key in ("sparsity_phi", "sparsity_theta", "kernel_size", "kernel_purity", "kernel_contrast"):
+            assert len(scores[key]) == 3 and all(0 <= v for v in scores[key]), key
+        assert list(scores["perplexity_by_class"]) == ["@default_class"]
+        assert len(scores["top_tokens"]) == 3 and all(len(t) <= 10 for t in scores["top_tokens"])
+        # BigARTM users change tau between runs: continue from the committed model with a new one.
+        code, out, err = run(["up", "--state-dir", str(state), "--continue-fitting", "--iterations", "2",
+                              "--regularizer", "SmoothSparsePhiRegularizer:tau=-0.5"], capsys)
+        assert code == 0, err
+        scores = json.loads((state / "scores.json").read_text())
+        assert scores["first_pass"] == 4 and len(scores["perplexity"]) == 2
+        assert scores["regularizers"] == [{"type": "SmoothSparsePhiRegularizer", "tau": -0.5}]
+        assert scores["class_ids"] == {"@default_class": 1.0}  # recorded, not given again
+    finally:
+        run(["down", "--state-dir", str(state)], capsys)
 
 
 @pytest.mark.integration
