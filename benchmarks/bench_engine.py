@@ -1,7 +1,11 @@
 """Our engine against BigARTM 0.9.2 on the real Debian corpus (SYSTEM.md section 4).
 
     .venv/bin/python benchmarks/bench_engine.py [--corpus DIR] [--topics 50] [--passes 10] \
-        [--processors 1,2] [--executors 1,2] [--json OUT.json]
+        [--processors 1,2] [--executors 1,2] [--regularized] [--json OUT.json]
+
+``--regularized``: both train ARTM instead of PLSA, on the corpus with modalities (``data debian
+--modalities``): the three regularizers of :data:`REGULARIZERS` and the class weights of
+:data:`CLASS_WEIGHTS`, all scores on.
 
 Both start from the same initial phi (ours, seeded per token, exported after ``--iterations 0``
 and given to BigARTM through ``scripts/bigartm_reference.py fit --init-phi``), so the per-pass
@@ -39,6 +43,10 @@ from artm_compose.state import read_password
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_PYTHON = ROOT / ".venv-ref" / "bin" / "python"
 PORT_FLOOR, PORT_CEILING = 15000, 32768 - CLUSTER_BUS_OFFSET
+REGULARIZERS = [{"type": "SmoothSparsePhiRegularizer", "tau": -0.05, "class_ids": ["@default_class"]},
+                {"type": "SmoothSparseThetaRegularizer", "tau": -0.1},
+                {"type": "DecorrelatorPhiRegularizer", "tau": 1e5}]
+CLASS_WEIGHTS = {"@default_class": 1.0, "@section": 5.0, "@tag": 5.0}
 
 
 def free_base(count: int) -> int:
@@ -49,12 +57,13 @@ def free_base(count: int) -> int:
 
 
 def ours(corpus: Path, state: Path, executors: int, topics: int, passes: int, init_phi: Path | None,
-         export_to: Path | None = None) -> dict:
+         export_to: Path | None = None, regularized: bool = False) -> dict:
     """One training on the local runtime; the master's scores (and optionally the exported model)."""
+    model = {"regularizers": REGULARIZERS, "class_ids": CLASS_WEIGHTS} if regularized and passes else {}
     cluster = Cluster.from_config(None, name="bench", runtime="local", nodes=1, executors_per_node=executors,
                                   base_port=free_base(1), state_dir=state, data_dir=corpus, topics=topics,
                                   iterations=passes, inner_iterations=10, seed=1, init_phi=init_phi,
-                                  show_top_tokens=False, allow_idle=True)
+                                  show_top_tokens=False, allow_idle=True, **model)
     try:
         cluster.up(detach=False, echo=lambda line: print(f"    {line}", flush=True))
         scores = json.loads(cluster.state.scores.read_text())
@@ -66,7 +75,8 @@ def ours(corpus: Path, state: Path, executors: int, topics: int, passes: int, in
     return scores
 
 
-def bigartm(corpus: Path, work: Path, processors: int, topics: int, passes: int, init_phi: Path) -> dict:
+def bigartm(corpus: Path, work: Path, processors: int, topics: int, passes: int, init_phi: Path,
+            regularized: bool = False) -> dict:
     """BigARTM's scores, plus ``cpu_seconds_per_pass``: the CPU time of a run of ``passes`` minus
     that of a run of none (start-up, dictionary, initialisation), divided by ``passes``."""
     cpu = []
@@ -75,6 +85,8 @@ def bigartm(corpus: Path, work: Path, processors: int, topics: int, passes: int,
         argv = [str(REFERENCE_PYTHON), str(ROOT / "scripts" / "bigartm_reference.py"), "fit", "--batches",
                 str(corpus), "--topics", str(topics), "--passes", str(count), "--inner", "10", "--processors",
                 str(processors), "--init-phi", str(init_phi), "--json", str(out)]
+        if regularized:
+            argv += ["--regularizers", json.dumps(REGULARIZERS), "--class-ids", json.dumps(CLASS_WEIGHTS)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -93,18 +105,23 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=10)
     parser.add_argument("--processors", default="1,2")
     parser.add_argument("--executors", default="1,2")
+    parser.add_argument("--regularized", action="store_true",
+                        help="three regularizers and weighted modalities (the corpus needs --modalities)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not (args.corpus / "vocab.txt").exists():
         print(f"fetching the Debian corpus into {args.corpus} ...", flush=True)
         subprocess.run([str(Path(sys.executable).with_name("artm-compose")), "data", "debian", "--out",
-                        str(args.corpus)], check=True)
+                        str(args.corpus), *(["--modalities"] if args.regularized else [])], check=True)
     if not REFERENCE_PYTHON.exists():
         raise SystemExit("no .venv-ref: run scripts/setup_reference.sh")
     corpus_info = json.loads((args.corpus / "corpus.json").read_text())
     print(f"corpus {args.corpus}: {corpus_info['documents']} documents, {corpus_info['vocab_size']} tokens, "
           f"token weight {corpus_info['token_weight']:.0f}; {args.topics} topics, {args.passes} passes, 10 inner")
+    if args.regularized:
+        print(f"regularizers {json.dumps(REGULARIZERS)}, class weights {json.dumps(CLASS_WEIGHTS)}")
     report: dict = {"corpus": corpus_info, "topics": args.topics, "passes": args.passes, "bigartm": {}, "ours": {},
+                    "regularized": args.regularized,
                     "load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as scratch:
         work = Path(scratch)
@@ -114,12 +131,13 @@ def main() -> None:
         for processors in [int(p) for p in args.processors.split(",")]:
             print(f"BigARTM 0.9.2, {processors} processor(s)", flush=True)
             started = time.monotonic()
-            report["bigartm"][processors] = bigartm(args.corpus, work, processors, args.topics, args.passes, init_phi)
+            report["bigartm"][processors] = bigartm(args.corpus, work, processors, args.topics, args.passes, init_phi,
+                                                    args.regularized)
             print(f"    {time.monotonic() - started:.1f} s in all", flush=True)
         for executors in [int(e) for e in args.executors.split(",")]:
             print(f"ours, {executors} executor(s)", flush=True)
             report["ours"][executors] = ours(args.corpus, work / f"state-{executors}", executors, args.topics,
-                                             args.passes, init_phi)
+                                             args.passes, init_phi, regularized=args.regularized)
     report["load_average_after"] = os.getloadavg()
     print_report(report)
     if args.json:

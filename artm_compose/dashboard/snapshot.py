@@ -57,7 +57,8 @@ def per_pass_series(scores: dict[str, Any]) -> dict[str, list[float | None]]:
 
     A series is a list as long as ``perplexity`` holding numbers (``seconds``, ``bytes_moved``, and
     whatever scores the engine adds, e.g. ``sparsity_phi``); a list of dicts of numbers
-    (``phase_seconds``) gives one series per key, named ``<list>.<key>``. NaN and infinities
+    (``phase_seconds``) gives one series per key, named ``<list>.<key>``, and so does a dict of such
+    lists (``perplexity_by_class``: ``perplexity_by_class.@tag``). NaN and infinities
     become None (JSON has no NaN). Order: :data:`SERIES_ORDER`, then the rest by name.
     """
     passes = len(scores.get("perplexity") or [])
@@ -65,6 +66,11 @@ def per_pass_series(scores: dict[str, Any]) -> dict[str, list[float | None]]:
     if not passes:
         return series
     for name, values in scores.items():
+        if isinstance(values, dict):
+            for key, inner in values.items():
+                if isinstance(inner, list) and len(inner) == passes and all(_is_number(v) for v in inner):
+                    series[f"{name}.{key}"] = [_finite(v) for v in inner]
+            continue
         if not isinstance(values, list) or len(values) != passes:
             continue
         if all(_is_number(v) for v in values):

@@ -24,6 +24,9 @@ def test_per_pass_series_finds_every_numeric_series_and_flattens_dicts():
     assert series == {"perplexity": [10.0, 5.0, 4.0], "seconds": [1.0, 2.0, 3.0], "bytes_moved": [100.0, 200.0, 300.0],
                       "sparsity_phi": [0.1, 0.2, None], "phase_seconds.e_step": [1.0, 2.0, 3.0]}
     assert per_pass_series({"perplexity": []}) == {}
+    by_class = per_pass_series({"perplexity": [3.0, 2.0], "perplexity_by_class": {"@tag": [5.0, 4.0], "@x": [1.0]},
+                                "top_tokens": [["a", "b"], ["c", "d"]]})
+    assert by_class == {"perplexity": [3.0, 2.0], "perplexity_by_class.@tag": [5.0, 4.0]}
 
 
 def test_top_tokens_orders_by_probability_with_ties_in_vocabulary_order():
