@@ -75,13 +75,13 @@ def run_export(state: StateDir, password_file: Path, vocab_path: Path, out: Path
 
 def run_transform(state: StateDir, password_file: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Write theta of ``args.data_path`` under the committed model to ``args.out``."""
-    from artm_compose.engine.transform import transform, write_theta
+    from artm_compose.engine.transform import ThetaSettings, transform, write_theta
 
     record = ClusterRecord.load(state)
     client = cluster_client(record.addresses, read_password(password_file))
     try:
         theta = transform(client, record.cluster, args.vocab_path, args.data_path, args.shares,
-                          args.inner, args.parallel)
+                          args.inner, args.parallel, ThetaSettings.from_config(record.config))
     finally:
         client.close()
     written = write_theta(theta, args.out)

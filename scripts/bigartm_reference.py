@@ -15,7 +15,8 @@ subprocess:
   .venv-ref/bin/python scripts/bigartm_reference.py fit-online --batches DIR [--vocab VOCAB] --phi FILE \
       --passes N [--inner 10] [--update-every 1] [--tau0 1024] [--kappa 0.7] [--groups JSON] --json OUT.json
 
-``transform`` puts the given phi (``--phi``, read as ``--init-phi`` is; ``--vocab``: the vocabulary
+``transform`` (with the theta regularizers and class weights of ``--regularizers``/``--class-ids``,
+as ``fit`` takes them) puts the given phi (``--phi``, read as ``--init-phi`` is; ``--vocab``: the vocabulary
 phi was trained with, default ``vocab.txt`` of the batches) into a model and runs ``ARTM.transform``
 on the batches; the npz holds ``theta`` (documents x topics, the transpose of the
 DataFrame BigARTM returns), ``items`` (its columns, the item ids), ``titles`` and ``seconds``.
@@ -169,10 +170,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     model.scores.add(artm.SparsityThetaScore(name="sparsity_theta"))
     model.scores.add(artm.TopicKernelScore(name="kernel", probability_mass_threshold=0.1))
     model.scores.add(artm.TopTokensScore(name="top_tokens", num_tokens=10))
-    for number, spec in enumerate(json.loads(args.regularizers)):
-        spec = dict(spec)
-        kind = getattr(artm, spec.pop("type"))
-        model.regularizers.add(kind(name=spec.pop("name", f"regularizer {number}"), **spec))
+    add_regularizers(model, args.regularizers)
     model.initialize(dictionary)
 
     info, pwt = model.master.attach_model(model.model_pwt)
@@ -237,8 +235,20 @@ def cmd_fit(args: argparse.Namespace) -> None:
                  class_ids=np.array([k[0] for k in vocab]), topics=np.array(list(topics)))
 
 
-def model_with_phi(batches: Path, vocab_path: Path, phi_file: Path, inner: int, processors: int):
-    """An initialised ARTM model (PLSA) whose p_wt is the phi of ``phi_file``, rows matched by token."""
+def add_regularizers(model, specs_json: str) -> None:
+    """The regularizers of a JSON list of mappings: ``type`` (an ``artm`` class name) plus keyword arguments."""
+    import artm
+
+    for number, spec in enumerate(json.loads(specs_json)):
+        spec = dict(spec)
+        kind = getattr(artm, spec.pop("type"))
+        model.regularizers.add(kind(name=spec.pop("name", f"regularizer {number}"), **spec))
+
+
+def model_with_phi(batches: Path, vocab_path: Path, phi_file: Path, inner: int, processors: int,
+                   regularizers: str = "[]", class_ids: str | None = None):
+    """An initialised ARTM model whose p_wt is the phi of ``phi_file``, rows matched by token (PLSA unless
+    ``regularizers``/``class_ids``, JSON as ``fit`` takes them)."""
     import artm
 
     vocab = read_vocab(vocab_path)
@@ -246,7 +256,8 @@ def model_with_phi(batches: Path, vocab_path: Path, phi_file: Path, inner: int, 
     dictionary = artm.Dictionary()
     dictionary.gather(data_path=str(batches), vocab_file_path=str(vocab_path))
     model = artm.ARTM(num_topics=values.shape[1], num_processors=processors, num_document_passes=inner,
-                      show_progress_bars=False)
+                      class_ids=json.loads(class_ids) if class_ids else None, show_progress_bars=False)
+    add_regularizers(model, regularizers)
     model.initialize(dictionary)
     # The arrays attach_model returns own the matrices' memory from then on: keep them as long as the model.
     model.attached_matrices = []
@@ -297,7 +308,8 @@ def cmd_transform(args: argparse.Namespace) -> None:
 
     batches = Path(args.batches).resolve()
     vocab_path = Path(args.vocab).resolve() if args.vocab else batches / "vocab.txt"
-    model = model_with_phi(batches, vocab_path, Path(args.phi), args.inner, args.processors)
+    model = model_with_phi(batches, vocab_path, Path(args.phi), args.inner, args.processors, args.regularizers,
+                           args.class_ids)
     vectorizer = artm.BatchVectorizer(data_path=str(batches), data_format="batches")
     start = time.perf_counter()
     frame = model.transform(vectorizer)
@@ -342,6 +354,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     transform.add_argument("--phi", required=True)
     transform.add_argument("--inner", type=int, default=10, help="num_document_passes")
     transform.add_argument("--processors", type=int, default=1)
+    transform.add_argument("--class-ids", help="JSON mapping class id -> weight, as artm.ARTM(class_ids=...)")
+    transform.add_argument("--regularizers", default="[]", help="JSON list of regularizers, as fit takes them")
     transform.add_argument("--npz", required=True)
     online = commands.add_parser("fit-online", help="fit_online from a given phi, one call per pass")
     online.add_argument("--batches", required=True)

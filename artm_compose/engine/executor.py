@@ -27,12 +27,12 @@ from artm_compose.engine import model_store as store
 from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.corpus import LocalCorpus, load_corpus
 from artm_compose.engine.initial import phi_rows_for, random_rows
-from artm_compose.engine.kernel import Documents, Modalities, e_step, normalise_rows, warm_up
+from artm_compose.engine.kernel import Modalities, e_step, normalise_rows, warm_up
 from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.online import blend, update_documents
 from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
-from artm_compose.engine.regularizers import (Regularizer, check_against_model, class_factors, make_regularizer,
-                                              phi_regularization, theta_additions)
+from artm_compose.engine.model_inputs import e_step_inputs
+from artm_compose.engine.regularizers import Regularizer, check_against_model, make_regularizer, phi_regularization
 from artm_compose.engine.scores import SCORE_CLASS, phi_partials, positive_column_sums
 from artm_compose.errors import ArtmComposeError, ConfigError, TrainingError
 
@@ -120,14 +120,10 @@ class Executor:
         slot = {c: i for i, c in enumerate(self.classes)}
         vocab_slots = np.asarray([slot[c] for c in self.vocab.class_ids], dtype=np.int32)
         self.own_slots = vocab_slots[self.own.begin:self.own.end]
-        row_slots = vocab_slots[self.corpus.rows]
-        factor = class_factors(self.classes, weights)[row_slots]
-        docs = self.corpus.docs
-        self.corpus = dataclasses.replace(self.corpus, docs=Documents(
-            indptr=docs.indptr, rows=docs.rows, weights=(self.token_weights * factor[docs.rows]).astype(np.float32)))
-        self.modalities = Modalities(row_class=row_slots, classes=len(self.classes), by_class=bool(weights),
-                                     theta_add=theta_additions(self.regularizers, self.topic_names,
-                                                               self.args.num_inner_iter))
+        docs = dataclasses.replace(self.corpus.docs, weights=self.token_weights)
+        docs, self.modalities = e_step_inputs(docs, vocab_slots[self.corpus.rows], self.classes, weights,
+                                              self.regularizers, self.topic_names, self.args.num_inner_iter)
+        self.corpus = dataclasses.replace(self.corpus, docs=docs)
 
     def class_sums(self, values: np.ndarray) -> dict[str, list[float]]:
         """n_t per class of own rows: positive sums per topic (BigARTM's FindNormalizers)."""

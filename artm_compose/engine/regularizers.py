@@ -241,3 +241,4 @@ def class_factors(classes: Sequence[str], class_weights: Mapping[str, float]) ->
     if not class_weights:
         return np.ones(len(classes), dtype=np.float32)
     return np.asarray([class_weights.get(c, 0.0) for c in classes], dtype=np.float32)
+

@@ -9,6 +9,8 @@ in parallel. A document's theta depends on
 its words and phi only, never on the split, so any topology gives the same theta bit for bit.
 
 Tokens missing from the model's vocabulary are skipped, as BigARTM skips tokens its model lacks.
+The class weights and theta regularizers the model was trained with apply here too, as BigARTM's
+``transform`` applies the model's (``ThetaSettings``).
 
 Files: ``.npz`` holds ``theta`` (float32, documents x topics, in batch file order then item order),
 ``items`` (int64 item ids), ``titles`` (str; empty strings where a batch has none) and ``topics``;
@@ -21,10 +23,11 @@ from __future__ import annotations
 import csv
 import functools
 import multiprocessing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from redis.cluster import RedisCluster
@@ -34,6 +37,8 @@ from artm_compose.data.vocab import Vocabulary, read_vocab
 from artm_compose.engine.corpus import load_corpus
 from artm_compose.engine.export import read_model, topic_names
 from artm_compose.engine.kernel import e_step, warm_up
+from artm_compose.engine.model_inputs import e_step_inputs
+from artm_compose.engine.regularizers import Regularizer, make_regularizer
 from artm_compose.errors import ArtmComposeError, ConfigError, DataError
 from artm_compose.ranges import Range, even_ranges
 
@@ -74,11 +79,30 @@ def transform_shares(batch_count: int, training_ranges: Sequence[Range], same_da
     return [r for r in even_ranges(batch_count, max(1, len(training_ranges))) if r[0] < r[1]]
 
 
+@dataclass(frozen=True)
+class ThetaSettings:
+    """The model's class weights and theta regularizers, which BigARTM's transform applies too."""
+
+    class_weights: Mapping[str, float] = field(default_factory=dict)
+    regularizers: Sequence[Regularizer] = ()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ThetaSettings:
+        """From a recorded config (``cluster.json``): its ``class_ids`` and ``regularizers``."""
+        return cls(class_weights=dict(config.get("class_ids") or {}),
+                   regularizers=tuple(make_regularizer(r) for r in config.get("regularizers") or ()))
+
+
 def theta_of_share(batches_dir: Path, vocab: Vocabulary, phi: np.ndarray, share: Range, *, inner: int,
-                   topics: list[str]) -> Theta:
+                   topics: list[str], settings: ThetaSettings = ThetaSettings()) -> Theta:
     """The E-step of one share's documents with the full phi (vocabulary order)."""
     corpus = load_corpus(batches_dir, vocab, share[0], share[1])
-    result = e_step(corpus.docs, phi[corpus.rows], inner, keep_theta=True)
+    classes = list(dict.fromkeys(vocab.class_ids))
+    slot = {c: i for i, c in enumerate(classes)}
+    row_slots = np.asarray([slot[vocab.class_ids[r]] for r in corpus.rows], dtype=np.int32)
+    docs, modalities = e_step_inputs(corpus.docs, row_slots, classes, settings.class_weights, settings.regularizers,
+                                     topics, inner)
+    result = e_step(docs, phi[corpus.rows], inner, keep_theta=True, modalities=modalities)
     assert result.theta is not None
     return Theta(theta=result.theta, items=corpus.item_ids, titles=list(corpus.titles), topics=topics,
                  skipped_weight=corpus.skipped_weight)
@@ -125,7 +149,7 @@ def _share_child(work: Callable[[Range], Theta], share: Range, sender: Connectio
 
 
 def transform(client: RedisCluster, cluster: str, vocab_path: Path, batches_dir: Path, shares: Sequence[Range],
-              inner: int, parallel: int) -> Theta:
+              inner: int, parallel: int, settings: ThetaSettings = ThetaSettings()) -> Theta:
     """Theta of every document of ``batches_dir`` under the committed model, ``parallel`` shares at a time."""
     vocab = read_vocab(vocab_path)
     record, phi = read_model(client, cluster)
@@ -136,7 +160,7 @@ def transform(client: RedisCluster, cluster: str, vocab_path: Path, batches_dir:
     if not shares or shares[0][0] != 0 or shares[-1][1] != batch_count:
         raise DataError(f"transform shares {list(shares)} do not cover the {batch_count} batches of {batches_dir}")
     topics = topic_names(record.layout.topics)
-    work = functools.partial(theta_of_share, batches_dir, vocab, phi, inner=inner, topics=topics)
+    work = functools.partial(theta_of_share, batches_dir, vocab, phi, inner=inner, topics=topics, settings=settings)
     parts = in_processes(work, list(shares), parallel) if parallel > 1 and len(shares) > 1 else [work(s) for s in shares]
     return Theta(theta=np.concatenate([p.theta for p in parts]), items=np.concatenate([p.items for p in parts]),
                  titles=[title for p in parts for title in p.titles], topics=topics,

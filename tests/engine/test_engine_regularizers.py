@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from artm_compose.engine.export import export_model
+from artm_compose.engine.transform import Theta
 from support.engine import DPKG_STATUS, client_of, dpkg_multimodal_corpus, run_training
 from support.paths import REFERENCE_PYTHON, REFERENCE_SCRIPT
 from support.ports import requires_redis
@@ -120,3 +121,24 @@ def test_regularized_training_does_not_depend_on_the_topology(local_cluster, cor
     assert np.abs(one_phi - four_phi).max() < 1e-5
     for name in PHI_SCORES:
         np.testing.assert_allclose(one[name], four[name], atol=1e-5, err_msg=name)
+
+
+def test_transform_applies_the_models_class_weights_and_theta_regularizers_as_bigartm(local_cluster, corpus,
+                                                                                       tmp_path):
+    regularizers, class_ids = CASES["all-three-weighted"]
+    cluster = local_cluster(nodes=2, up=False, data_dir=corpus, executors_per_node=2, topics=TOPICS, iterations=3,
+                            seed=3, regularizers=regularizers, class_ids=class_ids)
+    assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
+    phi = cluster.export(tmp_path / "phi.npz")
+    ours = Theta.load(cluster.runtime.transform(tmp_path / "theta.npz"))
+    result = subprocess.run([str(REFERENCE_PYTHON), str(REFERENCE_SCRIPT), "transform", "--batches", str(corpus),
+                             "--phi", str(phi), "--inner", "10", "--regularizers", json.dumps(regularizers),
+                             "--class-ids", json.dumps(class_ids), "--npz", str(tmp_path / "bigartm.npz")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    theirs = Theta.load(tmp_path / "bigartm.npz")
+    order = np.argsort(ours.items, kind="stable"), np.argsort(theirs.items, kind="stable")
+    assert ours.items[order[0]].tolist() == theirs.items[order[1]].tolist()
+    assert np.abs(ours.theta[order[0]] - theirs.theta[order[1]]).max() < 1e-4
+    zeros = (ours.theta == 0).mean()
+    assert zeros > 0.05, f"SmoothSparseTheta left only {zeros:.3f} of theta zero"
