@@ -274,7 +274,8 @@ def cmd_fit_online(args: argparse.Namespace) -> None:
 
     batches = Path(args.batches).resolve()
     vocab_path = Path(args.vocab).resolve() if args.vocab else batches / "vocab.txt"
-    model = model_with_phi(batches, vocab_path, Path(args.phi), args.inner, args.processors)
+    model = model_with_phi(batches, vocab_path, Path(args.phi), args.inner, args.processors, args.regularizers,
+                           args.class_ids)
     model.scores.add(artm.PerplexityScore(name="perplexity"))
     groups = json.loads(args.groups) if args.groups else None
     names = [name for group in groups for name in group] if groups else sorted(p.name for p in batches.glob("*.batch"))
@@ -368,6 +369,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     online.add_argument("--tau0", type=float, default=1024.0)
     online.add_argument("--kappa", type=float, default=0.7)
     online.add_argument("--groups", help="JSON list of updates, each a list of batch file names")
+    online.add_argument("--class-ids", help="JSON mapping class id -> weight, as artm.ARTM(class_ids=...)")
+    online.add_argument("--regularizers", default="[]", help="JSON list of regularizers, as fit takes them")
     online.add_argument("--json", required=True)
     return parser.parse_args(argv)
 

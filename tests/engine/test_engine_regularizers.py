@@ -142,3 +142,21 @@ def test_transform_applies_the_models_class_weights_and_theta_regularizers_as_bi
     assert np.abs(ours.theta[order[0]] - theirs.theta[order[1]]).max() < 1e-4
     zeros = (ours.theta == 0).mean()
     assert zeros > 0.05, f"SmoothSparseTheta left only {zeros:.3f} of theta zero"
+
+
+def test_online_training_with_regularizers_matches_fit_online(local_cluster, corpus, tmp_path):
+    regularizers, _ = CASES["all-three-weighted"]
+    cluster = local_cluster(nodes=1)
+    init = initial_phi(cluster, corpus, tmp_path / "init")
+    online = {"mode": "online", "update_every": 2, "tau0": 16.0, "kappa": 0.6}
+    scores, _ = train(cluster, corpus, tmp_path / "ours", 1, 1, iterations=2, init_phi=init,
+                      regularizers=regularizers, **online)
+    result = subprocess.run([str(REFERENCE_PYTHON), str(REFERENCE_SCRIPT), "fit-online", "--batches", str(corpus),
+                             "--phi", str(init), "--passes", "2", "--update-every", "2", "--tau0", "16",
+                             "--kappa", "0.6", "--regularizers", json.dumps(regularizers),
+                             "--json", str(tmp_path / "bigartm.json")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    reference = json.loads((tmp_path / "bigartm.json").read_text())
+    np.testing.assert_allclose(scores["perplexity"], reference["perplexity"], rtol=1e-3)
+    np.testing.assert_allclose([u["perplexity"] for u in scores["online"]["updates"]],
+                               [u["value"] for u in reference["updates"]], rtol=1e-3)
