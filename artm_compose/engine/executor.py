@@ -32,7 +32,8 @@ from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.online import blend, update_documents
 from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
 from artm_compose.engine.model_inputs import e_step_inputs
-from artm_compose.engine.regularizers import Regularizer, check_against_model, make_regularizer, phi_regularization
+from artm_compose.engine.regularizers import (Regularizer, any_relative, check_against_model, combine_terms,
+                                              make_regularizer, phi_terms, relative_sums)
 from artm_compose.engine.scores import SCORE_CLASS, phi_partials, positive_column_sums
 from artm_compose.errors import ArtmComposeError, ConfigError, TrainingError
 
@@ -106,6 +107,7 @@ class Executor:
         self.regularizers: list[Regularizer] = []
         self.topic_names: list[str] = []
         self.own_slots = np.zeros(0, dtype=np.int64)  # class slot of each own row
+        self.pending_terms: list = []  # phi regularizer terms awaiting the master's gamma coefficients
 
     def use_model_settings(self, command: dict[str, Any]) -> None:
         """Classes, class weights and regularizers of the run (the master's, so all executors agree)."""
@@ -237,17 +239,31 @@ class Executor:
         reply: dict[str, Any] = {}
         if SCORE_CLASS in self.classes:  # the kernel score's n_t: the pass's counters, unregularized
             reply["kernel_n_t"] = positive_column_sums(nwt[self.own_slots == self.classes.index(SCORE_CLASS)]).tolist()
-        r_wt = phi_regularization(self.regularizers, self.own.phi,
-                                  [self.classes[i] for i in self.own_slots], self.topic_names)
+        own_classes = [self.classes[i] for i in self.own_slots]
+        terms = phi_terms(self.regularizers, self.own.phi, own_classes, self.topic_names)
+        if any_relative(self.regularizers):  # gamma: the master needs global sums first (regularize)
+            self.own.nwt, self.pending_terms = nwt, terms
+            return {**reply, "raw_n_t": self.class_sums(nwt),
+                    "relative": relative_sums(terms, own_classes, self.classes)}
+        r_wt = combine_terms(terms, own_classes)
         self.own.nwt = nwt if r_wt is None else nwt + r_wt
         return {**reply, "n_t": self.class_sums(self.own.nwt)}
+
+    def regularize(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Relative regularization: r_wt with the master's coefficients; n_t per class of n_wt + r_wt."""
+        assert self.own.nwt is not None
+        own_classes = [self.classes[i] for i in self.own_slots]
+        self.own.nwt = self.own.nwt + combine_terms(self.pending_terms, own_classes, command["coefficients"])
+        self.pending_terms = []
+        return {"n_t": self.class_sums(self.own.nwt)}
 
     # -- loop ---------------------------------------------------------------------------------
 
     def serve(self, channel: ExecutorChannel, deadline: float) -> None:
         """Answer commands until termination; raises on abort, a lost master or a failure."""
         handlers = {"prepare": ("preparation", self.prepare), "normalise": ("normalisation", self.normalise),
-                    "e-step": ("e-step", self.e_step), "aggregate": ("aggregate", self.aggregate)}
+                    "e-step": ("e-step", self.e_step), "aggregate": ("aggregate", self.aggregate),
+                    "regularize": ("regularization", self.regularize)}
         while True:
             command = channel.next_command(deadline, self.heartbeat.tick, attached=self.attached(channel))
             op = command.get("op")

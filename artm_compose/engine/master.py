@@ -32,8 +32,9 @@ from artm_compose.engine.model_store import ModelRecord
 from artm_compose.engine.online import (DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, MODES, OnlineSchedule,
                                         Update, check_online)
 from artm_compose.engine.progress import ProgressLine
-from artm_compose.engine.regularizers import (check_against_model, check_class_weights, parse_class_weight,
-                                              parse_shorthand)
+from artm_compose.engine.regularizers import (any_relative, check_against_model, check_class_weights,
+                                              parse_class_weight, parse_shorthand, relative_coefficients,
+                                              PHI_TYPES)
 from artm_compose.engine import scores as score_math
 from artm_compose.engine.protocol import (MasterChannel, Heartbeat, master_key, master_payload, new_run_id,
                                           write_progress)
@@ -227,6 +228,16 @@ class Master:
                 totals[class_id] += np.asarray(values, dtype=np.float64)
         return {c: v.tolist() for c, v in totals.items()}
 
+    def relative_coefficients(self, ordered: list[dict[str, Any]]) -> list[dict[str, list[float]]]:
+        """Per phi regularizer with gamma, per class: BigARTM's relative coefficients from the owners' sums."""
+        raw_n_t = self.sum_topics(ordered, key="raw_n_t")
+        relative = [r for r in self.args.regularizers if r.gamma is not None and r.type in PHI_TYPES]
+        coefficients = []
+        for index, regularizer in enumerate(relative):
+            r_it = {c: np.sum([reply["relative"][index][c] for reply in ordered], axis=0) for c in self.classes}
+            coefficients.append(relative_coefficients(regularizer, r_it, raw_n_t, self.topic_names, self.classes))
+        return coefficients
+
     def commit(self, record: ModelRecord) -> None:
         store.commit_model(self.client, record)
         self.committed = record
@@ -272,7 +283,14 @@ class Master:
             partial = self.round({e: {"op": "aggregate", "pass": number, "contributions": wanted[e], **merge}
                                   for e in executors}, "aggregation", number)
             ordered = [partial[e] for e in sorted(partial)]
-            n_t = self.sum_topics(ordered)
+            if any_relative(self.args.regularizers):
+                coefficients = self.relative_coefficients(ordered)
+                regularized = self.round({e: {"op": "regularize", "pass": number, "coefficients": coefficients}
+                                          for e in executors}, "regularization", number)
+                cpu += sum(reply["cpu_seconds"] for reply in regularized.values())
+                n_t = self.sum_topics([regularized[e] for e in sorted(regularized)])
+            else:
+                n_t = self.sum_topics(ordered)
             normalise: dict[str, Any] = {"op": "normalise", "pass": number, "n_t": n_t}
             if self.args.scores == "all" and score_math.SCORE_CLASS in self.classes:
                 normalise["kernel_n_t"] = np.sum([r["kernel_n_t"] for r in ordered], axis=0).tolist()

@@ -11,6 +11,10 @@ With the default (constant) transform and no dictionary:
 - ``SmoothSparseThetaRegularizer``: in every inner iteration ``r_td = tau * alpha_iter[i]`` on its
   topics (``alpha_iter`` defaults to ones), added to ``theta_td * n_td`` before theta is normalised.
 
+Relative regularization (``gamma``, phi regularizers): tau is multiplied, per class and topic, by
+``gamma n_t / r_t + (1 - gamma) n / r`` with n_t the positive column sums of n_wt over the class's tokens,
+r_t those of the regularizer's |r_wt|, and n, r their sums over its topics (``relative_coefficients``).
+
 M-step: ``p_wt = max(n_wt + r_wt, 0) / n_t`` with ``n_t`` the positive sums per topic *per class*
 (every modality is normalised on its own); values below 1e-16 become 0. E-step: theta is
 ``max(theta * n_td + r_td, 0)`` normalised. Class weights (``class_ids``, as ``artm.ARTM(class_ids=)``)
@@ -39,13 +43,12 @@ PHI_TYPES = (SMOOTH_SPARSE_PHI, DECORRELATOR_PHI)
 THETA_TYPES = (SMOOTH_SPARSE_THETA,)
 # The parameters each type takes (BigARTM's names); ``name`` is accepted and only labels it.
 PARAMETERS = {
-    SMOOTH_SPARSE_PHI: ("name", "tau", "topic_names", "class_ids"),
-    DECORRELATOR_PHI: ("name", "tau", "topic_names", "class_ids"),
+    SMOOTH_SPARSE_PHI: ("name", "tau", "gamma", "topic_names", "class_ids"),
+    DECORRELATOR_PHI: ("name", "tau", "gamma", "topic_names", "class_ids"),
     SMOOTH_SPARSE_THETA: ("name", "tau", "topic_names", "alpha_iter"),
 }
 # BigARTM parameters refused by name rather than as unknown, so the message says why.
-NOT_SUPPORTED = {"gamma": "relative regularization (gamma) is not supported yet",
-                 "dictionary": "dictionaries in regularizers are not supported yet"}
+NOT_SUPPORTED = {"dictionary": "dictionaries in regularizers are not supported yet"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Regularizer:
     class_ids: tuple[str, ...] = ()
     alpha_iter: tuple[float, ...] = ()
     name: str = ""
+    gamma: float | None = None  # phi regularizers: BigARTM's relative regularization
 
     @property
     def label(self) -> str:
@@ -65,6 +69,8 @@ class Regularizer:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.type, "tau": self.tau}
+        if self.gamma is not None:
+            data["gamma"] = self.gamma
         for key in ("topic_names", "class_ids", "alpha_iter"):
             if getattr(self, key):
                 data[key] = list(getattr(self, key))
@@ -74,7 +80,7 @@ class Regularizer:
 
     def shorthand(self) -> str:
         """The ``Type:key=value,...`` form that :func:`parse_shorthand` reads back."""
-        parts = [f"tau={self.tau!r}"]
+        parts = [f"tau={self.tau!r}"] + ([f"gamma={self.gamma!r}"] if self.gamma is not None else [])
         for key in ("topic_names", "class_ids", "alpha_iter"):
             values = getattr(self, key)
             if values:
@@ -129,7 +135,8 @@ def make_regularizer(data: Mapping[str, Any], where: str = "regularizer") -> Reg
     return Regularizer(type=kind, tau=_number(data["tau"], f"{where}: {kind} tau"),
                        topic_names=_names(data.get("topic_names", ()), f"{where}: {kind} topic_names"),
                        class_ids=_names(data.get("class_ids", ()), f"{where}: {kind} class_ids"),
-                       alpha_iter=tuple(_number(a, f"{where}: {kind} alpha_iter") for a in alpha), name=name)
+                       alpha_iter=tuple(_number(a, f"{where}: {kind} alpha_iter") for a in alpha), name=name,
+                       gamma=None if data.get("gamma") is None else _number(data["gamma"], f"{where}: {kind} gamma"))
 
 
 def parse_shorthand(text: str) -> Regularizer:
@@ -205,23 +212,81 @@ def class_mask(regularizer: Regularizer, row_classes: Sequence[str]) -> np.ndarr
     return np.isin(np.asarray(row_classes), regularizer.class_ids)
 
 
+def phi_terms(regularizers: Sequence[Regularizer], p_wt: np.ndarray, row_classes: Sequence[str],
+              topic_names: Sequence[str]) -> list[tuple[Regularizer, np.ndarray]]:
+    """Each phi regularizer's r_wt before tau (float64, rows x topics) for rows of the previous phi."""
+    terms = []
+    for regularizer in (r for r in regularizers if r.type in PHI_TYPES):
+        term = np.zeros(p_wt.shape, dtype=np.float64)
+        block = np.ix_(class_mask(regularizer, row_classes), topic_mask(regularizer, topic_names))
+        if regularizer.type == SMOOTH_SPARSE_PHI:
+            term[block] = 1.0
+        else:  # DecorrelatorPhi: -p_wt * (sum over the other regularized topics of p_ws)
+            p = p_wt[block].astype(np.float64)
+            term[block] = -p * (p.sum(axis=1, keepdims=True) - p)
+        terms.append((regularizer, term))
+    return terms
+
+
+def relative_sums(terms: Sequence[tuple[Regularizer, np.ndarray]], row_classes: Sequence[str],
+                  classes: Sequence[str]) -> list[dict[str, list[float]]]:
+    """Per term with gamma, per class: sum over the class's rows of |term| per topic (BigARTM's r_it)."""
+    row_classes = np.asarray(row_classes)
+    return [{c: np.abs(term[row_classes == c]).sum(axis=0).tolist() for c in classes}
+            for regularizer, term in terms if regularizer.gamma is not None]
+
+
+def relative_coefficients(regularizer: Regularizer, r_it: Mapping[str, Sequence[float]],
+                          n_t: Mapping[str, Sequence[float]], topic_names: Sequence[str],
+                          classes: Sequence[str]) -> dict[str, list[float]]:
+    """BigARTM's relative regularization: per class and topic ``gamma n_t/r_it + (1 - gamma) n/r_i``, with
+    n_t the positive column sums of n_wt and r_it those of |r_wt| over the class's tokens, n and r_i
+    their sums over the regularized topics; classes outside the regularizer's get 0 (BigARTM skips them)."""
+    topics = topic_mask(regularizer, topic_names)
+    gamma = float(regularizer.gamma)
+    result = {}
+    for class_id in classes:
+        if regularizer.class_ids and class_id not in regularizer.class_ids:
+            result[class_id] = [0.0] * len(topic_names)
+            continue
+        n_class = np.asarray(n_t[class_id], dtype=np.float64)
+        r_class = np.asarray(r_it[class_id], dtype=np.float64)
+        n, r_i = n_class[topics].sum(), r_class[topics].sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            coefficient = gamma * (n_class / r_class) + (1 - gamma) * (n / r_i)
+        result[class_id] = np.where(topics & np.isfinite(coefficient), coefficient, 0.0).tolist()
+    return result
+
+
+def combine_terms(terms: Sequence[tuple[Regularizer, np.ndarray]], row_classes: Sequence[str],
+                  coefficients: Sequence[Mapping[str, Sequence[float]]] = ()) -> np.ndarray | None:
+    """r_wt: the sum of tau x term, terms with gamma also times their coefficients (in the order of
+    :func:`relative_sums`); None when there are no phi regularizers."""
+    if not terms:
+        return None
+    row_classes = np.asarray(row_classes)
+    relative = iter(coefficients)
+    r_wt = np.zeros(terms[0][1].shape, dtype=np.float64)
+    for regularizer, term in terms:
+        if regularizer.gamma is None:
+            r_wt += regularizer.tau * term
+            continue
+        per_class = next(relative)
+        factor = np.zeros(term.shape, dtype=np.float64)
+        for class_id, values in per_class.items():
+            factor[row_classes == class_id] = values
+        r_wt += regularizer.tau * factor * term
+    return r_wt
+
+
 def phi_regularization(regularizers: Sequence[Regularizer], p_wt: np.ndarray, row_classes: Sequence[str],
                        topic_names: Sequence[str]) -> np.ndarray | None:
-    """r_wt (float64, rows x topics) of the phi regularizers for rows of the previous phi; None if none."""
-    active = [r for r in regularizers if r.type in PHI_TYPES]
-    if not active:
-        return None
-    r_wt = np.zeros(p_wt.shape, dtype=np.float64)
-    for regularizer in active:
-        rows = class_mask(regularizer, row_classes)
-        topics = topic_mask(regularizer, topic_names)
-        block = np.ix_(rows, topics)
-        if regularizer.type == SMOOTH_SPARSE_PHI:
-            r_wt[block] += regularizer.tau
-        else:  # DecorrelatorPhi: -tau * p_wt * (sum over the other regularized topics of p_ws)
-            p = p_wt[block].astype(np.float64)
-            r_wt[block] += -regularizer.tau * p * (p.sum(axis=1, keepdims=True) - p)
-    return r_wt
+    """r_wt (float64, rows x topics) of phi regularizers without gamma; None if there are none."""
+    return combine_terms(phi_terms(regularizers, p_wt, row_classes, topic_names), row_classes)
+
+
+def any_relative(regularizers: Sequence[Regularizer]) -> bool:
+    return any(r.gamma is not None and r.type in PHI_TYPES for r in regularizers)
 
 
 def theta_additions(regularizers: Sequence[Regularizer], topic_names: Sequence[str], inner: int) -> np.ndarray:

@@ -70,6 +70,7 @@ EFFECTS = {
     "sparse-theta": lambda reg, plain: reg["sparsity_theta"][-1] > plain["sparsity_theta"][-1] + 0.1,
     "decorrelator": lambda reg, plain: abs(reg["perplexity"][-1] / plain["perplexity"][-1] - 1) > 0.01,
     "all-three-weighted": lambda reg, plain: reg["sparsity_phi"][-1] > plain["sparsity_phi"][-1] + 0.2,
+    "relative-gamma": lambda reg, plain: reg["sparsity_phi"][-1] > plain["sparsity_phi"][-1] + 0.05,
 }
 
 CASES = {
@@ -78,6 +79,8 @@ CASES = {
     "sparse-theta": ([SPARSE_THETA], None),
     "decorrelator": ([DECORRELATOR], None),
     "all-three-weighted": ([SPARSE_PHI, SPARSE_THETA, DECORRELATOR], WEIGHTS),
+    "relative-gamma": ([{**SPARSE_PHI, "tau": -0.2, "gamma": 0.5},
+                        {"type": "DecorrelatorPhiRegularizer", "tau": 0.1, "gamma": 0.2}], WEIGHTS),
 }
 
 
