@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from artm_compose.engine.connect import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT
 from artm_compose.engine.online import DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, check_online
 from artm_compose.engine.scores import SCORE_SETS
 from artm_compose.engine.regularizers import Regularizer, check_class_weights, make_regularizer, parse_shorthand
@@ -55,6 +56,10 @@ class ClusterConfig:
     show_top_tokens: bool = True
     node_timeout_ms: int = 5000
     heartbeat_timeout: float = 30.0
+    # A lost executor is restarted (local: a supervisor; Compose/Swarm: the restart policy) this many
+    # times per run, and the master waits restart_timeout seconds for it, then redoes the pass.
+    max_restarts: int = DEFAULT_MAX_RESTARTS
+    restart_timeout: float = DEFAULT_RESTART_TIMEOUT
     publish: bool = False
     redis_memory: str | None = None
     executor_memory: str | None = None
@@ -97,6 +102,8 @@ class ClusterConfig:
         _check(self.inner_iterations >= 1, "inner_iterations", self.inner_iterations, "must be >= 1")
         _check(self.node_timeout_ms >= 100, "node_timeout_ms", self.node_timeout_ms, "must be >= 100")
         _check(self.heartbeat_timeout > 0, "heartbeat_timeout", self.heartbeat_timeout, "must be > 0")
+        _check(self.max_restarts >= 0, "max_restarts", self.max_restarts, "must be >= 0")
+        _check(self.restart_timeout > 0, "restart_timeout", self.restart_timeout, "must be > 0")
         self._check_ports()
         _check(1024 <= self.dashboard_port <= MAX_PORT, "dashboard_port", self.dashboard_port,
                f"the dashboard needs a port in 1024..{MAX_PORT}")

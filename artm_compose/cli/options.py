@@ -73,6 +73,12 @@ def cluster_options(function: Callable) -> Callable:
                      help="Online: batches of every executor per phi update [default: 1]."),
         click.option("--tau0", type=float, help="Online: rho = (tau0 + update) ** -kappa [default: 1024]."),
         click.option("--kappa", type=float, help="Online: rho = (tau0 + update) ** -kappa [default: 0.7]."),
+        click.option("--max-restarts", type=int,
+                     help="Times a lost executor is restarted (local: a supervisor; Compose/Swarm: the restart "
+                          "policy) and the interrupted pass redone from the committed model [default: 3]; 0: a lost "
+                          "executor stops the run."),
+        click.option("--restart-timeout", type=float,
+                     help="Seconds the master waits for a lost executor to come back [default: 120]."),
         click.option("--regularizer", multiple=True, metavar="TYPE:tau=X,...",
                      help="A BigARTM regularizer (repeatable): SmoothSparsePhiRegularizer, "
                           "SmoothSparseThetaRegularizer or DecorrelatorPhiRegularizer with tau and optionally "

@@ -31,6 +31,14 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
                         help="seconds to wait for Redis, the master, or the executors to appear")
 
 
+# Exit status of an engine program whose run is over (aborted by its master, or the master is gone):
+# supervisors and restart policies do not restart it.
+EXIT_FINAL = 3
+# A lost executor may come back this many times per run; the master waits this long for it.
+DEFAULT_MAX_RESTARTS = 3
+DEFAULT_RESTART_TIMEOUT = 120.0
+
+
 def run_or_exit(program: str, action: Callable[[], None]) -> None:
     """Run ``action``; a user-facing or Redis error ends the program with one line naming it and exit code 1
     (the master and the runtimes read that line from the log, so no traceback)."""

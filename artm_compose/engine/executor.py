@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -24,13 +25,14 @@ from redis.cluster import RedisCluster
 
 from artm_compose.data.vocab import Vocabulary, read_vocab
 from artm_compose.engine import model_store as store
-from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
+from artm_compose.engine.connect import EXIT_FINAL, add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.corpus import LocalCorpus, load_corpus
 from artm_compose.engine.initial import phi_rows_for, random_rows
 from artm_compose.engine.kernel import Modalities, e_step, normalise_rows, warm_up
 from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.online import blend, update_documents
-from artm_compose.engine.protocol import ExecutorChannel, ExecutorStatus, Heartbeat, heartbeat_key
+from artm_compose.engine.protocol import (ExecutorChannel, ExecutorStatus, Heartbeat, MasterGone, RunAborted,
+                                          heartbeat_key)
 from artm_compose.engine.model_inputs import e_step_inputs
 from artm_compose.engine.regularizers import (Regularizer, any_relative, check_against_model, combine_terms,
                                               make_regularizer, phi_terms, relative_sums)
@@ -146,6 +148,11 @@ class Executor:
         begin, end = self.own.begin, self.own.end
         reply: dict[str, Any] = {}
         mode = command["init"]
+        if mode == "rejoin":  # after a lost executor came back: the committed model, whatever started the run
+            source = Layout.from_dict(self.args.cluster, command["source_layout"])
+            self.own.phi = store.read_range(self.client, source, int(command["source_generation"]), begin, end)
+            self.own.nwt = self.own_increments = None
+            return {}
         if (mode == "continue") != bool(self.args.continue_fitting) or (self.args.init_phi and mode != "file"):
             raise TrainingError(f"the master initialises the model from {_SOURCES[mode]}, but this executor was "
                                 f"started with --continue-fitting {self.args.continue_fitting}"
@@ -273,9 +280,11 @@ class Executor:
                 channel.reply(command)
                 return
             if op == "abort":
-                raise TrainingError(f"run {channel.run} aborted by the master: {command.get('reason', '')}")
+                raise RunAborted(f"run {channel.run} aborted by the master: {command.get('reason', '')}")
             if op not in handlers:
                 raise TrainingError(f"unknown command {op!r} from the master of run {channel.run}")
+            if op != "prepare" and self.layout is None:
+                continue  # sent to this executor's previous instance, which died: the master will notice
             self.status.state = handlers[op][0]
             self.heartbeat.beat()
             cpu = time.process_time()
@@ -344,7 +353,16 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    run_or_exit(f"artm-compose-executor {args.executor_id}", lambda: run(args))
+    program = f"artm-compose-executor {args.executor_id}"
+
+    def run_to_the_end() -> None:
+        try:
+            run(args)
+        except (MasterGone, RunAborted) as error:  # the run is over: nothing to restart for
+            print(f"{program}: error: {error}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_FINAL)
+
+    run_or_exit(program, run_to_the_end)
     print(f"executor {args.executor_id}: terminated by the master", flush=True)
 
 

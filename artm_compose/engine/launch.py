@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from artm_compose.engine.connect import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT
 from artm_compose.plan import ExecutorPlan, Plan
 
 
@@ -60,6 +61,8 @@ def _model(config) -> list[str]:
         argv += ["--class-id", f"{class_id}={weight!r}"]
     if config.scores != "all":
         argv += ["--scores", config.scores]
+    if (config.max_restarts, config.restart_timeout) != (DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT):
+        argv += ["--max-restarts", str(config.max_restarts), "--restart-timeout", f"{config.restart_timeout:g}"]
     return argv
 
 

@@ -25,7 +25,8 @@ from redis.cluster import RedisCluster
 
 from artm_compose.data.vocab import read_vocab
 from artm_compose.engine import model_store as store
-from artm_compose.engine.connect import add_connection_flags, check_timeouts, connect, run_or_exit
+from artm_compose.engine.connect import (DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT, add_connection_flags,
+                                         check_timeouts, connect, run_or_exit)
 from artm_compose.engine.export import topic_names
 from artm_compose.engine.layout import Layout, block_starts, prepare_slot_tags
 from artm_compose.engine.model_store import ModelRecord
@@ -36,8 +37,8 @@ from artm_compose.engine.regularizers import (any_relative, check_against_model,
                                               parse_class_weight, parse_shorthand, relative_coefficients,
                                               PHI_TYPES)
 from artm_compose.engine import scores as score_math
-from artm_compose.engine.protocol import (MasterChannel, Heartbeat, master_key, master_payload, new_run_id,
-                                          write_progress)
+from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key, master_payload,
+                                          new_run_id, write_progress)
 from artm_compose.errors import ConfigError, TrainingError
 
 TOP_TOKENS = 10
@@ -65,6 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a BigARTM regularizer, e.g. SmoothSparsePhiRegularizer:tau=-0.1 (repeatable)")
     parser.add_argument("--class-id", action="append", default=[], metavar="CLASS=WEIGHT",
                         help="class weight as artm.ARTM(class_ids=...), e.g. @tag=5 (repeatable)")
+    parser.add_argument("--max-restarts", type=int, default=DEFAULT_MAX_RESTARTS,
+                        help="times an executor may be lost and come back (restarted by its runtime) in this run; "
+                             "after each, the interrupted pass is redone from the committed model")
+    parser.add_argument("--restart-timeout", type=float, default=DEFAULT_RESTART_TIMEOUT,
+                        help="seconds to wait for a lost executor to come back")
     parser.add_argument("--scores", choices=score_math.SCORE_SETS, default="all",
                         help="all scores, or basic: perplexity and sparsity_theta only")
     add_connection_flags(parser)
@@ -78,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("num_topics", "num_executors"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= 1")
+    if args.max_restarts < 0 or args.restart_timeout <= 0:
+        parser.error(f"--max-restarts={args.max_restarts} must be >= 0 and --restart-timeout="
+                     f"{args.restart_timeout:g} > 0")
     if args.num_outer_iter < 0:
         parser.error(f"--num-outer-iter={args.num_outer_iter} must be >= 0")
     if args.continue_fitting and args.init_phi:
@@ -119,6 +128,7 @@ class Scores:
     phase_seconds: list[dict[str, float]] = field(default_factory=list)
     executor_cpu_seconds: list[float] = field(default_factory=list)
     online: dict[str, Any] | None = None  # online mode: OnlineSchedule.summary
+    restarts: list[dict[str, Any]] = field(default_factory=list)  # lost executors that came back
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -237,6 +247,37 @@ class Master:
             r_it = {c: np.sum([reply["relative"][index][c] for reply in ordered], axis=0) for c in self.classes}
             coefficients.append(relative_coefficients(regularizer, r_it, raw_n_t, self.topic_names, self.classes))
         return coefficients
+
+    def heal(self, lost: ExecutorLost) -> int:
+        """Wait for a lost executor to come back, bring every executor back to the committed model, and
+        return that model's generation, from which the interrupted pass is redone. Raises ``lost`` when
+        it cannot be healed (online mode, restarts used up) and TrainingError when it does not come back."""
+        args = self.args
+        used = sum(1 for r in self.scores.restarts if r["executor"] == lost.executor)
+        if self.online is not None or used >= args.max_restarts or self.committed is None:
+            why = ("online mode keeps counters in the executors" if self.online is not None
+                   else f"{args.max_restarts} restart(s) of executor {lost.executor} used up")
+            raise TrainingError(f"{lost} ({why})") from lost
+        started = time.monotonic()
+        self.bar.clear()
+        self.echo(f"{lost}; waiting up to {args.restart_timeout:g} s for it to come back "
+                  f"(restart {used + 1} of {args.max_restarts})")
+        self.set_state("recovery", executor=lost.executor)
+        self.channel.forget(lost.executor)
+        info = self.channel.wait_for_rejoin(lost.executor, args.restart_timeout)
+        committed = self.committed
+        command = {"op": "prepare", "topics": args.num_topics, "layout": committed.layout.to_dict(),
+                   "seed": args.seed, "classes": self.classes, "class_weights": args.class_weights,
+                   "regularizers": self.scores.regularizers, "topic_names": self.topic_names, "init": "rejoin",
+                   "source_layout": committed.layout.to_dict(), "source_generation": committed.generation,
+                   "generation": committed.generation}
+        self.round({e: command for e in self.channel.executors}, "recovery", lost.pass_number)
+        seconds = time.monotonic() - started
+        self.scores.restarts.append({"executor": lost.executor, "pass": lost.pass_number, "phase": lost.phase,
+                                     "pid": info.pid, "seconds": seconds})
+        self.echo(f"executor {lost.executor} is back (pid {info.pid}) after {seconds:.1f} s; redoing pass "
+                  f"{lost.pass_number} from the model of pass {committed.pass_number}")
+        return committed.generation
 
     def commit(self, record: ModelRecord) -> None:
         store.commit_model(self.client, record)
@@ -416,7 +457,15 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         first = master.scores.first_pass
         for number in range(first, first + args.num_outer_iter):
             state.update(state="iterations", **{"pass": number})
-            generation = master.one_pass(layout, generation, number)
+            lost: ExecutorLost | None = None
+            while True:  # a lost executor that comes back: the pass again, from the committed model
+                try:
+                    if lost is not None:
+                        generation, lost = master.heal(lost), None
+                    generation = master.one_pass(layout, generation, number)
+                    break
+                except ExecutorLost as error:
+                    lost = error
             if args.scores_path:  # every pass, so dashboards and plots follow the run
                 write_scores(args.scores_path, master.scores)
         master.terminate()

@@ -11,8 +11,11 @@ In the spirit of the reference's per-executor command keys, with the weak points
   refreshed every 0.1 x) with its state; the refresh stops when the executor's main thread has
   not ticked for 0.4 x the timeout, so a hung process goes silent like a dead one. The master
   checks every executor's key at least every 0.2 s while it waits; a missing key (or a new
-  instance id: a restarted process) ends the run with an error naming the executor and the
+  instance id: a restarted process) raises :class:`ExecutorLost` naming the executor and the
   pass. A killed executor is noticed within 0.6 x the timeout, a hung one within the timeout.
+* **Rejoining.** A restarted executor (same id, new instance) attaches to the current run like a
+  new one; the master, which has dropped the dead instance's queue, waits for it
+  (:meth:`MasterChannel.wait_for_rejoin`) and redoes the interrupted pass (``engine.master``).
 * **Registration.** The master waits, up to the start-up timeout, for every executor's heartbeat
   to show the master's run id; an executor that started early simply waits for a master.
 * **Master loss.** An executor that has worked for a run exits when ``ac:<c>:master`` is gone or
@@ -267,18 +270,46 @@ class MasterChannel:
         return replies
 
     def check_alive(self, phase: str, pass_number: int, kept_pass: int | None) -> None:
-        """Raise naming the first executor whose heartbeat is gone or belongs to another process."""
+        """Raise :class:`ExecutorLost` naming the first executor whose heartbeat is gone or belongs to
+        another process."""
         beats = read_heartbeats(self.client, self.cluster, self.executors)
         for executor, info in self.executors.items():
             beat = beats[executor]
             if beat is None:
-                raise TrainingError(
-                    f"executor {executor} ({info.host}, pid {info.pid}) stopped answering during {phase} of pass "
-                    f"{pass_number}: no heartbeat within the timeout{_kept(kept_pass)}")
+                raise ExecutorLost(executor, phase, pass_number,
+                                   f"executor {executor} ({info.host}, pid {info.pid}) stopped answering during "
+                                   f"{phase} of pass {pass_number}: no heartbeat within the timeout{_kept(kept_pass)}")
             if beat.get("instance") != info.instance or beat.get("run") != self.run:
-                raise TrainingError(
-                    f"executor {executor} was restarted or joined another run during {phase} of pass "
-                    f"{pass_number} (now pid {beat.get('pid')}, run {beat.get('run')}){_kept(kept_pass)}")
+                raise ExecutorLost(executor, phase, pass_number,
+                                   f"executor {executor} was restarted or joined another run during {phase} of pass "
+                                   f"{pass_number} (now pid {beat.get('pid')}, run {beat.get('run')}){_kept(kept_pass)}")
+
+    def forget(self, executor: int) -> None:
+        """Drop the queue of a lost executor, so its next instance starts on fresh commands."""
+        self.client.delete(queue_key(self.cluster, self.run, executor))
+
+    def wait_for_rejoin(self, executor: int, timeout: float) -> ExecutorInfo:
+        """Wait (up to ``timeout``) for a new instance of ``executor`` to heartbeat with this run."""
+        lost = self.executors[executor]
+        deadline = time.monotonic() + timeout
+        while True:
+            self.tick()
+            beat = read_heartbeats(self.client, self.cluster, [executor])[executor]
+            if beat is not None and beat.get("run") == self.run and beat.get("instance") != lost.instance:
+                if beat.get("state") == "failed":
+                    raise TrainingError(f"executor {executor} restarted but failed: {beat.get('error')}")
+                if tuple(beat["token_range"]) != lost.token_range or tuple(beat["batch_range"]) != lost.batch_range:
+                    raise TrainingError(f"executor {executor} came back with other ranges (tokens "
+                                        f"{beat['token_range']}, batches {beat['batch_range']})")
+                info = ExecutorInfo(id=executor, instance=str(beat["instance"]), host=str(beat.get("host")),
+                                    pid=int(beat.get("pid", 0)), token_range=lost.token_range,
+                                    batch_range=lost.batch_range)
+                self.executors[executor] = info
+                return info
+            if time.monotonic() > deadline:
+                raise TrainingError(f"executor {executor} did not come back within {timeout:g} s (waited for its "
+                                    f"heartbeat {heartbeat_key(self.cluster, executor)} to show run {self.run})")
+            time.sleep(POLL_SECONDS)
 
     def close(self, aborted: bool) -> None:
         """Delete this run's reply list and, unless ``aborted`` (executors may still have to read the
@@ -297,8 +328,22 @@ def _kept(kept_pass: int | None) -> str:
     return f"; the model of pass {kept_pass} is kept in Redis"
 
 
+class ExecutorLost(TrainingError):
+    """An executor died, hung or was replaced in the middle of a run."""
+
+    def __init__(self, executor: int, phase: str, pass_number: int, message: str):
+        super().__init__(message)
+        self.executor = executor
+        self.phase = phase
+        self.pass_number = pass_number
+
+
 class MasterGone(TrainingError):
     """The master of the executor's run disappeared or was replaced."""
+
+
+class RunAborted(TrainingError):
+    """The master ended the run with an error."""
 
 
 @dataclass

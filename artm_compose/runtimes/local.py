@@ -283,6 +283,9 @@ class LocalRuntime(Runtime):
             node = plan.nodes[executor.node]
             argv = [sys.executable, "-m", "artm_compose.engine.executor",
                     *launch.executor_argv(plan, executor, redis_host=node.host, redis_port=node.port, **common)]
+            if plan.config.max_restarts:  # restarted when it dies, as a restart policy does in containers
+                argv = [sys.executable, "-m", "artm_compose.supervise", "--name", executor.name,
+                        "--max-restarts", str(plan.config.max_restarts), "--", *argv]
             self._start(executor.name, argv)
         first = plan.nodes[0]
         argv = [sys.executable, "-m", "artm_compose.engine.master",

@@ -110,7 +110,7 @@ def test_status_exit_codes_and_watch_on_a_real_cluster(tmp_path):
     common = ["--state-dir", str(state)]
     up = ["up", "--runtime", "local", "--name", f"codes{os.getpid()}", "--nodes", "2", "--executors-per-node", "2",
           "--base-port", str(free_port_block(2)), "--data", str(corpus), "--topics", "4", "--iterations", "100000",
-          *common]
+          "--max-restarts", "0", *common]  # a lost executor stops the run
     try:
         started = _cli(*up, "-d")
         assert started.returncode == 0, started.stderr

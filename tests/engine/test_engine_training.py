@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from artm_compose.engine.connect import EXIT_FINAL
 from artm_compose.data.batches import list_batches
 from artm_compose.data.vocab import read_vocab
 from artm_compose.engine.corpus import load_corpus
@@ -152,11 +153,12 @@ def wait_for(condition, timeout: float, what: str):
 
 def test_killed_executor_stops_the_master_within_the_timeout_and_keeps_the_last_pass(local_cluster, corpus_dir,
                                                                                     tmp_path):
+    # No restarts allowed: the run stops at once (with restarts, see the test below).
     cluster = local_cluster(nodes=2)
     client = client_of(cluster)
     heartbeat = 5.0
     training = start_training(cluster, corpus_dir, tmp_path, nodes=2, executors_per_node=1, topics=TOPICS, seed=SEED,
-                              iterations=100000, heartbeat_timeout=heartbeat)
+                              iterations=100000, heartbeat_timeout=heartbeat, max_restarts=0)
     try:
         wait_for(lambda: read_progress(client, "test").get("pass", 0) >= 3, TIMEOUT, "pass 3")
         victim = training.executors[1]
@@ -174,9 +176,50 @@ def test_killed_executor_stops_the_master_within_the_timeout_and_keeps_the_last_
         record, phi = read_model(client, "test")
         assert record.pass_number == failing - 1
         assert np.all(np.isfinite(phi)) and np.allclose(phi.sum(axis=0), 1.0, atol=1e-4)
-        assert training.executors[0].wait(timeout=heartbeat + 10) == 1  # told to abort, or saw the master go
+        assert training.executors[0].wait(timeout=heartbeat + 10) == EXIT_FINAL  # told to abort, or saw the master go
     finally:
         training.stop()
+
+
+def test_a_killed_executor_that_comes_back_heals_the_run_to_the_uninterrupted_answer(local_cluster, corpus_dir,
+                                                                                     tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    heartbeat = 4.0
+    # Enough topics and passes that the kill lands in the middle of the run, not after it.
+    common = dict(topics=96, seed=SEED, iterations=30, heartbeat_timeout=heartbeat)
+    clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, 2, **common)
+    assert set(codes.values()) == {0}
+    _, clean_phi = read_model(client, "test")
+    clean_run = read_progress(client, "test")["run"]
+
+    def this_run_at(number: int) -> bool:
+        progress = read_progress(client, "test")
+        return progress.get("run") != clean_run and progress.get("pass", 0) >= number
+
+    training = start_training(cluster, corpus_dir, tmp_path / "healed", nodes=2, executors_per_node=2, **common,
+                              max_restarts=2, restart_timeout=60.0)
+    try:
+        wait_for(lambda: this_run_at(3), TIMEOUT, "pass 3 of the second run")
+        os.kill(training.executors[2].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        training.executors[2].wait(timeout=10)
+        time.sleep(1.0)  # as a restart policy would: a moment later, the same command line
+        training.start_executor(2)
+        assert training.wait_master(TIMEOUT) == 0, training.log("master")
+        log = training.log("master")
+        assert "executor 2 is back" in log and "redoing pass" in log, log
+        scores = json.loads(training.scores.read_text())
+        assert len(scores["restarts"]) == 1 and scores["restarts"][0]["executor"] == 2
+        assert 3 <= scores["restarts"][0]["pass"] < common["iterations"]
+        print(f"healed: {scores['restarts'][0]['seconds']:.2f} s from noticing to the redo, "
+              f"{time.monotonic() - killed:.1f} s from the kill to the end of the run")
+    finally:
+        training.stop()
+    # The same assignment: the healed run ends with the uninterrupted run's model, bit for bit.
+    assert scores["perplexity"] == clean["perplexity"]
+    _, healed_phi = read_model(client, "test")
+    np.testing.assert_array_equal(healed_phi, clean_phi)
 
 
 def test_killed_master_makes_executors_exit(local_cluster, corpus_dir, tmp_path):
@@ -190,7 +233,7 @@ def test_killed_master_makes_executors_exit(local_cluster, corpus_dir, tmp_path)
         os.kill(training.master.pid, signal.SIGKILL)
         killed = time.monotonic()
         for executor, process in training.executors.items():
-            assert process.wait(timeout=heartbeat + 10) == 1
+            assert process.wait(timeout=heartbeat + 10) == EXIT_FINAL
             assert "master of run" in training.log(f"executor-{executor}")
         assert time.monotonic() - killed <= heartbeat + 3.0
     finally:

@@ -69,10 +69,13 @@ def peak_rss(cluster: Cluster, stop: threading.Event, peaks: dict[str, int]) -> 
     while not stop.is_set():
         for path in cluster.state.pids_dir.glob("executor-*.json") if cluster.state.pids_dir.exists() else []:
             try:
-                status = Path(f"/proc/{json.loads(path.read_text())['pid']}/status").read_text()
+                pid = int(json.loads(path.read_text())["pid"])
+                # The recorded process is the executor's supervisor: the executor is its child.
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                statuses = [Path(f"/proc/{p}/status").read_text() for p in [pid, *children]]
             except (OSError, ValueError, KeyError):
                 continue
-            for line in status.splitlines():
+            for line in (line for status in statuses for line in status.splitlines()):
                 if line.startswith("VmHWM:"):
                     peaks[path.stem] = max(peaks.get(path.stem, 0), int(line.split()[1]) * 1024)
         time.sleep(0.02)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -159,3 +160,34 @@ def test_down_leaves_alone_a_process_that_reused_a_recorded_pid(local_cluster):
         stranger.kill()
         stranger.wait()
         os.kill(real.pid, 15)
+
+
+def test_a_killed_executor_is_restarted_and_the_run_ends_as_an_uninterrupted_one(local_cluster, tmp_path):
+    from artm_compose.engine.protocol import read_progress
+    from support.engine import client_of, dpkg_corpus
+
+    corpus = dpkg_corpus(tmp_path / "dpkg")
+    cluster = local_cluster(nodes=2, up=False, data_dir=corpus, executors_per_node=2, topics=96, iterations=30,
+                            seed=4, heartbeat_timeout=4.0, restart_timeout=60.0)
+    assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
+    clean = json.loads(cluster.state.scores.read_text())
+    client = client_of(cluster)
+    cluster.up(detach=True, echo=lambda _line: None)
+    deadline = time.monotonic() + 120
+    while True:
+        progress = read_progress(client, "test")
+        if progress.get("run") != clean["run"] and progress.get("pass", 0) >= 3:
+            break
+        assert time.monotonic() < deadline, f"no pass 3 of the second run within 120 s: {progress}"
+        time.sleep(0.05)
+    victim = int(progress["executors"]["1"]["pid"])  # the executor itself, under its supervisor
+    os.kill(victim, signal.SIGKILL)
+    while cluster.status().status == "training":
+        assert time.monotonic() < deadline + 120, "the healed run did not end within 240 s"
+        time.sleep(0.5)
+    healed = json.loads(cluster.state.scores.read_text())
+    assert cluster.status().status == "finished", cluster.logs("master")
+    assert [r["executor"] for r in healed["restarts"]] == [1]
+    assert healed["perplexity"] == clean["perplexity"]
+    assert "supervisor: executor-1 failed (exit status -9); restarting it (1 of 3)" in \
+        cluster.state.log("executor-1").read_text()

@@ -79,8 +79,13 @@ class Training:
     env: dict[str, str] = field(default_factory=dict)
 
     def start_executors(self) -> None:
-        for executor, argv in self.executor_argvs.items():
-            self.executors[executor] = _spawn("executor", argv, self.logs / f"executor-{executor}.log", self.env)
+        for executor in self.executor_argvs:
+            self.start_executor(executor)
+
+    def start_executor(self, executor: int) -> None:
+        """Start (or start again: the log is appended to) executor ``executor`` with its command line."""
+        self.executors[executor] = _spawn("executor", self.executor_argvs[executor],
+                                          self.logs / f"executor-{executor}.log", self.env)
 
     def wait_master(self, timeout: float) -> int:
         try:
