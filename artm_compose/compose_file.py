@@ -175,6 +175,8 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
                     "command": in_cluster_command("control", "--timeout", f"{timeout:g}"),
                     "ready_file": str(READY_FILE), "start_period": f"{timeout:g}s"},
         "executor_services": executor_services,
+        # A dead executor comes back and the master redoes the pass (engine.master); see executor_restart.
+        "executor_restart": executor_restart(plan.config.max_restarts),
         "master": master,
         "dashboard": dashboard_service(plan, root, vocab_path) if plan.config.dashboard else None,
         "mounts": [vars(m) for m in mounts],
@@ -241,6 +243,12 @@ def engine_launch() -> ModuleType:
 def compose_path(state: StateDir) -> Path:
     """Where the compose file of a cluster lives: ``<state dir>/compose.yml``."""
     return state.root / "compose.yml"
+
+
+def executor_restart(max_restarts: int) -> str:
+    """The executors' Compose restart policy: on failure, ``max_restarts`` times (a run that is over ends
+    them with exit status 3, which Docker also restarts: the runtime switches the policy off then)."""
+    return f"on-failure:{max_restarts}" if max_restarts else "no"
 
 
 def render_compose(plan: Plan, state: StateDir, *, images: ImageTags, network: NetworkLayout,

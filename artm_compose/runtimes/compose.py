@@ -239,10 +239,16 @@ class ComposeRuntime(Runtime):
         return f"master exited with code {code}; last lines:\n{tail}"
 
     def after_training(self, plan: Plan, echo: Echo) -> None:
-        """After the master's end the executors leave on their own; wait (bounded) so that status is final."""
+        """After the master's end the executors leave on their own; wait (bounded) so that status is final.
+
+        Their restart policy goes first: the run is over, and Docker would restart an executor that the
+        master's abort ended (exit status 3)."""
+        selector = {"label": labels.selector(plan.cluster, self.name, role="executor")}
+        for container in self._client.api.containers(all=True, filters=selector):
+            self._client.api.update_container(container["Id"], restart_policy={"Name": "no"})
         timeout = plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK
         deadline = time.monotonic() + timeout
-        selector = {"label": labels.selector(plan.cluster, self.name, role="executor"), "status": "running"}
+        selector = {**selector, "status": "running"}
         while running := self._client.api.containers(filters=selector):
             if time.monotonic() > deadline:
                 names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from artm_compose import labels
 from artm_compose.api import Cluster
+from artm_compose.compose_file import container_name
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.errors import ConfigError
@@ -100,3 +103,38 @@ def test_new_run_after_a_redis_restart_heals_and_gives_the_same_answer(trained):
     assert perplexities(cluster.state.root) == pytest.approx(first, rel=1e-4)
     redis = client.containers.list(filters={"label": labels.selector(cluster.config.name, "compose", role="redis")})
     assert len(redis) == 2
+
+
+def test_a_killed_executor_container_is_restarted_and_the_run_heals(corpus, tmp_path):
+    """Chaos: SIGKILL to an executor container's process in the middle of the run (as the OOM killer
+    would; `docker kill` would count as a manual stop and switch Docker's restart policy off)."""
+    build_images(echo=QUIET)
+    cluster = Cluster(ClusterConfig(name=f"heal{os.getpid()}", runtime="compose", state_dir=tmp_path / "state",
+                                    data_dir=corpus, nodes=2, executors_per_node=2, topics=96, iterations=30, seed=7,
+                                    heartbeat_timeout=4.0, restart_timeout=60.0))
+    client = docker_client()
+    try:
+        assert cluster.up(detach=False, echo=QUIET).training == "finished"
+        clean = json.loads(cluster.state.scores.read_text())
+        cluster.up(detach=True, echo=QUIET)
+        deadline = time.monotonic() + 180
+        while True:
+            training = cluster.status().training or {}
+            if training.get("state") == "iterations" and training.get("pass", 0) >= 3:
+                break
+            assert time.monotonic() < deadline, f"no pass 3 within 180 s: {training}"
+            time.sleep(0.3)
+        victim = client.containers.get(container_name(cluster.plan, "executor-1"))
+        os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)
+        while (cluster.status().training or {}).get("state") not in ("done", "failed"):
+            assert time.monotonic() < deadline + 180, "the healed run did not end"
+            time.sleep(1.0)
+        healed = json.loads(cluster.state.scores.read_text())
+        assert (cluster.status().training or {}).get("state") == "done", cluster.logs("master")
+        assert [r["executor"] for r in healed["restarts"]] == [1]
+        assert healed["perplexity"] == clean["perplexity"]
+        victim.reload()
+        assert victim.attrs["RestartCount"] == 1
+    finally:
+        ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
+        assert leftovers(cluster.config.name) == []
