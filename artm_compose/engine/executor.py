@@ -283,8 +283,6 @@ class Executor:
                 raise RunAborted(f"run {channel.run} aborted by the master: {command.get('reason', '')}")
             if op not in handlers:
                 raise TrainingError(f"unknown command {op!r} from the master of run {channel.run}")
-            if op != "prepare" and self.layout is None:
-                continue  # sent to this executor's previous instance, which died: the master will notice
             self.status.state = handlers[op][0]
             self.heartbeat.beat()
             cpu = time.process_time()

@@ -37,8 +37,8 @@ from artm_compose.engine.regularizers import (any_relative, check_against_model,
                                               parse_class_weight, parse_shorthand, relative_coefficients,
                                               PHI_TYPES)
 from artm_compose.engine import scores as score_math
-from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key, master_payload,
-                                          new_run_id, write_progress)
+from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key,
+                                          master_payload, new_run_id, read_master, write_progress)
 from artm_compose.errors import ConfigError, TrainingError
 
 TOP_TOKENS = 10
@@ -440,6 +440,11 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     state = {"state": "starting", "pass": 0}
     heartbeat = Heartbeat(client, master_key(args.cluster), args.heartbeat_timeout,
                           lambda: master_payload(run_id, state["state"], state["pass"]))
+    if not heartbeat.acquire():
+        holder = read_master(client, args.cluster) or {}
+        raise TrainingError(f"cluster {args.cluster!r} already has a master: run {holder.get('run')} "
+                            f"({holder.get('host')}, pid {holder.get('pid')}, {holder.get('state')}); one master per "
+                            f"cluster (its lease {master_key(args.cluster)} is kept alive by that master)")
     heartbeat.start()
     channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
     master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))

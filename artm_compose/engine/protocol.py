@@ -18,6 +18,9 @@ In the spirit of the reference's per-executor command keys, with the weak points
   (:meth:`MasterChannel.wait_for_rejoin`) and redoes the interrupted pass (``engine.master``).
 * **Registration.** The master waits, up to the start-up timeout, for every executor's heartbeat
   to show the master's run id; an executor that started early simply waits for a master.
+* **One master per cluster.** ``ac:<c>:master`` is also the master's lease: a master takes it
+  only if it is free (SET NX); a held lease that its holder refreshes means another master runs
+  (refused, naming its run), one that expires means its holder died (taken).
 * **Master loss.** An executor that has worked for a run exits when ``ac:<c>:master`` is gone or
   names another run (the TTL there is the master's heartbeat).
 * **States** (the reference's, shown in heartbeats and progress): ``waiting`` -> ``preparation`` ->
@@ -112,6 +115,26 @@ class Heartbeat:
     def start(self) -> None:
         self.beat()
         self._thread.start()
+
+    def acquire(self) -> bool:
+        """Take the key only if nobody holds it (a lease: SET NX with the heartbeat's TTL). A held key is
+        watched: refreshed by its holder means taken (False); expired means its holder died, and it is
+        taken then. Bounded by the key's own TTL."""
+        seen, deadline = None, None
+        while True:
+            with self._lock:
+                if self._client.set(self._key, json.dumps(self._payload()), nx=True,
+                                    px=int(self._timeout * TTL_FRACTION * 1000)):
+                    return True
+            value = self._client.get(self._key)
+            if seen is None:
+                seen = value
+                deadline = time.monotonic() + max(int(self._client.pttl(self._key)), 0) / 1000 + 1.0
+            elif value is not None and value != seen:
+                return False  # its holder refreshed it: alive
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(POLL_SECONDS)
 
     def tick(self) -> None:
         """The owner's main loop is alive (cheap: only a timestamp)."""
@@ -396,6 +419,10 @@ class ExecutorChannel:
                 continue
             command = _decode(popped[1])
             if command is None or command.get("run") != self.run:
+                continue
+            if not self.started and command.get("op") not in ("prepare", "abort"):
+                # A run starts with prepare: this was left for an earlier instance of this executor, or
+                # by a master that crashed (its run stays current until its lease expires). Not bound.
                 continue
             self.started = True
             return command

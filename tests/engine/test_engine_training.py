@@ -222,6 +222,31 @@ def test_a_killed_executor_that_comes_back_heals_the_run_to_the_uninterrupted_an
     np.testing.assert_array_equal(healed_phi, clean_phi)
 
 
+def test_a_second_master_on_a_cluster_is_refused_naming_the_run_that_holds_it(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=1)
+    client = client_of(cluster)
+    first = start_training(cluster, corpus_dir, tmp_path / "first", nodes=1, executors_per_node=1, topics=TOPICS,
+                           seed=SEED, iterations=100000, heartbeat_timeout=4.0)
+    try:
+        wait_for(lambda: read_progress(client, "test").get("state") == "iterations", TIMEOUT, "the first run to train")
+        holder = read_progress(client, "test")["run"]
+        second = start_training(cluster, corpus_dir, tmp_path / "second", nodes=1, executors_per_node=1,
+                                topics=TOPICS, seed=SEED, iterations=2, heartbeat_timeout=4.0, start_executors=False)
+        try:
+            assert second.wait_master(30) == 1
+            assert f"cluster 'test' already has a master: run {holder}" in second.log("master")
+        finally:
+            second.stop()
+        assert first.master.poll() is None and read_progress(client, "test")["run"] == holder  # undisturbed
+        # The lease dies with its holder: a master started after a crash takes the cluster.
+        first.stop()
+        third, codes, training = train(cluster, corpus_dir, tmp_path / "third", 1, 1, iterations=2,
+                                       heartbeat_timeout=4.0)
+        assert set(codes.values()) == {0}, training.log("master")
+    finally:
+        first.stop()
+
+
 def test_killed_master_makes_executors_exit(local_cluster, corpus_dir, tmp_path):
     cluster = local_cluster(nodes=2)
     client = client_of(cluster)
