@@ -165,6 +165,7 @@ class Cluster:
         except FileNotFoundError:
             return ScoreTracker({})
 
-    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
-        """Stop exactly what ``up`` started for this state directory; safe to call twice."""
-        return self.runtime.down(echo=echo, volumes=volumes)
+    def down(self, echo: Echo = print, *, volumes: bool = False, names: tuple[str, ...] = ()) -> list[str]:
+        """Stop exactly what ``up`` started for this state directory (under whatever name) and the clusters
+        ``names`` of this runtime; safe to call twice."""
+        return self.runtime.down(echo=echo, volumes=volumes, names=names)

@@ -76,12 +76,34 @@ def logs_command(component: str | None, follow: bool, **options: Any) -> None:
         pass
 
 
+@cli.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of the table.")
+def ls_command(as_json: bool) -> None:
+    """List the clusters on this machine and its Docker Swarm: Compose and Swarm ones by their labels, local
+    ones by their running Redis nodes (name, runtime, status, state dir, since), like `docker compose ls`."""
+    from artm_compose import listing
+    from artm_compose.docker_env import docker_client
+    from artm_compose.errors import RuntimeUnavailable
+
+    members = listing.local_members()
+    try:
+        members += listing.docker_members(docker_client())
+    except RuntimeUnavailable as error:
+        click.echo(f"note: Docker not reachable ({error}); local clusters only", err=True)
+    entries = listing.group(members)
+    click.echo(json.dumps([e.to_dict() for e in entries], indent=1) if as_json else listing.format_table(entries))
+
+
 @cli.command("down")
 @state_options
 @click.option("--volumes", is_flag=True, help="Also remove the data volumes the cluster created.")
 def down_command(volumes: bool, **options: Any) -> None:
-    """Stop exactly what `up` started for this state directory (safe to run twice)."""
-    existing_cluster(options).down(echo=click.echo, volumes=volumes)
+    """Stop exactly what `up` started for this state directory, under whatever name (safe to run twice).
+
+    With --name, that cluster's containers, networks and services go too, even if the state directory
+    records another one."""
+    names = (options["name"],) if options.get("name") else ()
+    existing_cluster(options).down(echo=click.echo, volumes=volumes, names=names)
 
 
 @cli.command("export")

@@ -21,7 +21,7 @@ import json
 import secrets
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,18 +348,24 @@ class ComposeRuntime(Runtime):
             control.exec_run(["rm", "-rf", scratch])
         return out
 
-    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
-        """Remove every container and network labelled with this cluster (and volumes with ``volumes``).
-
-        Without ``cluster.json`` (a state directory cleaned by hand) the objects are found by the label
-        naming this state directory instead.
-        """
-        if record is not None:
-            selector = {"label": labels.selector(record.cluster, self.name)}
-        else:
-            selector = {"label": [f"{labels.STATE_DIR}={self.state.root}", f"{labels.RUNTIME}={self.name}"]}
+    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool,
+               names: tuple[str, ...] = ()) -> list[str]:
+        """Remove every container and network labelled with this state directory or with the recorded
+        cluster or one of ``names`` (and volumes with ``volumes``): a cluster started here under another
+        name, or whose ``cluster.json`` is gone, is found by the state-directory label."""
+        selectors = [{"label": [f"{labels.STATE_DIR}={self.state.root}", f"{labels.RUNTIME}={self.name}"]}]
+        for name in sorted({*names, *([record.cluster] if record is not None else [])}):
+            selectors.append({"label": labels.selector(name, self.name)})
         client = docker_client()
-        containers = client.api.containers(all=True, filters=selector)
+
+        def union(listing: Callable[[dict[str, Any]], list[Any]], key: Callable[[Any], str]) -> list[Any]:
+            found: dict[str, Any] = {}
+            for selector in selectors:
+                for item in listing(selector):
+                    found.setdefault(key(item), item)
+            return list(found.values())
+
+        containers = union(lambda selector: client.api.containers(all=True, filters=selector), lambda c: c["Id"])
         # Training first, Redis last: executors and the master then never see Redis vanish under them.
         order = {"master": 0, "executor": 1, CONTROL: 2, "redis": 3}
         rank = lambda summary: order.get((summary.get("Labels") or {}).get(labels.ROLE, ""), 2)  # noqa: E731
@@ -368,11 +374,11 @@ class ComposeRuntime(Runtime):
             batch = [c for c in containers if rank(c) == step]
             with ThreadPoolExecutor(max_workers=REMOVE_THREADS) as pool:
                 messages.extend(pool.map(lambda summary: _remove_container(client, summary), batch))
-        for network in client.networks.list(filters=selector):
+        for network in union(lambda selector: client.networks.list(filters=selector), lambda n: n.id):
             network.remove()
             messages.append(f"removed network {network.name}")
         if volumes:
-            for volume in client.volumes.list(filters=selector):
+            for volume in union(lambda selector: client.volumes.list(filters=selector), lambda v: v.id):
                 volume.remove(force=True)
                 messages.append(f"removed volume {volume.name}")
         for message in messages:

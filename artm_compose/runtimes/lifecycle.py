@@ -186,13 +186,14 @@ class Runtime(ABC):
                                  lambda: self.run_job(record, "probe"), self.missing)
         return self.report(record, status)
 
-    def down(self, echo: Echo = print, *, volumes: bool = False) -> list[str]:
-        """Stop exactly what this runtime started for the state directory; idempotent.
+    def down(self, echo: Echo = print, *, volumes: bool = False, names: tuple[str, ...] = ()) -> list[str]:
+        """Stop exactly what this runtime started for the state directory, whatever name it was started
+        under, and the clusters ``names`` (given explicitly); idempotent.
 
         ``volumes`` also removes the data volumes the runtime created (runtimes without any ignore it).
         """
         record = ClusterRecord.load_if_any(self.state)
-        messages = self.remove(record, echo, volumes=volumes)
+        messages = self.remove(record, echo, volumes=volumes, names=names)
         if not messages:
             owner = f"cluster {record.cluster!r}" if record is not None else f"state dir {self.state.root}"
             messages = [nothing_left_message(owner, self.where)]
@@ -285,9 +286,11 @@ class Runtime(ABC):
         raise ConfigError(f"the {self.name} runtime cannot run transform")
 
     @abstractmethod
-    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
-        """Remove everything this runtime started for the state directory, echoing each removal; the
-        messages (empty: nothing was there). ``record`` is None when cluster.json is gone."""
+    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool,
+               names: tuple[str, ...] = ()) -> list[str]:
+        """Remove everything this runtime started for the state directory (under any cluster name) and
+        for the clusters ``names``, echoing each removal; the messages (empty: nothing was there).
+        ``record`` is None when cluster.json is gone."""
 
     @abstractmethod
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:

@@ -147,7 +147,8 @@ class LocalRuntime(Runtime):
         """From this process (this machine reaches Redis); the shares run in parallel forked processes."""
         return Path(self.run_job(record, "transform", *job.arguments(batches_dir, training.vocab_path, out))["path"])
 
-    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
+    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool,
+               names: tuple[str, ...] = ()) -> list[str]:
         return self._stop(list(self._records().values()), echo)
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:

@@ -18,7 +18,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -334,9 +334,10 @@ class SwarmRuntime(Runtime):
                 process.terminate()
                 process.wait(timeout=10)
 
-    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool) -> list[str]:
-        """Remove the stack, every service, secret, config and network of this cluster, and its node labels."""
-        cluster = (record or self.state_record()).cluster
+    def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool,
+               names: tuple[str, ...] = ()) -> list[str]:
+        """Remove the stack, every service, secret, config and network, and the node labels of the recorded
+        cluster, of ``names``, and of any cluster whose services carry this state directory's label."""
         client = docker_client()
         whales = DockerClient()
         messages: list[str] = []
@@ -350,6 +351,16 @@ class SwarmRuntime(Runtime):
         except RuntimeUnavailable as error:
             say(f"nothing removed from Docker Swarm: {error}")
             return messages
+        here = {"label": [f"{labels.STATE_DIR}={self.state.root}", f"{labels.RUNTIME}={self.name}"]}
+        clusters = {*names, *([record.cluster] if record is not None else [])}
+        clusters |= {(s.attrs["Spec"].get("Labels") or {}).get(labels.CLUSTER) for s in client.services.list(filters=here)}
+        clusters.discard(None)
+        for cluster in sorted(clusters or {self.state_record().cluster}):
+            self._remove_cluster(client, whales, cluster, say)
+        return messages
+
+    def _remove_cluster(self, client: docker.DockerClient, whales: DockerClient, cluster: str,
+                        say: Callable[[str], None]) -> None:
         selector = {"label": labels.selector(cluster, self.name)}
         stack = labels.project_name(cluster)
         services = client.services.list(filters=selector)
@@ -371,7 +382,6 @@ class SwarmRuntime(Runtime):
         apply_changes(whales, changes)
         for change in changes:
             say(f"removed labels {', '.join(change.remove)} from Swarm node {change.hostname}")
-        return messages
 
     # -- helpers ------------------------------------------------------------------------------------
 

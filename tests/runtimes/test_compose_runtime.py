@@ -6,9 +6,11 @@ removes everything it started, checked by label.
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -211,3 +213,23 @@ def test_down_finds_the_containers_by_state_dir_when_cluster_json_is_gone(compos
     messages = ComposeRuntime(cluster.state).down(echo=QUIET)
     assert f"removed container artm-{cluster.config.name}-redis-0" in messages
     assert leftovers(cluster.config.name) == []
+
+
+def test_down_removes_a_cluster_started_here_under_another_name_and_honours_name(compose_cluster, tmp_path):
+    # The state dir's record names another cluster (as an old `up` used to overwrite it): the containers
+    # of the first one still carry this state dir's label, and `down` finds them by it.
+    first = compose_cluster(nodes=1)
+    record = json.loads(first.state.cluster_json.read_text())
+    first.state.cluster_json.write_text(json.dumps({**record, "cluster": "someone-else"}))
+    messages = ComposeRuntime(first.state).down(echo=QUIET)
+    assert f"removed container artm-{first.config.name}-redis-0" in messages
+    assert leftovers(first.config.name) == []
+    # `down --name N` removes cluster N even from a state dir that knows nothing of it.
+    second = compose_cluster(nodes=1)
+    elsewhere = tmp_path / "elsewhere"
+    code = subprocess.run([str(Path(sys.executable).with_name("artm-compose")), "down", "--runtime", "compose",
+                           "--state-dir", str(elsewhere), "--name", second.config.name],
+                          capture_output=True, text=True, timeout=120)
+    assert code.returncode == 0, code.stderr
+    assert f"removed container artm-{second.config.name}-redis-0" in code.stdout
+    assert leftovers(second.config.name) == []

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -191,3 +192,31 @@ def test_a_killed_executor_is_restarted_and_the_run_ends_as_an_uninterrupted_one
     assert healed["perplexity"] == clean["perplexity"]
     assert "supervisor: executor-1 failed (exit status -9); restarting it (1 of 3)" in \
         cluster.state.log("executor-1").read_text()
+
+
+def test_ls_lists_a_running_local_cluster_and_forgets_it_after_down(local_cluster):
+    cluster = local_cluster(nodes=2, name=f"ls{os.getpid()}")
+    script = Path(sys.executable).with_name("artm-compose")
+
+    def listed() -> list[dict]:
+        done = subprocess.run([str(script), "ls", "--json"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return [e for e in json.loads(done.stdout) if e["name"] == cluster.config.name]
+
+    [entry] = listed()
+    assert entry["runtime"] == "local" and entry["state_dir"] == str(cluster.state.root)
+    assert entry["status"] == "running(2/2)" and entry["since"].endswith("+00:00")
+    table = subprocess.run([str(script), "ls"], capture_output=True, text=True, timeout=60).stdout
+    assert table.startswith("NAME") and cluster.config.name in table
+    cluster.down(echo=lambda _line: None)
+    assert listed() == []
+
+
+def test_ls_groups_members_into_clusters():
+    from artm_compose.listing import group
+
+    entries = group([("a", "compose", "/s", True, "2026-01-02T00:00:00+00:00"),
+                     ("a", "compose", "/s", False, "2026-01-01T00:00:00+00:00"),
+                     ("b", "local", "/t", True, "2026-01-03T00:00:00+00:00")])
+    assert [(e.name, e.status, e.since[:10]) for e in entries] == [("a", "running(1/2)", "2026-01-01"),
+                                                                   ("b", "running(1/1)", "2026-01-03")]

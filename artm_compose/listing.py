@@ -1,0 +1,101 @@
+"""``artm-compose ls``: the clusters on this machine (and its Docker Swarm), as ``docker compose ls`` lists projects.
+
+Found, never recorded anywhere central: Compose clusters by their containers' labels, Swarm clusters by
+their services' labels, local clusters by their running ``redis-server`` processes (whose config file
+lies in a state directory holding ``cluster.json``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from artm_compose import labels
+
+
+@dataclass(frozen=True)
+class ClusterEntry:
+    """One cluster: ``running`` of ``members`` containers, services or processes are up."""
+
+    name: str
+    runtime: str
+    state_dir: str
+    running: int
+    members: int
+    since: str  # ISO 8601, UTC: the oldest member's creation or start
+
+    @property
+    def status(self) -> str:
+        return f"running({self.running}/{self.members})" if self.running else f"exited({self.members})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status}
+
+
+def group(members: Iterable[tuple[str, str, str, bool, str]]) -> list[ClusterEntry]:
+    """Entries from (name, runtime, state dir, running, since) per member, sorted by name."""
+    found: dict[tuple[str, str, str], list[tuple[bool, str]]] = {}
+    for name, runtime, state_dir, running, since in members:
+        found.setdefault((name, runtime, state_dir), []).append((running, since))
+    return [ClusterEntry(name=name, runtime=runtime, state_dir=state_dir, running=sum(r for r, _ in seen),
+                         members=len(seen), since=min(s for _, s in seen))
+            for (name, runtime, state_dir), seen in sorted(found.items())]
+
+
+def docker_members(client: Any) -> list[tuple[str, str, str, bool, str]]:
+    """Compose containers and Swarm services labelled by this tool."""
+    members = []
+    for container in client.api.containers(all=True, filters={"label": labels.CLUSTER}):
+        tags = container.get("Labels") or {}
+        if tags.get(labels.RUNTIME) == "swarm":
+            continue  # a Swarm task: counted through its service
+        created = datetime.datetime.fromtimestamp(container["Created"], datetime.timezone.utc)
+        members.append((tags[labels.CLUSTER], tags.get(labels.RUNTIME, "compose"), tags.get(labels.STATE_DIR, ""),
+                        container.get("State") == "running", created.isoformat(timespec="seconds")))
+    if (client.info().get("Swarm") or {}).get("ControlAvailable"):
+        for service in client.api.services(filters={"label": labels.CLUSTER}):
+            tags = service["Spec"].get("Labels") or {}
+            replicas = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
+            members.append((tags[labels.CLUSTER], "swarm", tags.get(labels.STATE_DIR, ""), bool(replicas),
+                            service["CreatedAt"][:19] + "+00:00"))
+    return members
+
+
+def local_members(proc: Path = Path("/proc")) -> list[tuple[str, str, str, bool, str]]:
+    """The local runtime's Redis nodes: redis-server processes working in a node directory of a state dir
+    (the local runtime starts each in its node's directory; Redis rewrites its command line)."""
+    from artm_compose.record import ClusterRecord
+    from artm_compose.state import StateDir
+
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # comm, not exe: Debian's redis-server is a link to redis-check-rdb
+            if (entry / "comm").read_text().strip() != "redis-server":
+                continue
+            cwd = Path(os.readlink(entry / "cwd"))
+            started = (entry / "stat").stat().st_mtime
+        except OSError:
+            continue
+        root = next((p for p in [cwd, *cwd.parents] if (p / "cluster.json").exists()), None)
+        record = ClusterRecord.load_if_any(StateDir.at(root)) if root is not None else None
+        if record is None:
+            continue
+        since = datetime.datetime.fromtimestamp(started, datetime.timezone.utc)
+        members.append((record.cluster, "local", str(root), True, since.isoformat(timespec="seconds")))
+    return members
+
+
+def format_table(entries: list[ClusterEntry]) -> str:
+    """Columns as ``docker compose ls``: NAME, RUNTIME, STATUS, STATE DIR, SINCE."""
+    rows = [("NAME", "RUNTIME", "STATUS", "STATE DIR", "SINCE")]
+    rows += [(e.name, e.runtime, e.status, e.state_dir, e.since) for e in entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "   " + row[-1]
+                     for row in rows)
