@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import redis
 
-from artm_compose.errors import BootstrapError
+from artm_compose.errors import BootstrapError, BootstrapTimeout
 from artm_compose.plan import Plan
 from artm_compose.redis_client import node_client
 from artm_compose.slots import SLOT_COUNT
+from artm_compose.waiting import wait_until
 
 SlotRange = tuple[int, int]  # inclusive, as CLUSTER ADDSLOTSRANGE takes it
 _UNHEALTHY_FLAGS = frozenset({"fail", "fail?", "handshake", "noaddr"})
@@ -222,7 +223,7 @@ def bootstrap(targets: Sequence[NodeTarget], password: str | None, *, timeout: f
     actions: list[str] = []
     clients = _Clients(targets, connect or default_connect(password))
     try:
-        _wait_reachable(targets, clients, deadline)
+        _wait_reachable(targets, clients, timeout)
         states = _observe(targets, clients)
         if _health(targets, states).ok:
             return BootstrapReport(actions=(), seconds=time.monotonic() - started)
@@ -240,25 +241,28 @@ def bootstrap(targets: Sequence[NodeTarget], password: str | None, *, timeout: f
     return BootstrapReport(actions=tuple(actions), seconds=time.monotonic() - started)
 
 
-def _wait_reachable(targets: Sequence[NodeTarget], clients: _Clients, deadline: float) -> None:
+def _wait_reachable(targets: Sequence[NodeTarget], clients: _Clients, timeout: float) -> None:
     pending = list(targets)
     last_error: dict[int, str] = {}
-    while pending:
-        still = []
-        for target in pending:
+
+    def all_answer() -> bool:
+        for target in list(pending):
             try:
                 clients[target].ping()
             except redis.AuthenticationError as error:
                 raise BootstrapError(f"{target.label()} rejected the password: {error}") from None
             except redis.RedisError as error:
                 last_error[target.index] = str(error) or type(error).__name__
-                still.append(target)
-        pending = still
-        if pending and time.monotonic() > deadline:
-            details = "; ".join(f"{t.label()}: {last_error[t.index]}" for t in pending[:_MAX_PROBLEMS_SHOWN])
-            raise BootstrapError(f"{len(pending)} Redis node(s) did not answer in time: {details}")
-        if pending:
-            time.sleep(0.02)
+            else:
+                pending.remove(target)
+        return not pending
+
+    def silent() -> str:
+        details = "; ".join(f"{t.label()}: {last_error[t.index]}" for t in pending[:_MAX_PROBLEMS_SHOWN])
+        return f"{len(pending)} node(s) silent: {details}"
+
+    wait_until(all_answer, timeout, "every Redis node to answer", interval=0.02, describe=silent,
+               error=BootstrapTimeout)
 
 
 def _observe(targets: Sequence[NodeTarget], clients: _Clients) -> list[NodeState]:

@@ -27,3 +27,20 @@ class TrainingError(ArtmComposeError):
 
 class ImageBuildError(ArtmComposeError):
     """An image could not be built; the message names the image and the failing step."""
+
+
+class WaitTimeout(ArtmComposeError, TimeoutError):
+    """A bounded wait (artm_compose.waiting) ran out; the message says what was awaited, for how long, and
+    the last state seen. The subclasses keep the domain class, so exit codes and handlers stay as they were."""
+
+
+class BootstrapTimeout(BootstrapError, WaitTimeout):
+    """The cluster, or a process or container it needs, did not come up in time."""
+
+
+class TrainingTimeout(TrainingError, WaitTimeout):
+    """A training component did not reach the awaited state in time."""
+
+
+class RuntimeTimeout(RuntimeUnavailable, WaitTimeout):
+    """The runtime (Docker, Swarm) did not finish an operation in time."""

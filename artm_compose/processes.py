@@ -12,11 +12,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from artm_compose.state import write_text_atomic
+from artm_compose.waiting import poll_until
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
@@ -93,13 +93,14 @@ def stop_processes(records: list[ProcessRecord], timeout: float = 10.0) -> list[
 
 def _wait_exit(records: list[ProcessRecord], timeout: float) -> list[ProcessRecord]:
     """Wait up to ``timeout`` for ``records`` to exit (reaping our children); return those still running."""
-    deadline = time.monotonic() + timeout
     pending = list(records)
-    while pending:
+
+    def all_exited() -> bool:
+        nonlocal pending
         pending = [r for r in pending if is_running(r)]
-        if not pending or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+        return not pending
+
+    poll_until(all_exited, timeout, interval=0.02)
     for record in records:
         if record not in pending:
             _reap(record.pid)  # it may have turned zombie after is_running's own reap

@@ -20,7 +20,6 @@ import ipaddress
 import json
 import secrets
 import tarfile
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from artm_compose.compose_file import (CONTROL, DASHBOARD, FINGERPRINT_LENGTH, b
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets)
 from artm_compose.data.batches import list_batches
-from artm_compose.errors import BootstrapError, ConfigError
+from artm_compose.errors import BootstrapError, BootstrapTimeout, ConfigError
 from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
@@ -49,6 +48,7 @@ from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import StateDir
+from artm_compose.waiting import poll_until, wait_until
 
 RUNTIME_NAME = "compose"
 # Beyond the bootstrap's own time limit: starting Python in a fresh container.
@@ -247,14 +247,17 @@ class ComposeRuntime(Runtime):
         for container in self._client.api.containers(all=True, filters=selector):
             self._client.api.update_container(container["Id"], restart_policy={"Name": "no"})
         timeout = plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK
-        deadline = time.monotonic() + timeout
         selector = {**selector, "status": "running"}
-        while running := self._client.api.containers(filters=selector):
-            if time.monotonic() > deadline:
-                names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])
-                echo(f"warning: {len(running)} executor(s) still running {timeout:g} s after the master ended: {names}")
-                return
-            time.sleep(POLL_SECONDS * 5)
+        running: list[dict[str, Any]] = []
+
+        def all_exited() -> bool:
+            nonlocal running
+            running = self._client.api.containers(filters=selector)
+            return not running
+
+        if not poll_until(all_exited, timeout, interval=POLL_SECONDS * 5):
+            names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])
+            echo(f"warning: {len(running)} executor(s) still running {timeout:g} s after the master ended: {names}")
 
     def _start_cluster(self, plan: Plan, client: docker.DockerClient, echo: Echo) -> dict[str, Any]:
         """Start the Redis nodes and the control container together; the bootstrap's JSON report.
@@ -278,19 +281,17 @@ class ComposeRuntime(Runtime):
 
     def _startup_report(self, control: Container, timeout: float) -> dict[str, Any]:
         """Wait (bounded) for the control container's start-up bootstrap to print its report."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def report() -> dict[str, Any] | None:
             control.reload()
-            report = _last_json(control.logs(stdout=True, stderr=False).decode(errors="replace"))
-            if report is not None:
-                return report
-            if control.status in ("exited", "dead"):
+            found = _last_json(control.logs(stdout=True, stderr=False).decode(errors="replace"))
+            if found is None and control.status in ("exited", "dead"):
                 tail = control.logs(tail=LOG_TAIL_LINES).decode(errors="replace").strip()
                 raise BootstrapError(f"bootstrap failed in {control.name}: {tail}")
-            if time.monotonic() > deadline:
-                raise BootstrapError(f"bootstrap in {control.name} reported nothing within {timeout:g} s "
-                                     f"(status {control.status}); see `artm-compose logs control`")
-            time.sleep(POLL_SECONDS)
+            return found
+
+        return wait_until(report, timeout, f"the bootstrap in {control.name} to report", interval=POLL_SECONDS,
+                          describe=lambda: f"status {control.status}; see `artm-compose logs control`",
+                          error=BootstrapTimeout)
 
     def render(self, plan: Plan, *, images: ImageTags | None = None, layout: NetworkLayout | None = None,
                status: Status = Status.RENDERED) -> list[Path]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from artm_compose.bootstrap import bootstrap, check_health, seeded_nodes_conf, targets_from_plan
-from artm_compose.errors import ArtmComposeError, BootstrapError, ConfigError, RuntimeUnavailable
+from artm_compose.errors import ArtmComposeError, BootstrapError, BootstrapTimeout, ConfigError, RuntimeUnavailable
 from artm_compose.in_cluster import parse_job, run_job
 from artm_compose.plan import Plan
 from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
@@ -30,6 +30,7 @@ from artm_compose.render import MASTER, redis_component, redis_fingerprint, rend
 from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import read_password
+from artm_compose.waiting import poll_until, wait_until
 
 REDIS_START_TIMEOUT = 10.0
 
@@ -97,15 +98,17 @@ class LocalRuntime(Runtime):
         port = plan.config.dashboard_port
         child = self._start(DASHBOARD, [sys.executable, "-m", "artm_compose", "dashboard", "--state-dir",
                                         str(self.state.root), "--port", str(port)])
-        deadline = time.monotonic() + DASHBOARD_START_TIMEOUT
-        while port_free(port):
+
+        def listening() -> bool:
+            if not port_free(port):
+                return True
             if child.poll() is not None:
                 raise BootstrapError(f"the dashboard exited with code {child.returncode}: "
                                      f"{_tail(self.state.log(DASHBOARD))}")
-            if time.monotonic() > deadline:
-                raise BootstrapError(f"the dashboard did not listen on 127.0.0.1:{port} within "
-                                     f"{DASHBOARD_START_TIMEOUT:g} s; see {self.state.log(DASHBOARD)}")
-            time.sleep(0.05)
+            return False
+
+        wait_until(listening, DASHBOARD_START_TIMEOUT, f"the dashboard to listen on 127.0.0.1:{port}", interval=0.05,
+                   describe=lambda: f"port free; see {self.state.log(DASHBOARD)}", error=BootstrapTimeout)
 
     def start_training(self, plan: Plan, echo: Echo) -> None:
         self._master = self._start_training(plan)
@@ -236,10 +239,9 @@ class LocalRuntime(Runtime):
 
     def _release_together(self, records: list[ProcessRecord]) -> None:
         """Wait until every process started by ``_STOP_THEN_EXEC`` has stopped itself, then continue all."""
-        timeout = redis_start_timeout(len(records))
-        deadline = time.monotonic() + timeout
         pending = list(records)
-        while pending:
+
+        def all_stopped() -> bool:
             for record in list(pending):
                 if not is_running(record):
                     raise BootstrapError(f"{record.component} exited right after start; last lines of "
@@ -247,32 +249,30 @@ class LocalRuntime(Runtime):
                                          f"{_tail(self.state.log(record.component))}")
                 if _stopped(record.pid):
                     pending.remove(record)
-            if pending and time.monotonic() > deadline:
-                raise BootstrapError(f"the shell starting redis-server did not stop itself within "
-                                     f"{timeout:g} s: " + ", ".join(r.component for r in pending))
-            if pending:
-                time.sleep(0.005)
+            return not pending
+
+        wait_until(all_stopped, redis_start_timeout(len(records)), "the shells starting redis-server to stop "
+                   "themselves", interval=0.005, describe=lambda: "running: " + ", ".join(r.component for r in pending),
+                   error=BootstrapTimeout)
         for record in records:
             os.kill(record.pid, signal.SIGCONT)
 
     def _wait_redis_started(self, plan: Plan, records: list[ProcessRecord]) -> None:
         """Wait until every redis-server accepts connections; fail at once if one exits."""
-        timeout = redis_start_timeout(len(records))
-        deadline = time.monotonic() + timeout
         pending = {record.component: node for record, node in zip(records, plan.nodes)}
         by_name = {r.component: r for r in records}
-        while pending:
+
+        def all_accept() -> bool:
             for component, node in list(pending.items()):
                 if not is_running(by_name[component]):
                     raise BootstrapError(f"{component} exited right after start; last lines of "
                                          f"{self.state.log(component)}:\n{_tail(self.state.log(component))}")
                 if _accepts_connections(node.host, node.port):
                     del pending[component]
-            if pending and time.monotonic() > deadline:
-                raise BootstrapError(f"redis-server did not open its port within {timeout:g} s: "
-                                     + ", ".join(sorted(pending)))
-            if pending:
-                time.sleep(0.01)
+            return not pending
+
+        wait_until(all_accept, redis_start_timeout(len(records)), "every redis-server to open its port",
+                   interval=0.01, describe=lambda: "closed: " + ", ".join(sorted(pending)), error=BootstrapTimeout)
 
     def _start_training(self, plan: Plan) -> subprocess.Popen:
         launch = _engine_launch()
@@ -303,9 +303,7 @@ class LocalRuntime(Runtime):
     def _stop_lingering_executors(self, echo: Echo) -> None:
         """Executors leave on their own once the master has ended the run; stop those that do not."""
         executors = [r for name, r in self._records().items() if name.startswith("executor-")]
-        deadline = time.monotonic() + EXECUTOR_EXIT_GRACE
-        while any(is_running(r) for r in executors) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        poll_until(lambda: not any(is_running(r) for r in executors), EXECUTOR_EXIT_GRACE, interval=0.1)
         lingering = [r for r in executors if is_running(r)]
         if lingering:
             echo(f"stopping {len(lingering)} executor(s) still running after the master exited")

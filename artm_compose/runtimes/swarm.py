@@ -35,7 +35,8 @@ from artm_compose.compose_file import (
     PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, corpus_mounts, in_cluster_command,
 )
 from artm_compose.docker_env import docker_client
-from artm_compose.errors import BootstrapError, ConfigError, DataError, RuntimeUnavailable, TrainingError
+from artm_compose.errors import (BootstrapError, BootstrapTimeout, ConfigError, DataError, RuntimeTimeout,
+                                 RuntimeUnavailable, TrainingTimeout)
 from artm_compose.images.build import ImageTags, build_images
 from artm_compose.plan import Plan
 from artm_compose.render import MASTER, redis_component, render_all
@@ -54,6 +55,7 @@ from artm_compose.swarm.one_shot import (
     docker_command, docker_lines, hostnames, json_result, run_once, tail, task_logs,
 )
 from artm_compose.swarm.tasks import TaskView, last_failure, latest, run_state
+from artm_compose.waiting import wait_until
 
 RUNTIME_NAME = "swarm"
 BOOTSTRAP_SERVICE = "bootstrap"
@@ -211,42 +213,54 @@ class SwarmRuntime(Runtime):
 
     def _wait_running(self, client: docker.DockerClient, plan: Plan, components: list[str], timeout: float) -> None:
         """Wait until every service in ``components`` has a running task; name the ones that have not."""
-        deadline = time.monotonic() + timeout
-        while True:
+        views: dict[str, ServiceView] = {}
+        pending = components
+
+        def all_running() -> bool:
+            nonlocal views, pending
             views = {v.component: v for v in self._services(client, plan.cluster)}
             pending = [c for c in components if views.get(c) is None or views[c].task is None
                        or not views[c].task.running]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                names = hostnames(client)
-                details = "; ".join(self._explain(views.get(c), c, names) for c in pending[:6])
-                raise BootstrapError(f"{len(pending)} service(s) not running after {timeout:g} s: {details} "
-                                     f"(every Swarm node needs the images; `docker node ls` shows the nodes)")
-            time.sleep(POLL)
+            return not pending
+
+        def not_running() -> str:
+            names = hostnames(client)
+            details = "; ".join(self._explain(views.get(c), c, names) for c in pending[:6])
+            return (f"{len(pending)} not running: {details} "
+                    f"(every Swarm node needs the images; `docker node ls` shows the nodes)")
+
+        wait_until(all_running, timeout, f"{len(components)} service(s) to run", interval=POLL,
+                   describe=not_running, error=BootstrapTimeout)
 
     def _wait_bootstrap(self, client: docker.DockerClient, name: str, earlier: set[str],
                         timeout: float) -> dict[str, Any]:
         """Wait for this run of the bootstrap service (its tasks not in ``earlier``); its JSON report."""
-        deadline = time.monotonic() + timeout
-        while True:
+        tasks: list[dict[str, Any]] = []
+
+        def report() -> dict[str, Any] | None:
+            nonlocal tasks
             tasks = [t for t in client.services.get(name).tasks() if t["ID"] not in earlier]
             outcome = run_state(tasks, RESTART["bootstrap"]["max_attempts"])
-            if outcome == "complete":
-                done = latest(t for t in tasks if (t.get("Status") or {}).get("State") == "complete")
-                assert done is not None
-                output = task_logs(done.id)
-                report = json_result(output)
-                if report is None:
-                    raise BootstrapError(f"bootstrap service {name} printed no result: {tail(output)}")
-                return report
-            if outcome == "failed" or time.monotonic() > deadline:
-                last = latest(tasks)
-                logs = task_logs(last.id) if last is not None else ""
-                state = last.describe(hostnames(client)) if last else "never scheduled"
-                raise BootstrapError(f"bootstrap service {name} did not complete ({state}); its output:\n"
-                                     f"{tail(logs)}")
-            time.sleep(POLL)
+            if outcome == "failed":
+                raise BootstrapError(f"bootstrap service {name} did not complete: {unfinished()}")
+            if outcome != "complete":
+                return None
+            done = latest(t for t in tasks if (t.get("Status") or {}).get("State") == "complete")
+            assert done is not None
+            output = task_logs(done.id)
+            found = json_result(output)
+            if found is None:
+                raise BootstrapError(f"bootstrap service {name} printed no result: {tail(output)}")
+            return found
+
+        def unfinished() -> str:
+            last = latest(tasks)
+            logs = task_logs(last.id) if last is not None else ""
+            state = last.describe(hostnames(client)) if last else "never scheduled"
+            return f"{state}; its output:\n{tail(logs)}"
+
+        return wait_until(report, timeout, f"bootstrap service {name} to complete", interval=POLL,
+                          describe=unfinished, error=BootstrapTimeout)
 
     def follow(self, plan: Plan, echo: Echo) -> str | None:
         client = self._client
@@ -273,15 +287,17 @@ class SwarmRuntime(Runtime):
 
     def _wait_running_or_done(self, client: docker.DockerClient, plan: Plan, component: str,
                               timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        found: ServiceView | None = None
+
+        def started() -> bool:
+            nonlocal found
             found = self._service_view(client, plan.cluster, component)
-            if found is not None and found.task is not None and (found.task.running or found.task.terminal):
-                return
-            if time.monotonic() > deadline:
-                state = found.task.describe(hostnames(client)) if found and found.task else "no task"
-                raise TrainingError(f"{component} did not start within {timeout:g} s ({state})")
-            time.sleep(POLL)
+            return found is not None and found.task is not None and (found.task.running or found.task.terminal)
+
+        def state() -> str:
+            return found.task.describe(hostnames(client)) if found and found.task else "no task"
+
+        wait_until(started, timeout, f"{component} to start", interval=POLL, describe=state, error=TrainingTimeout)
 
     # -- primitives of status, export, logs and down ------------------------------------------------
 
@@ -583,30 +599,36 @@ def _drain(lines: queue.Queue, echo: Echo, wait: float, until_quiet: bool = Fals
 
 
 def _wait_gone(listing, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    left: list[Any] = []
+
+    def gone() -> bool:
+        nonlocal left
         left = listing()
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            names = ", ".join(getattr(item, "name", str(item)) for item in left[:6])
-            raise RuntimeUnavailable(f"{what} still present {timeout:g} s after removal: {names}")
-        time.sleep(POLL)
+        return not left
+
+    def still_present() -> str:
+        return "still present: " + ", ".join(getattr(item, "name", str(item)) for item in left[:6])
+
+    wait_until(gone, timeout, f"{what} to be gone", interval=POLL, describe=still_present, error=RuntimeTimeout)
 
 
 def _remove_when_unused(item, timeout: float = REMOVE_TIMEOUT) -> None:
     """Remove a network, secret or config; tasks shutting down may hold it for a few seconds more."""
-    deadline = time.monotonic() + timeout
-    while True:
+    refusal = ""
+
+    def removed() -> bool:
+        nonlocal refusal
         try:
             item.remove()
-            return
         except NotFound:
-            return
+            pass
         except APIError as error:
-            if time.monotonic() > deadline:
-                raise RuntimeUnavailable(f"cannot remove {item.name}: {error.explanation or error}") from None
-            time.sleep(POLL)
+            refusal = str(error.explanation or error)
+            return False
+        return True
+
+    wait_until(removed, timeout, f"{item.name} to be removed", interval=POLL, describe=lambda: refusal,
+               error=RuntimeTimeout)
 
 
 def _ignore_missing(remove) -> None:

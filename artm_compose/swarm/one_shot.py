@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ import docker
 from docker.errors import NotFound
 from docker.types import RestartPolicy
 
-from artm_compose.errors import RuntimeUnavailable
+from artm_compose.errors import RuntimeTimeout, RuntimeUnavailable
 from artm_compose.swarm.tasks import TaskView, latest
+from artm_compose.waiting import wait_until
 
 POLL = 0.5
 TAIL_LINES = 20
@@ -44,20 +44,24 @@ def run_once(client: docker.DockerClient, image: str, command: list[str], *, nam
     """Create service ``<name>-<random>`` running ``command`` once (no restart), wait for its task to end.
 
     ``options`` go to ``client.services.create`` (networks, mounts, constraints, secrets, configs, user,
-    labels, container_labels). Raises RuntimeUnavailable naming the task's state if it does not end in time.
+    labels, container_labels). Raises RuntimeTimeout (a RuntimeUnavailable) naming the task's state if it
+    does not end in time.
     """
     service = client.services.create(image, command=command, name=f"{name}-{uuid.uuid4().hex[:8]}",
                                      restart_policy=RestartPolicy(condition="none"), **options)
+    task: TaskView | None = None
+
+    def ended() -> TaskView | None:
+        nonlocal task
+        task = latest(service.tasks())
+        return task if task is not None and task.terminal else None
+
+    def state() -> str:
+        return task.describe(hostnames(client)) if task is not None else "not scheduled"
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            task = latest(service.tasks())
-            if task is not None and task.terminal:
-                return Outcome(task, task_logs(task.id))
-            if time.monotonic() > deadline:
-                state = task.describe(hostnames(client)) if task is not None else "not scheduled"
-                raise RuntimeUnavailable(f"{name} did not finish within {timeout:g} s ({state})")
-            time.sleep(POLL)
+        done = wait_until(ended, timeout, f"{name} to finish", interval=POLL, describe=state, error=RuntimeTimeout)
+        return Outcome(done, task_logs(done.id))
     finally:
         try:
             service.remove()
