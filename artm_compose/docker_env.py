@@ -117,6 +117,12 @@ def host_routes(route_table: Path = Path("/proc/net/route")) -> list[ipaddress.I
     return routes
 
 
+def whales_message(error: BaseException) -> str:
+    """The line of a python-on-whales error that says why: the docker CLI's last stderr line."""
+    text = (getattr(error, "stderr", None) or str(error)).strip()
+    return text.splitlines()[-1] if text else type(error).__name__
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -36,7 +36,7 @@ from artm_compose import labels
 from artm_compose.compose_file import (CONTROL, DASHBOARD, FINGERPRINT_LENGTH, bootstrap_timeout, compose_path,
                                        container_name, corpus_mounts, in_cluster_command, network_name, published_port, render_compose)
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
-                                     used_subnets)
+                                     used_subnets, whales_message)
 from artm_compose.data.batches import list_batches
 from artm_compose.errors import BootstrapError, BootstrapTimeout, ConfigError
 from artm_compose.images.build import ImageTags, build_images, image_tags
@@ -219,7 +219,7 @@ class ComposeRuntime(Runtime):
         try:
             self._compose().compose.up([DASHBOARD], detach=True, dependencies=False, quiet=True, color=False)
         except WhalesError as error:
-            raise BootstrapError(f"starting the dashboard failed: {_whales_message(error)}") from None
+            raise BootstrapError(f"starting the dashboard failed: {whales_message(error)}") from None
 
     def start_training(self, plan: Plan, echo: Echo) -> None:
         training = [e.name for e in plan.executors] + [MASTER]
@@ -273,7 +273,7 @@ class ComposeRuntime(Runtime):
         try:
             self._compose().compose.up(services, detach=True, dependencies=False, quiet=True, color=False)
         except WhalesError as error:
-            raise BootstrapError(f"starting the containers failed: {_whales_message(error)}") from None
+            raise BootstrapError(f"starting the containers failed: {whales_message(error)}") from None
         control = client.containers.get(control_name)
         if _start_marker(client, control_name) != before:
             return self._startup_report(control, bootstrap_timeout(len(plan.nodes)) + CONTROL_START_SLACK)
@@ -549,8 +549,3 @@ def _container_lines(container: Container, follow: bool) -> Iterator[str]:
             yield line.decode(errors="replace") + "\n"
     if pending:
         yield pending.decode(errors="replace")
-
-
-def _whales_message(error: WhalesError) -> str:
-    text = (getattr(error, "stderr", None) or str(error)).strip()
-    return text.splitlines()[-1] if text else type(error).__name__

@@ -34,7 +34,7 @@ from artm_compose import labels
 from artm_compose.compose_file import (
     PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, corpus_mounts, in_cluster_command,
 )
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_env import docker_client, whales_message
 from artm_compose.errors import (BootstrapError, BootstrapTimeout, ConfigError, DataError, RuntimeTimeout,
                                  RuntimeUnavailable, TrainingTimeout)
 from artm_compose.images.build import ImageTags, build_images
@@ -209,7 +209,7 @@ class SwarmRuntime(Runtime):
             # Prune: the first deploy of a run drops the previous run's executors and master.
             self._whales.stack.deploy(stack_name(plan), [files.stack], resolve_image="never", prune=True)
         except WhalesError as error:
-            raise RuntimeUnavailable(f"docker stack deploy of {files.stack} failed: {_whales_message(error)}") from None
+            raise RuntimeUnavailable(f"docker stack deploy of {files.stack} failed: {whales_message(error)}") from None
 
     def _wait_running(self, client: docker.DockerClient, plan: Plan, components: list[str], timeout: float) -> None:
         """Wait until every service in ``components`` has a running task; name the ones that have not."""
@@ -636,9 +636,3 @@ def _ignore_missing(remove) -> None:
         remove()
     except NotFound:
         pass
-
-
-def _whales_message(error: WhalesError) -> str:
-    text = (getattr(error, "stderr", None) or str(error)).strip()
-    return text.splitlines()[-1] if text else type(error).__name__
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from artm_compose.docker_env import whales_message
 from artm_compose.errors import RuntimeUnavailable
 from artm_compose.swarm.assign import LabelChange, SwarmNode
 
@@ -14,7 +15,7 @@ def require_manager(docker: DockerClient) -> str:
     try:
         info = docker.system.info()
     except DockerException as error:
-        raise RuntimeUnavailable(f"cannot reach the Docker engine ({_first_line(error)}); is Docker running? "
+        raise RuntimeUnavailable(f"cannot reach the Docker engine ({whales_message(error)}); is Docker running? "
                                  "`--runtime local` runs without Docker") from None
     swarm = info.swarm
     if swarm is None or swarm.local_node_state != "active":
@@ -41,8 +42,3 @@ def apply_changes(docker: DockerClient, changes: tuple[LabelChange, ...]) -> Non
     for change in changes:
         if not change.empty:
             docker.node.update(change.node_id, labels_add=dict(change.add), rm_labels=list(change.remove))
-
-
-def _first_line(error: DockerException) -> str:
-    text = (error.stderr or str(error)).strip()
-    return text.splitlines()[-1] if text else type(error).__name__
