@@ -208,6 +208,11 @@ def check_health(targets: Sequence[NodeTarget], password: str | None, *, connect
         clients.close()
 
 
+def bootstrap_timeout(nodes: int) -> float:
+    """Gossip among more nodes takes longer to converge."""
+    return 30.0 + 0.5 * nodes
+
+
 def bootstrap(targets: Sequence[NodeTarget], password: str | None, *, timeout: float = 60.0,
               poll: float = 0.05, connect: Connect | None = None,
               echo: Callable[[str], None] | None = None) -> BootstrapReport:

@@ -11,55 +11,32 @@ also works by hand: executors wait for ``control`` to be healthy (bootstrapped).
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from artm_compose import labels
+from artm_compose.bootstrap import bootstrap_timeout
+from artm_compose.containers import (STATE_MOUNT, Mount, data_mounts, engine_commands, escape_dollars,
+                                     in_cluster_command, redis_maxmemory)
 from artm_compose.docker_env import NetworkLayout
-from artm_compose.errors import RuntimeUnavailable
 from artm_compose.in_cluster import READY_FILE
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
-from artm_compose.render import (CONTAINER_REDIS_DIR, plan_fingerprint, redis_component, redis_fingerprint,
-                                 render_template)
+from artm_compose.render import (CONTAINER_REDIS_DIR, DASHBOARD, plan_fingerprint, redis_component,
+                                 redis_fingerprint, render_template)
 from artm_compose.state import StateDir
 
-SECRET_NAME = "redis_password"
-PASSWORD_FILE = f"/run/secrets/{SECRET_NAME}"
-CORPUS_MOUNT = "/corpus"
-VOCAB_MOUNT = "/vocab"
-INIT_PHI_MOUNT = "/init"
-STATE_MOUNT = "/state"
 # The node directory lives in memory: a restarted container starts empty (the reference's rule), and
 # nothing is left on disk or in a volume when the cluster goes.
 REDIS_TMPFS = f"{CONTAINER_REDIS_DIR}:rw,mode=1777,size=16m"
-# Redis may use this share of its container's memory limit; the rest covers buffers and fragmentation.
-MAXMEMORY_SHARE = 0.8
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-EXECUTOR_PROGRAM = "artm-compose-executor"
-MASTER_PROGRAM = "artm-compose-master"
 # Health is shown by status (and orders a hand-run `docker compose up`); `up` itself never waits for it,
 # so checks are rare: each one is a process started in the container.
 HEALTH_INTERVAL = "5s"
 CONTROL = "control"
-DASHBOARD = "dashboard"
 # The dashboard's port inside its container; the host side is 127.0.0.1:dashboard_port.
 DASHBOARD_CONTAINER_PORT = 8265
 FINGERPRINT_LENGTH = 12
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A bind mount: host ``source`` at container ``target``."""
-
-    source: str
-    target: str
-    read_only: bool = True
 
 
 def container_name(plan: Plan, service: str) -> str:
@@ -74,54 +51,6 @@ def network_name(plan: Plan) -> str:
 def published_port(plan: Plan, node: int) -> int | None:
     """With ``publish``, node i is reachable on 127.0.0.1:(base_port + i); otherwise not at all."""
     return plan.config.base_port + node if plan.config.publish else None
-
-
-def data_mounts(plan: Plan) -> tuple[list[Mount], str | None, str | None]:
-    """Read-only mounts of the batches and the vocabulary, and their paths inside containers."""
-    if plan.data is None:
-        return [], None, None
-    return corpus_mounts(Path(plan.data.batches_dir), Path(plan.data.vocab_path))
-
-
-def corpus_mounts(batches_dir: Path, vocab_path: Path) -> tuple[list[Mount], str, str]:
-    """Mounts of a batches directory and a vocabulary (its own mount unless it lies in the directory)."""
-    batches = batches_dir.resolve()
-    vocab = vocab_path.resolve()
-    mounts = [Mount(str(batches), CORPUS_MOUNT)]
-    if vocab.is_relative_to(batches):
-        return mounts, CORPUS_MOUNT, f"{CORPUS_MOUNT}/{vocab.relative_to(batches).as_posix()}"
-    mounts.append(Mount(str(vocab.parent), VOCAB_MOUNT))
-    return mounts, CORPUS_MOUNT, f"{VOCAB_MOUNT}/{vocab.name}"
-
-
-def container_plan(plan: Plan) -> tuple[Plan, list[Mount]]:
-    """``plan`` with host paths its programs read replaced by container paths, and the mounts that provide them."""
-    if plan.config.init_phi is None:
-        return plan, []
-    init_phi = Path(plan.config.init_phi).resolve()
-    inside = dataclasses.replace(plan, config=plan.config.replace(init_phi=Path(INIT_PHI_MOUNT) / init_phi.name))
-    return inside, [Mount(str(init_phi.parent), INIT_PHI_MOUNT)]
-
-
-def in_cluster_command(job: str, *arguments: str) -> list[str]:
-    """An :mod:`artm_compose.in_cluster` job as run in the control container."""
-    return ["python3", "-m", "artm_compose.in_cluster", job, "--state-dir", STATE_MOUNT,
-            "--password-file", PASSWORD_FILE, *arguments]
-
-
-def bootstrap_timeout(nodes: int) -> float:
-    """Gossip among more nodes takes longer to converge."""
-    return 30.0 + 0.5 * nodes
-
-
-def redis_maxmemory(limit: str | None) -> int | None:
-    """Redis's ``maxmemory`` in bytes for a container limit such as ``512m`` (None without a limit)."""
-    if limit is None:
-        return None
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmg]?)", limit.strip().lower())
-    if match is None:
-        raise ValueError(f"memory limit {limit!r} is not a Docker memory size")
-    return int(float(match.group(1)) * _UNITS[match.group(2)] * MAXMEMORY_SHARE)
 
 
 def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: NetworkLayout,
@@ -203,43 +132,6 @@ def dashboard_service(plan: Plan, state_root: Path, vocab_path: str | None) -> d
             "command": command, "published": f"127.0.0.1:{plan.config.dashboard_port}:{DASHBOARD_CONTAINER_PORT}"}
 
 
-@dataclass(frozen=True)
-class EngineCommands:
-    """The executors' and the master's container command lines, and the mounts they need beyond the data."""
-
-    executors: dict[int, list[str]]
-    master: list[str]
-    mounts: list[Mount]
-
-
-def engine_commands(plan: Plan, batches_dir: str, vocab_path: str) -> EngineCommands:
-    """Command lines of the training containers, the same in Compose and Swarm: executor i talks to its
-    node's Redis, the master to the first node's, and the master writes scores.json into the state mount."""
-    launch = engine_launch()
-    inside, mounts = container_plan(plan)
-    executors = {
-        e.id: [EXECUTOR_PROGRAM, *launch.executor_argv(
-            inside, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
-            password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)]
-        for e in plan.executors
-    }
-    first = plan.nodes[0]
-    master = [MASTER_PROGRAM, *launch.master_argv(
-        inside, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
-        batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")]
-    return EngineCommands(executors=executors, master=master, mounts=mounts)
-
-
-def engine_launch() -> ModuleType:
-    """The engine's argv builders, imported only for a plan that trains (a Redis-only cluster needs none)."""
-    try:
-        from artm_compose.engine import launch
-    except ImportError as error:
-        raise RuntimeUnavailable(f"the training engine is not available ({error}); run `up` without --data "
-                                 f"to bring up the Redis Cluster alone") from None
-    return launch
-
-
 def compose_path(state: StateDir) -> Path:
     """Where the compose file of a cluster lives: ``<state dir>/compose.yml``."""
     return state.root / "compose.yml"
@@ -256,14 +148,3 @@ def render_compose(plan: Plan, state: StateDir, *, images: ImageTags, network: N
     """The compose file of ``plan`` as YAML text."""
     return render_template("compose.yml.j2", **compose_context(plan, state, images=images, network=network,
                                                                 user=user))
-
-
-def escape_dollars(value: Any) -> Any:
-    """Double every ``$`` so that Compose takes paths and arguments literally (no ``${VAR}`` expansion)."""
-    if isinstance(value, str):
-        return value.replace("$", "$$")
-    if isinstance(value, dict):
-        return {k: escape_dollars(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [escape_dollars(v) for v in value]
-    return value

@@ -23,6 +23,7 @@ from artm_compose.state import StateDir, write_text_atomic
 # Inside a container every node has the same layout; locally each has its own directory and port.
 CONTAINER_REDIS_DIR = "/data"
 MASTER = "master"
+DASHBOARD = "dashboard"
 
 
 @lru_cache(maxsize=1)

@@ -33,8 +33,10 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
-from artm_compose.compose_file import (CONTROL, DASHBOARD, FINGERPRINT_LENGTH, bootstrap_timeout, compose_path,
-                                       container_name, corpus_mounts, in_cluster_command, network_name, published_port, render_compose)
+from artm_compose.bootstrap import bootstrap_timeout
+from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, compose_path, container_name, network_name,
+                                       published_port, render_compose)
+from artm_compose.containers import corpus_mounts, in_cluster_command
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets, whales_message)
 from artm_compose.data.batches import list_batches
@@ -43,7 +45,7 @@ from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
 from artm_compose.processes import port_free, port_owner
-from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
+from artm_compose.render import DASHBOARD, MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from artm_compose.containers import redis_maxmemory
 from artm_compose.data.batches import list_batches
 from artm_compose.errors import BootstrapError, ConfigError, TrainingError
-from artm_compose.compose_file import redis_maxmemory
 from artm_compose.memory import check_executor_memory, check_redis_memory
 from artm_compose.plan import Plan
 from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status

@@ -19,14 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from artm_compose.bootstrap import bootstrap, check_health, seeded_nodes_conf, targets_from_plan
+from artm_compose.bootstrap import bootstrap, bootstrap_timeout, check_health, seeded_nodes_conf, targets_from_plan
 from artm_compose.errors import ArtmComposeError, BootstrapError, BootstrapTimeout, ConfigError, RuntimeUnavailable
 from artm_compose.in_cluster import parse_job, run_job
 from artm_compose.plan import Plan
 from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
                                    stop_processes)
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
-from artm_compose.render import MASTER, redis_component, redis_fingerprint, render_all
+from artm_compose.render import DASHBOARD, MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import read_password
@@ -43,7 +43,6 @@ _STOP_THEN_EXEC = 'kill -STOP $$ && exec "$@"'
 
 LOG_TAIL_LINES = 20
 EXECUTOR_EXIT_GRACE = 10.0
-DASHBOARD = "dashboard"
 DASHBOARD_START_TIMEOUT = 10.0
 
 
@@ -54,11 +53,6 @@ def _check_dashboard_port(port: int) -> None:
     holder = f" by pid {owner[0]} ({owner[1]})" if owner else " by another process"
     raise ConfigError(f"dashboard_port {port} on 127.0.0.1 is already in use{holder}; "
                       f"choose another --dashboard-port or stop that process")
-
-
-def bootstrap_timeout(nodes: int) -> float:
-    """Gossip among more nodes takes longer to converge."""
-    return 30.0 + 0.5 * nodes
 
 
 class LocalRuntime(Runtime):

@@ -31,9 +31,8 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
-from artm_compose.compose_file import (
-    PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, corpus_mounts, in_cluster_command,
-)
+from artm_compose.bootstrap import bootstrap_timeout
+from artm_compose.containers import PASSWORD_FILE, STATE_MOUNT, Mount, corpus_mounts, in_cluster_command
 from artm_compose.docker_env import docker_client, whales_message
 from artm_compose.errors import (BootstrapError, BootstrapTimeout, ConfigError, DataError, RuntimeTimeout,
                                  RuntimeUnavailable, TrainingTimeout)

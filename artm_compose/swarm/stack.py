@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from artm_compose import labels
-from artm_compose.compose_file import (
-    PASSWORD_FILE, STATE_MOUNT, Mount, bootstrap_timeout, data_mounts, engine_commands, escape_dollars,
-    in_cluster_command, redis_maxmemory,
-)
+from artm_compose.bootstrap import bootstrap_timeout
+from artm_compose.containers import (PASSWORD_FILE, STATE_MOUNT, Mount, data_mounts, engine_commands, escape_dollars,
+                                     in_cluster_command, redis_maxmemory)
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
 from artm_compose.render import plan_fingerprint, redis_component, redis_fingerprint, render_template

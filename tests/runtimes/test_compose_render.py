@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from artm_compose import labels
-from artm_compose.compose_file import PASSWORD_FILE, compose_path, redis_maxmemory, render_compose
+from artm_compose.compose_file import compose_path, render_compose
 from artm_compose.config import ClusterConfig
+from artm_compose.containers import PASSWORD_FILE, redis_maxmemory
 from artm_compose.data.summary import DataSummary
 from artm_compose.docker_env import layout_network
 from artm_compose.images.build import ImageTags
