@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from artm_compose.containers import redis_maxmemory
 from artm_compose.data.batches import list_batches
 from artm_compose.errors import BootstrapError, ConfigError, TrainingError
+from artm_compose.engine.protocol import BEAT_FRACTION
 from artm_compose.memory import check_executor_memory, check_redis_memory
 from artm_compose.plan import Plan
 from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
@@ -83,6 +84,18 @@ def check_model_settings(plan: Plan) -> None:
                         list(dict.fromkeys(vocab.class_ids)), config.inner_iterations)
 
 
+# A master's lease (its heartbeat key) found by ``up`` is watched this many of its beats: a live master
+# refreshes it meanwhile, a dead one's only runs down (the new master takes it once expired).
+LEASE_WATCH_BEATS = 2.5
+
+
+def training_refused_message(record: ClusterRecord, state: StateDir, master: dict[str, Any]) -> str:
+    return (f"cluster {record.cluster!r} is training: run {master.get('run')} holds it (master pid "
+            f"{master.get('pid')} on {master.get('host')}, {master.get('state')}, pass {master.get('pass')}); "
+            f"follow it with `artm-compose logs master -f --state-dir {state.root}`, or stop it with "
+            f"`artm-compose down --state-dir {state.root}` before starting another run")
+
+
 def assemble_status(record: ClusterRecord, state: StateDir, runtime: str, seen: dict[str, MemberState],
                     probe: Callable[[], dict[str, Any]], missing: str) -> ClusterStatus:
     """The status report from what was seen of the members and, when a Redis node runs, the ``probe`` job."""
@@ -136,6 +149,8 @@ class Runtime(ABC):
         if plan.config.dashboard and not self.serves_dashboard:
             raise ConfigError(f"dashboard=True: the {self.name} runtime cannot run the dashboard; run "
                               f"`artm-compose dashboard --state-dir {self.state.root}` on a machine that reaches it")
+        if plan.data is not None:
+            self.refuse_while_training()
         self.prepare(plan, echo)
         try:
             redis = self.start_redis(plan, echo)
@@ -178,6 +193,32 @@ class Runtime(ABC):
             raise TrainingError(failure)
         self.set_status(Status.FINISHED)
         return result(actions=actions, training="finished")
+
+    def refuse_while_training(self) -> None:
+        """Raise a ConfigError naming the run if a live master holds the cluster recorded here (its lease,
+        the master key, is refreshed while watched); a dead master's lease is no reason to refuse."""
+        record = ClusterRecord.load_if_any(self.state)
+        if record is None or record.training is None:
+            return
+
+        def holder() -> dict[str, Any] | None:
+            try:
+                return (self.run_job(record, "probe").get("training") or {}).get("master")
+            except BootstrapError:  # Redis is not running: nothing trains
+                return None
+
+        seen = holder()
+        if seen is None:
+            return
+        beat = float(record.config.get("heartbeat_timeout", 30.0)) * BEAT_FRACTION
+        deadline = time.monotonic() + beat * LEASE_WATCH_BEATS
+        while time.monotonic() < deadline:
+            time.sleep(min(beat / 2, 0.5))
+            now = holder()
+            if now is None:
+                return
+            if now != seen:
+                raise ConfigError(training_refused_message(record, self.state, now))
 
     def status(self) -> ClusterStatus:
         """Members by role with liveness, the Redis Cluster's state, and the training's progress."""

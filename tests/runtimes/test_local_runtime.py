@@ -220,3 +220,22 @@ def test_ls_groups_members_into_clusters():
                      ("b", "local", "/t", True, "2026-01-03T00:00:00+00:00")])
     assert [(e.name, e.status, e.since[:10]) for e in entries] == [("a", "running(1/2)", "2026-01-01"),
                                                                    ("b", "running(1/1)", "2026-01-03")]
+
+
+def test_up_while_a_run_trains_is_refused_naming_the_run(local_cluster, tmp_path):
+    from artm_compose.engine.protocol import read_progress
+    from support.engine import client_of, dpkg_corpus
+
+    cluster = local_cluster(nodes=1, up=False, data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=8, iterations=100000,
+                            heartbeat_timeout=4.0)
+    cluster.up(detach=True, echo=lambda _line: None)
+    client = client_of(cluster)
+    deadline = time.monotonic() + 120
+    while (progress := read_progress(client, "test")).get("state") != "iterations":
+        assert time.monotonic() < deadline, f"the run did not start training within 120 s: {progress}"
+        time.sleep(0.1)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=f"cluster 'test' is training: run {progress['run']} holds it"):
+        cluster.up(detach=True, echo=lambda _line: None)
+    print(f"second up refused after {time.monotonic() - started:.2f} s")
+    assert read_progress(client, "test")["run"] == progress["run"] and cluster.status().status == "training"
