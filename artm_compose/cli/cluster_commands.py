@@ -100,8 +100,8 @@ def ls_command(as_json: bool) -> None:
 def down_command(volumes: bool, **options: Any) -> None:
     """Stop exactly what `up` started for this state directory, under whatever name (safe to run twice).
 
-    With --name, that cluster's containers, networks and services go too, even if the state directory
-    records another one."""
+    With --name, that cluster's containers, networks, services and local processes go too, even if
+    the state directory records another one."""
     names = (options["name"],) if options.get("name") else ()
     existing_cluster(options).down(echo=click.echo, volumes=volumes, names=names)
 

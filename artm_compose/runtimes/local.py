@@ -25,11 +25,11 @@ from artm_compose.in_cluster import parse_job, run_job
 from artm_compose.plan import Plan
 from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
                                    stop_processes)
-from artm_compose.record import ClusterRecord, Status, TrainingRecord
+from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
 from artm_compose.render import DASHBOARD, MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
-from artm_compose.state import read_password
+from artm_compose.state import StateDir, read_password
 from artm_compose.waiting import poll_until, wait_until
 
 REDIS_START_TIMEOUT = 10.0
@@ -146,7 +146,17 @@ class LocalRuntime(Runtime):
 
     def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool,
                names: tuple[str, ...] = ()) -> list[str]:
-        return self._stop(list(self._records().values()), echo)
+        """Every process started with this state directory, and those of the local clusters ``names`` whose
+        Redis nodes run from another state directory (found as ``ls`` finds them); those are recorded stopped."""
+        from artm_compose.listing import local_members
+
+        elsewhere = sorted({StateDir.at(root) for name, _, root, _, _ in local_members()
+                            if name in names and StateDir.at(root) != self.state}, key=lambda s: str(s.root))
+        records = [*self._records().values(), *(r for state in elsewhere for r in LocalRuntime(state)._records().values())]
+        messages = self._stop(records, echo)
+        for state in elsewhere:
+            set_status(state, Status.STOPPED)
+        return messages
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
         paths = self._log_paths(component)

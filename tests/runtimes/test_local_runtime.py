@@ -239,3 +239,15 @@ def test_up_while_a_run_trains_is_refused_naming_the_run(local_cluster, tmp_path
         cluster.up(detach=True, echo=lambda _line: None)
     print(f"second up refused after {time.monotonic() - started:.2f} s")
     assert read_progress(client, "test")["run"] == progress["run"] and cluster.status().status == "training"
+
+
+def test_down_with_name_stops_that_local_cluster_even_when_its_processes_run_from_another_state_dir(local_cluster):
+    here = local_cluster(nodes=1, name=f"here{os.getpid()}")
+    there = local_cluster(nodes=2, name=f"there{os.getpid()}")
+    started_there = list(there.runtime._records().values())
+    assert started_there and all(is_running(r) for r in started_there)
+    messages = here.down(echo=lambda _line: None, names=(there.config.name,))
+    assert not any(is_running(r) for r in started_there)
+    assert sum("stopped redis-" in m for m in messages) == 3  # one node here, two there
+    assert there.status().status == "stopped"
+    assert "is left on this machine" in here.down(echo=lambda _line: None, names=(there.config.name,))[0]
