@@ -22,7 +22,7 @@ from artm_compose.engine.corpus import load_corpus
 from artm_compose.engine.dense import dense_fit
 from artm_compose.engine.export import export_model, read_model, row_chunks
 from artm_compose.engine.initial import random_rows
-from artm_compose.engine.protocol import acks_key, master_key, queue_key, read_progress
+from artm_compose.engine.protocol import TTL_FRACTION, acks_key, master_key, queue_key, read_progress
 from support.ports import requires_redis
 from support.engine import DPKG_STATUS, client_of, dpkg_corpus, run_training, start_training
 from support.engine import dense_counts
@@ -238,8 +238,13 @@ def test_a_second_master_on_a_cluster_is_refused_naming_the_run_that_holds_it(lo
         finally:
             second.stop()
         assert first.master.poll() is None and read_progress(client, "test")["run"] == holder  # undisturbed
-        # The lease dies with its holder: a master started after a crash takes the cluster.
+        # The lease dies with its holder (kill -9: within its TTL); a master started after a crash takes the cluster.
         first.stop()
+        killed = time.monotonic()
+        wait_for(lambda: not client.exists(master_key("test")), 4.0, "the killed master's lease to expire")
+        expired = time.monotonic() - killed
+        print(f"lease of the killed master expired {expired:.2f} s after kill -9 (TTL {4.0 * TTL_FRACTION:g} s)")
+        assert expired <= 4.0 * TTL_FRACTION + 0.5
         third, codes, training = train(cluster, corpus_dir, tmp_path / "third", 1, 1, iterations=2,
                                        heartbeat_timeout=4.0)
         assert set(codes.values()) == {0}, training.log("master")
