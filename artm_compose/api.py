@@ -83,7 +83,7 @@ class Cluster:
 
     def render(self) -> list[Path]:
         """Write redis.conf files, addresses.txt, executors.txt, cluster.json and the runtime's own files
-        (``compose.yml`` for Compose) without starting anything."""
+        (``compose.yml`` for Compose, ``stack.yml`` for Swarm) without starting anything."""
         return self.runtime.render(self.plan)
 
     def up(self, *, detach: bool = True, echo: Echo = print) -> UpResult:

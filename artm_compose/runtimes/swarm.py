@@ -36,7 +36,7 @@ from artm_compose.containers import PASSWORD_FILE, STATE_MOUNT, Mount, corpus_mo
 from artm_compose.docker_env import docker_client, whales_message
 from artm_compose.errors import (BootstrapError, BootstrapTimeout, ConfigError, DataError, RuntimeTimeout,
                                  RuntimeUnavailable, TrainingTimeout)
-from artm_compose.images.build import ImageTags, build_images
+from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.plan import Plan
 from artm_compose.render import MASTER, redis_component, render_all
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
@@ -104,6 +104,15 @@ class ServiceView:
     failure: TaskView | None = None
 
 
+@dataclass(frozen=True)
+class RenderedStack:
+    """What ``render`` wrote; ``labelled`` is False when the Swarm's nodes still need `swarm label`."""
+
+    paths: list[Path]
+    stack: Path
+    labelled: bool
+
+
 class SwarmRuntime(Runtime):
     """A Docker Swarm stack per cluster (``artm-<name>``), driven from a Swarm manager."""
 
@@ -136,6 +145,28 @@ class SwarmRuntime(Runtime):
         record = self.state_record()
         record.with_extras(self._record(plan, holdings, manager_id, images, password).to_dict()).save(self.state)
         self._groups = {v: h.group for h in holdings for v in h.vnodes}
+
+    def render(self, plan: Plan) -> list[Path]:
+        return self.render_stack(plan).paths
+
+    def render_stack(self, plan: Plan) -> RenderedStack:
+        """Write the state directory's files and ``stack.yml`` for `docker stack deploy` by hand; nothing is
+        deployed. Placement follows the Swarm's labels if they hold every virtual node, else the labels
+        `swarm label` would write (to apply before deploying)."""
+        whales = DockerClient()
+        manager_id = require_manager(whales)
+        swarm_nodes = list_nodes(whales)
+        holdings = usable_holdings(plan.cluster, len(plan.nodes), swarm_nodes)
+        labelled = holdings is not None
+        if holdings is None:
+            holdings = assign(plan.cluster, len(plan.nodes), swarm_nodes).holdings
+        written = render_all(plan, self.state)
+        files = StackFiles.of(self.state)
+        write_text_atomic(files.nodes, nodes_document(plan))
+        write_text_atomic(files.stack, render_stack(plan, self.state, images=image_tags(), manager_id=manager_id,
+                                                    groups={v: h.group for h in holdings for v in h.vnodes},
+                                                    password=self.state.ensure_password()))
+        return RenderedStack(paths=[*written, files.nodes, files.stack], stack=files.stack, labelled=labelled)
 
     def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
         client = self._client

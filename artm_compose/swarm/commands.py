@@ -12,13 +12,12 @@ from artm_compose.cli.options import cluster_of, cluster_options
 from artm_compose.docker_env import docker_client
 from artm_compose.errors import ArtmComposeError, ConfigError, DataError
 from artm_compose.images.build import image_tags
-from artm_compose.render import render_all
-from artm_compose.state import write_text_atomic
+from artm_compose.runtimes.swarm import SwarmRuntime
 from artm_compose.swarm.assign import DEFAULT_CAPACITY_LABEL, Assignment, assign, removal, usable_holdings
 from artm_compose.swarm.data_plan import check_local, data_plan
 from artm_compose.swarm.node_check import check_on_nodes
 from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
-from artm_compose.swarm.stack import StackFiles, nodes_document, render_stack, stack_name
+from artm_compose.swarm.stack import stack_name
 
 _selector_option = click.option(
     "--selector", metavar="KEY=VALUE",
@@ -131,23 +130,14 @@ def render_command(**options: Any) -> None:
     options["runtime"] = "swarm"
     cluster = cluster_of(options)
     plan = cluster.plan
-    whales = DockerClient()
-    manager_id = require_manager(whales)
-    swarm_nodes = list_nodes(whales)
-    holdings = usable_holdings(plan.cluster, len(plan.nodes), swarm_nodes)
-    if holdings is None:
-        holdings = assign(plan.cluster, len(plan.nodes), swarm_nodes).holdings
+    runtime = cluster.runtime
+    assert isinstance(runtime, SwarmRuntime)
+    rendered = runtime.render_stack(plan)
+    if not rendered.labelled:
         click.echo(f"(the Swarm is not labelled for cluster {plan.cluster!r} yet: run `artm-compose swarm label "
                    f"--nodes {len(plan.nodes)} --name {plan.cluster}` before deploying)")
-    state = cluster.state
-    render_all(plan, state)
-    files = StackFiles.of(state)
-    write_text_atomic(files.nodes, nodes_document(plan))
-    write_text_atomic(files.stack, render_stack(plan, state, images=image_tags(), manager_id=manager_id,
-                                                groups={v: h.group for h in holdings for v in h.vnodes},
-                                                password=state.ensure_password()))
-    click.echo(str(files.stack))
-    click.echo(f"deploy: docker stack deploy --resolve-image never -c {files.stack} {stack_name(plan)}")
+    click.echo(str(rendered.stack))
+    click.echo(f"deploy: docker stack deploy --resolve-image never -c {rendered.stack} {stack_name(plan)}")
 
 
 def describe_assignment(result: Assignment, *, applied: bool) -> str:

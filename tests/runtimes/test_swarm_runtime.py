@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from artm_compose import labels
@@ -182,6 +183,22 @@ def test_label_and_data_plan_commands(swarm, images, corpus_dir):
         removed = runner.invoke(cli, ["swarm", "label", "--name", name, "--remove"])
         assert removed.exit_code == 0, removed.output
     assert swarm_leftovers(docker_client(), name) == []
+
+
+def test_render_with_the_swarm_runtime_writes_the_stack_file_as_swarm_render_does(swarm, tmp_path):
+    """One code path: `render --runtime swarm` writes the stack file as `swarm render` does."""
+    name = f"r{secrets.token_hex(3)}"
+    runner = CliRunner()
+    stacks = []
+    for command in (["render", "--runtime", "swarm"], ["swarm", "render"]):
+        state = tmp_path / command[0] / "state"
+        result = runner.invoke(cli, [*command, "--nodes", "2", "--name", name, "--state-dir", str(state)])
+        assert result.exit_code == 0, result.output
+        assert str(state / "stack.yml") in result.output.splitlines()
+        stacks.append(yaml.safe_load((state / "stack.yml").read_text()))
+    # The secret is named by the password's content, which each state directory draws anew.
+    assert sorted(stacks[0]["services"]) == sorted(stacks[1]["services"])
+    assert "redis-1" in stacks[0]["services"]
 
 
 def test_rendered_stack_deploys_by_hand(swarm, images, tmp_path):
