@@ -20,7 +20,7 @@ from artm_compose.errors import BootstrapError, BootstrapTimeout
 from artm_compose.plan import Plan
 from artm_compose.redis_client import node_client
 from artm_compose.slots import SLOT_COUNT
-from artm_compose.waiting import wait_until
+from artm_compose.waiting import poll_until, wait_until
 
 SlotRange = tuple[int, int]  # inclusive, as CLUSTER ADDSLOTSRANGE takes it
 _UNHEALTHY_FLAGS = frozenset({"fail", "fail?", "handshake", "noaddr"})
@@ -412,20 +412,27 @@ def _wait_healthy(targets: Sequence[NodeTarget], clients: _Clients, deadline: fl
     nodes on a loaded machine, re-asking all of them on every poll took seconds per round.
     """
     pending = list(targets)
-    while True:
-        timed_out = time.monotonic() > deadline
+
+    def healthy() -> bool:
+        nonlocal pending
         pending = [t for t in pending if not _info_ok(t, clients, len(targets))]
-        if not pending or timed_out:
-            health = _health(targets, _observe(targets, clients))
-            if health.ok:
-                return
-            pending = list(targets)
-            if timed_out:
-                shown = "; ".join(health.problems[:_MAX_PROBLEMS_SHOWN])
-                more = len(health.problems) - _MAX_PROBLEMS_SHOWN
-                raise BootstrapError(f"Redis Cluster not healthy after {timeout:g} s: {shown}"
-                                     + (f"; ... and {more} more" if more > 0 else ""))
-        time.sleep(poll)
+        if pending:
+            return False
+        if _health(targets, _observe(targets, clients)).ok:
+            return True
+        pending = list(targets)
+        return False
+
+    if poll_until(healthy, deadline - time.monotonic(), poll):
+        return
+    # Out of time: the full check of every node says what is missing, even for nodes whose INFO said ok.
+    health = _health(targets, _observe(targets, clients))
+    if health.ok:
+        return
+    shown = "; ".join(health.problems[:_MAX_PROBLEMS_SHOWN])
+    more = len(health.problems) - _MAX_PROBLEMS_SHOWN
+    raise BootstrapTimeout(f"Redis Cluster not healthy after {timeout:g} s: {shown}"
+                           + (f"; ... and {more} more" if more > 0 else ""))
 
 
 def _info_ok(target: NodeTarget, clients: _Clients, node_count: int) -> bool:

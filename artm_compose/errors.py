@@ -44,3 +44,7 @@ class TrainingTimeout(TrainingError, WaitTimeout):
 
 class RuntimeTimeout(RuntimeUnavailable, WaitTimeout):
     """The runtime (Docker, Swarm) did not finish an operation in time."""
+
+
+class ImageBuildTimeout(ImageBuildError, WaitTimeout):
+    """Another build held the build lock for too long."""

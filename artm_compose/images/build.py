@@ -15,7 +15,6 @@ import fcntl
 import os
 import shutil
 import tempfile
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -27,12 +26,13 @@ from docker.errors import APIError, DockerException, ImageNotFound
 
 import artm_compose
 from artm_compose.docker_env import docker_client
-from artm_compose.errors import ImageBuildError
+from artm_compose.errors import ImageBuildError, ImageBuildTimeout
 from artm_compose.images.base import BASE_REPOSITORY, ROLE_LABEL, base_tag, build_base_image, image_exists
 from artm_compose.images.fingerprint import Fingerprint
 from artm_compose.images.progress import Progress
 from artm_compose.images.wheelhouse import (build_requirements, build_wheels, dependency_wheels, project_files,
                                             project_requirements, project_wheel, python_target)
+from artm_compose.waiting import wait_until
 
 REPOSITORY_PREFIX = "artm-compose"
 OUR_REPOSITORIES = (BASE_REPOSITORY, f"{REPOSITORY_PREFIX}/redis", f"{REPOSITORY_PREFIX}/artm")
@@ -185,17 +185,17 @@ def build_images(base_image: str | None = None, redis_base_image: str | None = N
 def _exclusive(lock_file: Path, progress: Progress) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_file``: concurrent builds would share a root fs and wheelhouse."""
     with lock_file.open("w") as handle:
-        deadline = time.monotonic() + LOCK_TIMEOUT
-        while True:
+        def locked() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ImageBuildError(f"another build held {lock_file} for over {LOCK_TIMEOUT}s") from None
-                if deadline - time.monotonic() > LOCK_TIMEOUT - LOCK_POLL:
-                    progress.note(f"waiting for another build to finish (lock {lock_file})")
-                time.sleep(LOCK_POLL)
+                return False
+            return True
+
+        if not locked():
+            progress.note(f"waiting for another build to finish (lock {lock_file})")
+            wait_until(locked, LOCK_TIMEOUT, f"another build to release {lock_file}", interval=LOCK_POLL,
+                       error=ImageBuildTimeout)
         try:
             yield
         finally:
