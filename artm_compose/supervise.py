@@ -2,8 +2,8 @@
 
     python -m artm_compose.supervise --name executor-2 --max-restarts 3 -- PROGRAM ARGS...
 
-The program is restarted when it ends with a failure (a signal such as SIGKILL, or exit status 1),
-at most ``--max-restarts`` times; exit status 0 (done) and :data:`EXIT_FINAL` (the run is over:
+The program is restarted when it ends with a failure (a signal such as SIGKILL, or exit status 1;
+with ``--only-killed`` a signal only), at most ``--max-restarts`` times; exit status 0 (done) and :data:`EXIT_FINAL` (the run is over:
 aborted by its master, or the master is gone) end the supervisor with that status. SIGTERM and
 SIGINT reach the program through its process group (the runtime signals the whole group); the
 supervisor then only waits for it and does not restart it.
@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m artm_compose.supervise", description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="what the log lines call the program")
     parser.add_argument("--max-restarts", type=int, required=True)
+    parser.add_argument("--only-killed", action="store_true",
+                        help="restart only when a signal ended the program (a failure it reported stays final)")
     parser.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
     args = parser.parse_args(argv)
     if args.program[:1] == ["--"]:
@@ -43,7 +45,7 @@ def _die_with_the_supervisor() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def supervise(name: str, program: list[str], max_restarts: int) -> int:
+def supervise(name: str, program: list[str], max_restarts: int, only_killed: bool = False) -> int:
     """Run ``program`` until it succeeds, ends its run, or fails ``max_restarts`` + 1 times; its last status."""
     stopping = False
 
@@ -62,7 +64,7 @@ def supervise(name: str, program: list[str], max_restarts: int) -> int:
                 break
             except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
                 continue
-        if stopping or code in (0, EXIT_FINAL):
+        if stopping or code in (0, EXIT_FINAL) or (only_killed and code > 0):
             return code if code >= 0 else 128 - code
         if restarts >= max_restarts:
             print(f"supervisor: {name} failed (exit status {code}); no restart left of {max_restarts}", flush=True)
@@ -75,7 +77,7 @@ def supervise(name: str, program: list[str], max_restarts: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    sys.exit(supervise(args.name, args.program, args.max_restarts))
+    sys.exit(supervise(args.name, args.program, args.max_restarts, args.only_killed))
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ from artm_compose.engine.initial import phi_rows_for, random_rows
 from artm_compose.engine.kernel import Modalities, e_step, normalise_rows, warm_up
 from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.online import blend, update_documents
-from artm_compose.engine.protocol import (ExecutorChannel, ExecutorStatus, Heartbeat, MasterGone, RunAborted,
-                                          heartbeat_key)
+from artm_compose.engine.protocol import (ExecutorChannel, ExecutorStatus, Heartbeat, MasterGone, NoMaster,
+                                          RunAborted, heartbeat_key)
 from artm_compose.engine.model_inputs import e_step_inputs
 from artm_compose.engine.regularizers import (Regularizer, any_relative, check_against_model, combine_terms,
                                               make_regularizer, phi_terms, relative_sums)
@@ -148,11 +148,11 @@ class Executor:
         begin, end = self.own.begin, self.own.end
         reply: dict[str, Any] = {}
         mode = command["init"]
-        if mode == "rejoin":  # after a lost executor came back: the committed model, whatever started the run
+        if mode == "rejoin":  # a lost executor came back, or a master resumes: the committed model
             source = Layout.from_dict(self.args.cluster, command["source_layout"])
             self.own.phi = store.read_range(self.client, source, int(command["source_generation"]), begin, end)
             self.own.nwt = self.own_increments = None
-            return {}
+            return self.corpus_figures()
         if (mode == "continue") != bool(self.args.continue_fitting) or (self.args.init_phi and mode != "file"):
             raise TrainingError(f"the master initialises the model from {_SOURCES[mode]}, but this executor was "
                                 f"started with --continue-fitting {self.args.continue_fitting}"
@@ -170,7 +170,10 @@ class Executor:
                 self.own.phi = store.read_range(self.client, source, int(command["source_generation"]), begin, end)
             if end > begin:
                 store.write_range(self.client, self.layout, int(command["generation"]), begin, self.own.phi)
-        return {**reply, "token_weight": self.corpus.token_weight, "documents": self.corpus.docs.count,
+        return {**reply, **self.corpus_figures()}
+
+    def corpus_figures(self) -> dict[str, Any]:
+        return {"token_weight": self.corpus.token_weight, "documents": self.corpus.docs.count,
                 "skipped_entries": self.corpus.skipped_entries, "skipped_weight": self.corpus.skipped_weight,
                 "rows": int(len(self.corpus.rows)), "foreign_rows": int((~self.is_own).sum())}
 
@@ -343,7 +346,17 @@ def run(args: argparse.Namespace) -> None:
         print(f"executor {args.executor_id}: {corpus.docs.count} documents in {len(corpus.batch_names)} batches, "
               f"{len(corpus.rows)} phi rows, tokens [{args.token_begin_index}, {args.token_end_index}) "
               f"(ready in {time.monotonic() - started:.1f} s)", flush=True)
-        executor.serve(channel, deadline)
+        while True:
+            try:
+                executor.serve(channel, deadline)
+                break
+            except MasterGone as gone:  # a restarted master resumes the run: wait for it, fresh
+                print(f"executor {args.executor_id}: {gone}; waiting up to {args.startup_timeout:g} s for a new "
+                      f"master", flush=True)
+                channel = ExecutorChannel(client=client, cluster=args.cluster, executor=args.executor_id)
+                executor = Executor(args, client, vocab, corpus, status, heartbeat)
+                status.run, status.state = None, "waiting"
+                deadline = time.monotonic() + args.startup_timeout
         clean = True
     finally:
         heartbeat.stop(delete=clean)
@@ -356,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     def run_to_the_end() -> None:
         try:
             run(args)
-        except (MasterGone, RunAborted) as error:  # the run is over: nothing to restart for
+        except (NoMaster, RunAborted) as error:  # the run is over: nothing to restart for
             print(f"{program}: error: {error}", file=sys.stderr, flush=True)
             sys.exit(EXIT_FINAL)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +38,7 @@ from artm_compose.engine.regularizers import (any_relative, check_against_model,
                                               PHI_TYPES)
 from artm_compose.engine import scores as score_math
 from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key,
-                                          master_payload, new_run_id, read_master, write_progress)
+                                          master_payload, new_run_id, read_master, read_progress, write_progress)
 from artm_compose.errors import ConfigError, TrainingError
 
 TOP_TOKENS = 10
@@ -129,6 +129,7 @@ class Scores:
     executor_cpu_seconds: list[float] = field(default_factory=list)
     online: dict[str, Any] | None = None  # online mode: OnlineSchedule.summary
     restarts: list[dict[str, Any]] = field(default_factory=list)  # lost executors that came back
+    resumed: list[dict[str, Any]] = field(default_factory=list)  # runs this one went on with (master restarts)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -185,15 +186,19 @@ class Master:
         sequence = self.channel.send(commands)
         return self.channel.collect(sequence, commands, phase, pass_number, self.kept_pass)
 
-    def prepare(self, layout: Layout) -> int:
-        """Preparation and normalisation: the initial model committed; returns its generation."""
+    def prepare(self, layout: Layout, resume: ModelRecord | None = None) -> int:
+        """Preparation and normalisation: the initial model committed; returns its generation. With
+        ``resume`` (a restarted master going on with its run) every executor loads that committed model."""
         args = self.args
         previous = store.read_model_record(self.client, args.cluster)
         command: dict[str, Any] = {"op": "prepare", "topics": args.num_topics, "layout": layout.to_dict(),
                                    "seed": args.seed, "classes": self.classes, "class_weights": args.class_weights,
                                    "regularizers": self.scores.regularizers, "topic_names": self.topic_names}
         start_pass = 0
-        if args.continue_fitting:
+        if resume is not None:
+            command.update(init="rejoin", source_layout=resume.layout.to_dict(), source_generation=resume.generation)
+            start_pass = resume.pass_number
+        elif args.continue_fitting:
             if previous is None:
                 raise TrainingError(f"--continue-fitting 1: cluster {args.cluster!r} holds no model in Redis "
                                     f"(key {store.model_key(args.cluster)})")
@@ -208,7 +213,7 @@ class Master:
             command.update(init="file", init_phi=str(args.init_phi))
         else:
             command.update(init="random")
-        generation = 0 if previous is None else previous.generation + 1
+        generation = 0 if previous is None else previous.generation + (0 if resume is not None else 1)
         command["generation"] = generation
         self.set_state("preparation")
         replies = self.round({e: command for e in self.channel.executors}, "preparation", start_pass)
@@ -216,7 +221,8 @@ class Master:
         self.scores.token_weight = float(sum(r["token_weight"] for r in ordered))
         self.scores.documents = int(sum(r["documents"] for r in ordered))
         self.scores.skipped_weight = float(sum(r["skipped_weight"] for r in ordered))
-        self.scores.first_pass = start_pass + 1
+        if resume is None:
+            self.scores.first_pass = start_pass + 1
         self.foreign_rows = [int(r["foreign_rows"]) for r in ordered]
         if self.scores.skipped_weight:
             self.echo(f"skipped token weight {self.scores.skipped_weight:g} of tokens missing from the vocabulary")
@@ -412,6 +418,31 @@ class Master:
             pass
 
 
+def resumable_run(client: RedisCluster, args: argparse.Namespace) -> tuple[Scores, ModelRecord] | None:
+    """The run this master goes on with, when it is a restart of that run's master: the scores file
+    (which a new ``up`` removes first) names the run the progress record in Redis shows unfinished, and
+    that run committed the model in Redis. Raises when that run failed: a restart must not start over."""
+    if args.scores_path is None or not args.scores_path.exists():
+        return None
+    try:
+        earlier = json.loads(args.scores_path.read_text())
+    except ValueError:
+        return None
+    progress = read_progress(client, args.cluster)
+    record = store.read_model_record(client, args.cluster)
+    if progress.get("run") != earlier.get("run") or record is None or record.run != earlier.get("run"):
+        return None
+    if progress.get("state") == "failed":
+        raise TrainingError(f"run {earlier['run']} failed ({progress.get('error')}); not starting it again")
+    if progress.get("state") in ("done", "termination"):
+        return None
+    if args.mode == "online":
+        raise TrainingError(f"run {earlier['run']} (online) lost its master; online counters live in the "
+                            f"executors, so it cannot be resumed: start it again with up --continue-fitting")
+    known = {f.name for f in fields(Scores)}
+    return Scores(**{key: value for key, value in earlier.items() if key in known}), record
+
+
 def all_classes(n_t: dict[str, list[float]] | None) -> list[float] | None:
     """The record's n_t: per topic, summed over the classes."""
     return None if n_t is None else np.sum(list(n_t.values()), axis=0).tolist()
@@ -446,6 +477,11 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
                             f"({holder.get('host')}, pid {holder.get('pid')}, {holder.get('state')}); one master per "
                             f"cluster (its lease {master_key(args.cluster)} is kept alive by that master)")
     heartbeat.start()
+    try:
+        resume = resumable_run(client, args)  # before this run's progress replaces the earlier run's
+    except TrainingError:
+        heartbeat.stop(delete=True)
+        raise
     channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
     master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))
     master.classes = classes
@@ -457,10 +493,21 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         layout = Layout(cluster=args.cluster, topics=args.num_topics,
                         starts=tuple(block_starts(check_ranges(channel.executors, vocab_size), vocab_size,
                                                   args.num_topics)))
-        generation = master.prepare(layout)
-        master.scores.init_seconds = time.monotonic() - started
+        if resume is not None:
+            earlier, record = resume
+            echo(f"resuming run {earlier.run} (its master is gone) from the committed model of pass "
+                 f"{record.pass_number}")
+            earlier.resumed.append({"run": earlier.run, "pass": record.pass_number})
+            earlier.run = run_id
+            master.scores = earlier
+        generation = master.prepare(layout, resume[1] if resume is not None else None)
+        if resume is None:
+            master.scores.init_seconds = time.monotonic() - started
+        if args.scores_path:  # names this run at once: a master restarted from now on resumes it
+            write_scores(args.scores_path, master.scores)
         first = master.scores.first_pass
-        for number in range(first, first + args.num_outer_iter):
+        start = master.committed.pass_number + 1 if master.committed is not None else first
+        for number in range(start, first + args.num_outer_iter):
             state.update(state="iterations", **{"pass": number})
             lost: ExecutorLost | None = None
             while True:  # a lost executor that comes back: the pass again, from the committed model

@@ -21,8 +21,9 @@ In the spirit of the reference's per-executor command keys, with the weak points
 * **One master per cluster.** ``ac:<c>:master`` is also the master's lease: a master takes it
   only if it is free (SET NX); a held lease that its holder refreshes means another master runs
   (refused, naming its run), one that expires means its holder died (taken).
-* **Master loss.** An executor that has worked for a run exits when ``ac:<c>:master`` is gone or
-  names another run (the TTL there is the master's heartbeat).
+* **Master loss.** An executor that has worked for a run leaves it when ``ac:<c>:master`` is gone
+  or names another run (the TTL there is the master's heartbeat), and waits, up to the start-up
+  timeout, for the next master (a restarted one resumes the run, ``engine.master``).
 * **States** (the reference's, shown in heartbeats and progress): ``waiting`` -> ``preparation`` ->
   ``normalisation`` -> ``iterations`` (``e-step``, ``aggregate``, ``normalise`` per pass) ->
   ``termination``.
@@ -365,6 +366,10 @@ class MasterGone(TrainingError):
     """The master of the executor's run disappeared or was replaced."""
 
 
+class NoMaster(TrainingError):
+    """No master came within the start-up timeout."""
+
+
 class RunAborted(TrainingError):
     """The master ended the run with an error."""
 
@@ -388,7 +393,7 @@ class ExecutorChannel:
                 self.run = str(master["run"])
                 return self.run
             if time.monotonic() > deadline:
-                raise TrainingError(f"no master appeared (key {master_key(self.cluster)}) before the start-up timeout")
+                raise NoMaster(f"no master appeared (key {master_key(self.cluster)}) before the start-up timeout")
             time.sleep(POLL_SECONDS)
 
     def next_command(self, deadline: float, tick: Callable[[], None],
@@ -404,9 +409,10 @@ class ExecutorChannel:
             master = read_master(self.client, self.cluster)
             current = None if master is None else master.get("run")
             if self.started and current != self.run:
+                self.raise_if_aborted()  # a master that aborts leaves at once: its last word may be queued
                 raise MasterGone(f"the master of run {self.run} is gone"
                                  + ("" if current is None else f" (replaced by run {current})"))
-            if not self.started and current != self.run:
+            if not self.started and (current is None or current != self.run):
                 if current is None:
                     self.attach(deadline, tick)
                 else:
@@ -426,6 +432,14 @@ class ExecutorChannel:
                 continue
             self.started = True
             return command
+
+    def raise_if_aborted(self) -> None:
+        """Raise RunAborted if an abort of this executor's run is still in its queue."""
+        key = queue_key(self.cluster, str(self.run), self.executor)
+        while (raw := self.client.lpop(key)) is not None:
+            command = _decode(raw)
+            if command is not None and command.get("op") == "abort":
+                raise RunAborted(f"run {self.run} aborted by the master: {command.get('reason', '')}")
 
     def reply(self, command: dict[str, Any], **fields: Any) -> None:
         message = {**fields, "executor": self.executor, "run": self.run, "seq": command["seq"]}

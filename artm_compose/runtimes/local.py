@@ -296,6 +296,9 @@ class LocalRuntime(Runtime):
         argv = [sys.executable, "-m", "artm_compose.engine.master",
                 *launch.master_argv(plan, redis_host=first.host, redis_port=first.port,
                                     scores_path=self.state.scores, **common)]
+        if plan.config.max_restarts:  # a killed master comes back and resumes its run (engine.master)
+            argv = [sys.executable, "-m", "artm_compose.supervise", "--name", MASTER, "--only-killed",
+                    "--max-restarts", str(plan.config.max_restarts), "--", *argv]
         return self._start(MASTER, argv)
 
     def _start(self, component: str, argv: list[str]) -> subprocess.Popen:

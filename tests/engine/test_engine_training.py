@@ -252,12 +252,42 @@ def test_a_second_master_on_a_cluster_is_refused_naming_the_run_that_holds_it(lo
         first.stop()
 
 
+def test_a_restarted_master_resumes_its_run_to_the_uninterrupted_answer(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    common = dict(topics=96, seed=SEED, iterations=30, heartbeat_timeout=4.0)
+    clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, 1, **common)
+    assert set(codes.values()) == {0}
+    _, clean_phi = read_model(client, "test")
+    clean_run = read_progress(client, "test")["run"]
+    training = start_training(cluster, corpus_dir, tmp_path / "resumed", nodes=2, executors_per_node=1, **common)
+    try:
+        wait_for(lambda: (lambda p: p.get("run") != clean_run and p.get("pass", 0) >= 4)(read_progress(client, "test")),
+                 TIMEOUT, "pass 4 of the second run")
+        first_run = read_progress(client, "test")["run"]
+        os.kill(training.master.pid, signal.SIGKILL)
+        training.master.wait(timeout=10)
+        training.start_master()  # as a restart policy would: the same command line
+        assert training.wait_master(TIMEOUT) == 0, training.log("master")
+        assert f"resuming run {first_run}" in training.log("master")
+        codes = training.wait_all(TIMEOUT)
+        assert set(codes.values()) == {0}, codes
+    finally:
+        training.stop()
+    resumed = json.loads(training.scores.read_text())
+    assert resumed["resumed"][0]["run"] == first_run and resumed["first_pass"] == 1
+    assert resumed["perplexity"] == clean["perplexity"]  # every pass once, as uninterrupted
+    _, phi = read_model(client, "test")
+    np.testing.assert_array_equal(phi, clean_phi)
+
+
 def test_killed_master_makes_executors_exit(local_cluster, corpus_dir, tmp_path):
+    # Nobody restarts the master: the executors wait for a new one up to the start-up timeout, then leave.
     cluster = local_cluster(nodes=2)
     client = client_of(cluster)
     heartbeat = 4.0
     training = start_training(cluster, corpus_dir, tmp_path, nodes=2, executors_per_node=1, topics=TOPICS, seed=SEED,
-                              iterations=100000, heartbeat_timeout=heartbeat)
+                              iterations=100000, heartbeat_timeout=heartbeat, startup_timeout=3.0)
     try:
         wait_for(lambda: read_progress(client, "test").get("pass", 0) >= 2, TIMEOUT, "pass 2")
         os.kill(training.master.pid, signal.SIGKILL)
@@ -265,7 +295,8 @@ def test_killed_master_makes_executors_exit(local_cluster, corpus_dir, tmp_path)
         for executor, process in training.executors.items():
             assert process.wait(timeout=heartbeat + 10) == EXIT_FINAL
             assert "master of run" in training.log(f"executor-{executor}")
-        assert time.monotonic() - killed <= heartbeat + 3.0
+            assert "no master appeared" in training.log(f"executor-{executor}")
+        assert time.monotonic() - killed <= heartbeat + 3.0 + 3.0
     finally:
         training.stop()
 

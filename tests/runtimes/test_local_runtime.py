@@ -251,3 +251,31 @@ def test_down_with_name_stops_that_local_cluster_even_when_its_processes_run_fro
     assert sum("stopped redis-" in m for m in messages) == 3  # one node here, two there
     assert there.status().status == "stopped"
     assert "is left on this machine" in here.down(echo=lambda _line: None, names=(there.config.name,))[0]
+
+
+def test_a_killed_master_is_restarted_and_resumes_the_run(local_cluster, tmp_path):
+    from artm_compose.engine.protocol import read_progress
+    from support.engine import client_of, dpkg_corpus
+
+    corpus = dpkg_corpus(tmp_path / "dpkg")
+    cluster = local_cluster(nodes=2, up=False, data_dir=corpus, executors_per_node=1, topics=96, iterations=30,
+                            seed=4, heartbeat_timeout=4.0)
+    assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
+    clean = json.loads(cluster.state.scores.read_text())
+    client = client_of(cluster)
+    cluster.up(detach=True, echo=lambda _line: None)
+    deadline = time.monotonic() + 120
+    while True:
+        progress = read_progress(client, "test")
+        if progress.get("run") != clean["run"] and progress.get("pass", 0) >= 3:
+            break
+        assert time.monotonic() < deadline, f"no pass 3 of the second run within 120 s: {progress}"
+        time.sleep(0.05)
+    os.kill(int(progress["master"]["pid"]), signal.SIGKILL)  # the master itself, under its supervisor
+    while cluster.status().status == "training":
+        assert time.monotonic() < deadline + 120, "the resumed run did not end within 240 s"
+        time.sleep(0.5)
+    resumed = json.loads(cluster.state.scores.read_text())
+    assert cluster.status().status == "finished", cluster.logs("master")
+    assert resumed["resumed"][0]["run"] == progress["run"]
+    assert resumed["perplexity"] == clean["perplexity"]

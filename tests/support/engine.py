@@ -77,6 +77,11 @@ class Training:
     scores: Path
     executor_argvs: dict[int, list[str]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    master_argv: list[str] = field(default_factory=list)
+
+    def start_master(self) -> None:
+        """Start (or start again: the log is appended to) the master with its command line."""
+        self.master = _spawn("master", self.master_argv, self.logs / "master.log", self.env)
 
     def start_executors(self) -> None:
         for executor in self.executor_argvs:
@@ -137,10 +142,11 @@ def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors
     host, port = addresses[0]
     argv = extra + master_argv(plan, redis_host=host, redis_port=int(port), password_file=password,
                                batches_dir=data_dir, vocab_path=data_dir / "vocab.txt", scores_path=scores)
-    training = Training(plan=plan, master=None, executors={}, logs=logs, scores=scores, executor_argvs=argvs, env=env)
+    training = Training(plan=plan, master=None, executors={}, logs=logs, scores=scores, executor_argvs=argvs, env=env,
+                        master_argv=argv)
     if start_executors:
         training.start_executors()
-    training.master = _spawn("master", argv, logs / "master.log", env)
+    training.start_master()
     return training
 
 
