@@ -112,13 +112,13 @@ def test_regularized_training_matches_bigartm(local_cluster, corpus, tmp_path, c
         assert np.all((np.abs(sums - 1) < 1e-4) | (sums == 0)), class_id
 
 
-def test_regularized_training_does_not_depend_on_the_topology(local_cluster, corpus, tmp_path):
+def test_regularized_training_does_not_depend_on_the_topology_1x1_vs_4x2(local_cluster, corpus, tmp_path):
     regularizers, class_ids = CASES["all-three-weighted"]
     cluster = local_cluster(nodes=2)
     init = initial_phi(cluster, corpus, tmp_path / "init")
     runs = [train(cluster, corpus, tmp_path / f"{nodes}x{per_node}", nodes, per_node, iterations=4, init_phi=init,
                   regularizers=regularizers, class_ids=class_ids)
-            for nodes, per_node in ((1, 1), (2, 2))]
+            for nodes, per_node in ((1, 1), (4, 2))]  # 4 x 2 executors over the 2 Redis nodes
     (one, one_phi), (four, four_phi) = runs
     np.testing.assert_allclose(one["perplexity"], four["perplexity"], rtol=1e-5)
     assert np.abs(one_phi - four_phi).max() < 1e-5
