@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from artm_compose.containers import engine_launch
 from artm_compose.bootstrap import bootstrap, bootstrap_timeout, check_health, seeded_nodes_conf, targets_from_plan
 from artm_compose.errors import ArtmComposeError, BootstrapError, BootstrapTimeout, ConfigError, RuntimeUnavailable
 from artm_compose.in_cluster import parse_job, run_job
@@ -178,7 +179,7 @@ class LocalRuntime(Runtime):
             raise RuntimeUnavailable("redis-server is not installed (apt-get install redis-server); "
                                      "the local runtime runs one per virtual node")
         if plan.data is not None:
-            _engine_launch()
+            engine_launch()
         return redis_server
 
     def _decide_reuse(self, plan: Plan, running: dict[str, ProcessRecord]) -> bool:
@@ -279,7 +280,7 @@ class LocalRuntime(Runtime):
                    interval=0.01, describe=lambda: "closed: " + ", ".join(sorted(pending)), error=BootstrapTimeout)
 
     def _start_training(self, plan: Plan) -> subprocess.Popen:
-        launch = _engine_launch()
+        launch = engine_launch()
         assert plan.data is not None
         common = dict(password_file=self.state.password_file, batches_dir=plan.data.batches_dir,
                       vocab_path=plan.data.vocab_path)
@@ -357,16 +358,6 @@ class LocalRuntime(Runtime):
 
 
 RUNTIME = LocalRuntime
-
-
-def _engine_launch():
-    """The engine's argv builders; a clear error while the engine is not part of this version."""
-    try:
-        from artm_compose.engine import launch
-    except ImportError as error:
-        raise RuntimeUnavailable(f"the training engine is not available ({error}); run `up` without --data "
-                                 f"to bring up the Redis Cluster alone") from None
-    return launch
 
 
 def _stopped(pid: int) -> bool:

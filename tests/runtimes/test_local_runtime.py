@@ -163,8 +163,21 @@ def test_down_leaves_alone_a_process_that_reused_a_recorded_pid(local_cluster):
         os.kill(real.pid, 15)
 
 
-def test_a_killed_executor_is_restarted_and_the_run_ends_as_an_uninterrupted_one(local_cluster, tmp_path):
+def second_run_at_pass_3(cluster, client, first_run: str) -> dict:
+    """Start another run detached and wait until it is at pass 3; its progress record."""
     from artm_compose.engine.protocol import read_progress
+
+    cluster.up(detach=True, echo=lambda _line: None)
+    deadline = time.monotonic() + 120
+    while True:
+        progress = read_progress(client, "test")
+        if progress.get("run") != first_run and progress.get("pass", 0) >= 3:
+            return progress
+        assert time.monotonic() < deadline, f"no pass 3 of the second run within 120 s: {progress}"
+        time.sleep(0.05)
+
+
+def test_a_killed_executor_is_restarted_and_the_run_ends_as_an_uninterrupted_one(local_cluster, tmp_path):
     from support.engine import client_of, dpkg_corpus
 
     corpus = dpkg_corpus(tmp_path / "dpkg")
@@ -173,14 +186,8 @@ def test_a_killed_executor_is_restarted_and_the_run_ends_as_an_uninterrupted_one
     assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
     clean = json.loads(cluster.state.scores.read_text())
     client = client_of(cluster)
-    cluster.up(detach=True, echo=lambda _line: None)
+    progress = second_run_at_pass_3(cluster, client, clean["run"])
     deadline = time.monotonic() + 120
-    while True:
-        progress = read_progress(client, "test")
-        if progress.get("run") != clean["run"] and progress.get("pass", 0) >= 3:
-            break
-        assert time.monotonic() < deadline, f"no pass 3 of the second run within 120 s: {progress}"
-        time.sleep(0.05)
     victim = int(progress["executors"]["1"]["pid"])  # the executor itself, under its supervisor
     os.kill(victim, signal.SIGKILL)
     while cluster.status().status == "training":
@@ -254,7 +261,6 @@ def test_down_with_name_stops_that_local_cluster_even_when_its_processes_run_fro
 
 
 def test_a_killed_master_is_restarted_and_resumes_the_run(local_cluster, tmp_path):
-    from artm_compose.engine.protocol import read_progress
     from support.engine import client_of, dpkg_corpus
 
     corpus = dpkg_corpus(tmp_path / "dpkg")
@@ -263,14 +269,8 @@ def test_a_killed_master_is_restarted_and_resumes_the_run(local_cluster, tmp_pat
     assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
     clean = json.loads(cluster.state.scores.read_text())
     client = client_of(cluster)
-    cluster.up(detach=True, echo=lambda _line: None)
+    progress = second_run_at_pass_3(cluster, client, clean["run"])
     deadline = time.monotonic() + 120
-    while True:
-        progress = read_progress(client, "test")
-        if progress.get("run") != clean["run"] and progress.get("pass", 0) >= 3:
-            break
-        assert time.monotonic() < deadline, f"no pass 3 of the second run within 120 s: {progress}"
-        time.sleep(0.05)
     os.kill(int(progress["master"]["pid"]), signal.SIGKILL)  # the master itself, under its supervisor
     while cluster.status().status == "training":
         assert time.monotonic() < deadline + 120, "the resumed run did not end within 240 s"
