@@ -304,7 +304,8 @@ class Master:
         zero_words = zero_theta = documents = 0
         phi_partials: list[dict[str, Any]] = []
         phases = {"e_step": 0.0, "kernel_max": 0.0, "aggregate": 0.0, "normalise": 0.0}
-        for update in self.pass_updates():
+        updates = self.pass_updates()
+        for update in updates:
             step_started = time.perf_counter()
             self.set_state("iterations", **{"pass": number, "phase": "e-step"})
             self.bar.show(number - self.scores.first_pass + 1, "e-step")
@@ -347,8 +348,10 @@ class Master:
             normalised = self.round({e: {**normalise, "generation": generation} for e in executors},
                                     "normalisation", number)
             phi_partials = [normalised[e]["phi_scores"] for e in sorted(normalised) if "phi_scores" in normalised[e]]
-            self.commit(ModelRecord(generation=generation, pass_number=number, layout=layout,
-                                    run=self.channel.run, n_t=all_classes(n_t)))
+            pending = ModelRecord(generation=generation, pass_number=number, layout=layout, run=self.channel.run,
+                                  n_t=all_classes(n_t))
+            if update is not None and update is not updates[-1]:
+                self.commit(pending)  # online: every update commits; the pass's last one below
             finished = time.perf_counter()
             phases["e_step"] += e_step_done - step_started
             phases["kernel_max"] += max(replies[e]["seconds"]["kernel"] for e in replies)
@@ -381,6 +384,11 @@ class Master:
         scores.executor_cpu_seconds.append(cpu)
         self.progress["perplexity"] = scores.perplexity
         self.progress["seconds"] = scores.seconds
+        # The scores first, then the commit: a master killed in between redoes this pass on resume and the
+        # scores' extra pass is dropped (resumable_run); the other way round a pass's figures could be lost.
+        if self.args.scores_path:
+            write_scores(self.args.scores_path, scores)
+        self.commit(pending)
         self.set_state("iterations", **{"pass": number, "phase": "committed"})
         self.bar.done(f"pass {number}: perplexity {perplexity:.4f}  {line}  {finished - started:.3f} s  "
                       f"{moved / 1e6:.2f} MB moved (minimum {minimum / 1e6:.2f} MB)")
@@ -440,7 +448,16 @@ def resumable_run(client: RedisCluster, args: argparse.Namespace) -> tuple[Score
         raise TrainingError(f"run {earlier['run']} (online) lost its master; online counters live in the "
                             f"executors, so it cannot be resumed: start it again with up --continue-fitting")
     known = {f.name for f in fields(Scores)}
-    return Scores(**{key: value for key, value in earlier.items() if key in known}), record
+    scores = Scores(**{key: value for key, value in earlier.items() if key in known})
+    recorded, committed = len(scores.perplexity), record.pass_number - scores.first_pass + 1
+    if recorded > committed:  # killed between writing a pass's scores and committing it: redone
+        for f in fields(Scores):
+            value = getattr(scores, f.name)
+            if isinstance(value, list) and len(value) == recorded:
+                setattr(scores, f.name, value[:committed])
+        for class_id, values in scores.perplexity_by_class.items():
+            scores.perplexity_by_class[class_id] = values[:committed]
+    return scores, record
 
 
 def all_classes(n_t: dict[str, list[float]] | None) -> list[float] | None:
@@ -518,8 +535,6 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
                     break
                 except ExecutorLost as error:
                     lost = error
-            if args.scores_path:  # every pass, so dashboards and plots follow the run
-                write_scores(args.scores_path, master.scores)
         master.terminate()
         master.set_state("done")
         if master.committed is not None and (args.show_top_tokens or args.scores == "all"):
