@@ -26,6 +26,7 @@ from artm_compose.api import Cluster
 from artm_compose.engine.protocol import read_progress
 from artm_compose.redis_client import cluster_client, read_addresses
 from artm_compose.state import read_password
+from artm_compose.waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import free_base  # noqa: E402 - the benchmarks share their port picking
@@ -34,14 +35,8 @@ KILL_PASS = 4
 
 
 def wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.01)
+    """Poll finely: the figures are the times these waits end."""
+    return wait_until(condition, timeout, what, interval=0.01)
 
 
 def one_run(corpus: Path, state: Path, topics: int, heartbeat: float) -> dict:

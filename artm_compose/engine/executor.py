@@ -34,8 +34,8 @@ from artm_compose.engine.online import blend, update_documents
 from artm_compose.engine.protocol import (ExecutorChannel, ExecutorStatus, Heartbeat, MasterGone, NoMaster,
                                           RunAborted, heartbeat_key)
 from artm_compose.engine.model_inputs import e_step_inputs
-from artm_compose.engine.regularizers import (Regularizer, any_relative, check_against_model, combine_terms,
-                                              make_regularizer, phi_terms, relative_sums)
+from artm_compose.engine.regularizers import (Regularizer, check_against_model, combine_terms, make_regularizer,
+                                              phi_terms, relative_regularizers, relative_sums)
 from artm_compose.engine.scores import SCORE_CLASS, phi_partials, positive_column_sums
 from artm_compose.errors import ArtmComposeError, ConfigError, TrainingError
 
@@ -251,7 +251,7 @@ class Executor:
             reply["kernel_n_t"] = positive_column_sums(nwt[self.own_slots == self.classes.index(SCORE_CLASS)]).tolist()
         own_classes = [self.classes[i] for i in self.own_slots]
         terms = phi_terms(self.regularizers, self.own.phi, own_classes, self.topic_names)
-        if any_relative(self.regularizers):  # gamma: the master needs global sums first (regularize)
+        if relative_regularizers(self.regularizers):  # gamma: the master needs global sums first (regularize)
             self.own.nwt, self.pending_terms = nwt, terms
             return {**reply, "raw_n_t": self.class_sums(nwt),
                     "relative": relative_sums(terms, own_classes, self.classes)}

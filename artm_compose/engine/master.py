@@ -33,9 +33,8 @@ from artm_compose.engine.model_store import ModelRecord
 from artm_compose.engine.online import (DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, MODES, OnlineSchedule,
                                         Update, check_online)
 from artm_compose.engine.progress import ProgressLine
-from artm_compose.engine.regularizers import (any_relative, check_against_model, check_class_weights,
-                                              parse_class_weight, parse_shorthand, relative_coefficients,
-                                              PHI_TYPES)
+from artm_compose.engine.regularizers import (check_against_model, check_class_weights, parse_class_weight,
+                                              parse_shorthand, relative_coefficients, relative_regularizers)
 from artm_compose.engine import scores as score_math
 from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key,
                                           master_payload, new_run_id, read_master, read_progress, write_progress)
@@ -247,7 +246,7 @@ class Master:
     def relative_coefficients(self, ordered: list[dict[str, Any]]) -> list[dict[str, list[float]]]:
         """Per phi regularizer with gamma, per class: BigARTM's relative coefficients from the owners' sums."""
         raw_n_t = self.sum_topics(ordered, key="raw_n_t")
-        relative = [r for r in self.args.regularizers if r.gamma is not None and r.type in PHI_TYPES]
+        relative = relative_regularizers(self.args.regularizers)
         coefficients = []
         for index, regularizer in enumerate(relative):
             r_it = {c: np.sum([reply["relative"][index][c] for reply in ordered], axis=0) for c in self.classes}
@@ -331,7 +330,7 @@ class Master:
             partial = self.round({e: {"op": "aggregate", "pass": number, "contributions": wanted[e], **merge}
                                   for e in executors}, "aggregation", number)
             ordered = [partial[e] for e in sorted(partial)]
-            if any_relative(self.args.regularizers):
+            if relative_regularizers(self.args.regularizers):
                 coefficients = self.relative_coefficients(ordered)
                 regularized = self.round({e: {"op": "regularize", "pass": number, "coefficients": coefficients}
                                           for e in executors}, "regularization", number)

@@ -279,14 +279,9 @@ def combine_terms(terms: Sequence[tuple[Regularizer, np.ndarray]], row_classes: 
     return r_wt
 
 
-def phi_regularization(regularizers: Sequence[Regularizer], p_wt: np.ndarray, row_classes: Sequence[str],
-                       topic_names: Sequence[str]) -> np.ndarray | None:
-    """r_wt (float64, rows x topics) of phi regularizers without gamma; None if there are none."""
-    return combine_terms(phi_terms(regularizers, p_wt, row_classes, topic_names), row_classes)
-
-
-def any_relative(regularizers: Sequence[Regularizer]) -> bool:
-    return any(r.gamma is not None and r.type in PHI_TYPES for r in regularizers)
+def relative_regularizers(regularizers: Sequence[Regularizer]) -> list[Regularizer]:
+    """The phi regularizers with gamma, in order: the order of :func:`relative_sums` and of the coefficients."""
+    return [r for r in regularizers if r.gamma is not None and r.type in PHI_TYPES]
 
 
 def theta_additions(regularizers: Sequence[Regularizer], topic_names: Sequence[str], inner: int) -> np.ndarray:
