@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,25 @@ def group(members: Iterable[tuple[str, str, str, bool, str]]) -> list[ClusterEnt
     return [ClusterEntry(name=name, runtime=runtime, state_dir=state_dir, running=sum(r for r, _ in seen),
                          members=len(seen), since=min(s for _, s in seen))
             for (name, runtime, state_dir), seen in sorted(found.items())]
+
+
+def list_clusters(note: Callable[[str], None] = lambda _message: None) -> list[ClusterEntry]:
+    """Every cluster ``ls`` lists: local ones always, Compose and Swarm ones when Docker answers (else
+    ``note`` is told why they are missing)."""
+    from artm_compose.docker_env import docker_client
+    from artm_compose.errors import RuntimeUnavailable
+
+    members = local_members()
+    try:
+        client = docker_client()
+    except RuntimeUnavailable as error:
+        note(f"Docker not reachable ({error}); local clusters only")
+    else:
+        try:
+            members += docker_members(client)
+        finally:
+            client.close()
+    return group(members)
 
 
 def docker_members(client: Any) -> list[tuple[str, str, str, bool, str]]:

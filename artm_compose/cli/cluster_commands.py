@@ -82,15 +82,8 @@ def ls_command(as_json: bool) -> None:
     """List the clusters on this machine and its Docker Swarm: Compose and Swarm ones by their labels, local
     ones by their running Redis nodes (name, runtime, status, state dir, since), like `docker compose ls`."""
     from artm_compose import listing
-    from artm_compose.docker_env import docker_client
-    from artm_compose.errors import RuntimeUnavailable
 
-    members = listing.local_members()
-    try:
-        members += listing.docker_members(docker_client())
-    except RuntimeUnavailable as error:
-        click.echo(f"note: Docker not reachable ({error}); local clusters only", err=True)
-    entries = listing.group(members)
+    entries = listing.list_clusters(note=lambda message: click.echo(f"note: {message}", err=True))
     click.echo(json.dumps([e.to_dict() for e in entries], indent=1) if as_json else listing.format_table(entries))
 
 

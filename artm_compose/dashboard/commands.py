@@ -11,6 +11,7 @@ from artm_compose.dashboard.plot import plot_scores, read_scores
 from artm_compose.dashboard.snapshot import ClusterWatch
 from artm_compose.dashboard.server import DEFAULT_PORT, LOCAL_HOST, make_server
 from artm_compose.errors import ConfigError
+from artm_compose.listing import list_clusters
 from artm_compose.record import ClusterRecord
 from artm_compose.state import StateDir
 
@@ -29,6 +30,9 @@ def is_loopback(host: str) -> bool:
 @click.command("dashboard")
 @click.option("--state-dir", "state_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="State directory of a cluster to show; repeat for several [default: ./state].")
+@click.option("--all", "show_all", is_flag=True,
+              help="Show every cluster `artm-compose ls` lists (local, Compose, Swarm), listed again as "
+                   "clusters come and go, on a page that links to each one's view; instead of --state-dir.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="Port to listen on (0: any free port, printed at start).")
 @click.option("--host", default=LOCAL_HOST, show_default=True,
@@ -38,7 +42,7 @@ def is_loopback(host: str) -> bool:
               help="Run inside the cluster's network (up --dashboard): status from Redis and heartbeats, not Docker.")
 @click.option("--vocab", "vocab_path", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="The vocabulary where this process sees it (inside a container), for the top tokens.")
-def dashboard_command(state_dirs: tuple[Path, ...], port: int, host: str, inside: bool,
+def dashboard_command(state_dirs: tuple[Path, ...], show_all: bool, port: int, host: str, inside: bool,
                       vocab_path: Path | None) -> None:
     """Serve a live dashboard of the training in the browser.
 
@@ -48,25 +52,35 @@ def dashboard_command(state_dirs: tuple[Path, ...], port: int, host: str, inside
     and the top tokens of every topic of the committed model. It updates while the cluster trains
     and keeps working after the training finished.
     \b
-    Also: /api/status (the `status --json` document), /api/snapshot, and /metrics for Prometheus.
+    Without --all it shows the cluster of ./state, or of each --state-dir. With --all the first page lists
+    every cluster `artm-compose ls` would (name, runtime, status, health, pass, perplexity), each a link to
+    its view; several --state-dir get that page too.
+    \b
+    Also: /api/clusters, /api/status?cluster=STATE_DIR (the `status --json` document), /api/snapshot, and
+    /metrics for Prometheus (every cluster, each series labelled `cluster` and `state_dir`; ?cluster=STATE_DIR
+    for one, as in Prometheus' multi-target pattern).
     On a remote Swarm manager: run it there and open it through an SSH tunnel,
       ssh -L 8265:127.0.0.1:8265 MANAGER   then browse http://127.0.0.1:8265/
     """
+    if show_all and state_dirs:
+        raise ConfigError("--all shows every cluster `artm-compose ls` lists: give it without --state-dir")
     chosen = [path.expanduser().resolve() for path in (state_dirs or (DEFAULT_STATE_DIR,))]
     missing = [str(path) for path in chosen if not (path / "cluster.json").is_file()]
-    if missing:
+    if missing and not show_all:
         raise ConfigError(f"state_dir={missing[0]!r} holds no cluster (no cluster.json); "
-                          f"run `artm-compose up` with this --state-dir first")
+                          f"run `artm-compose up` with this --state-dir first, or see them all with --all")
     try:
-        server = make_server(lambda: chosen, host=host, port=port,
-                             watch=lambda path: ClusterWatch(path, inside=inside, vocab_path=vocab_path))
+        server = make_server(None if show_all else lambda: chosen, host=host, port=port,
+                             watch=lambda path: ClusterWatch(path, inside=inside, vocab_path=vocab_path),
+                             listing=list_clusters if show_all else None)
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     if not is_loopback(host) and not inside:
         click.echo(f"warning: --host {host}: the dashboard has no authentication; everyone who can reach "
                    f"{host}:{server.server_address[1]} sees the cluster", err=True)
     bound_host, bound_port = server.server_address[:2]
-    click.echo(f"dashboard: http://{bound_host}:{bound_port}/ ({len(chosen)} cluster(s); Ctrl-C to stop)")
+    shown = "every cluster `artm-compose ls` lists" if show_all else f"{len(chosen)} cluster(s)"
+    click.echo(f"dashboard: http://{bound_host}:{bound_port}/ ({shown}; Ctrl-C to stop)")
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

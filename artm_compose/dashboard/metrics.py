@@ -3,6 +3,11 @@
 Every sample carries the label ``cluster`` (and ``state_dir``, since two state directories may
 hold clusters of the same name); Redis samples add ``node`` (its address). A value that is not
 known yet (no pass finished, a node that does not answer) is left out rather than made up.
+
+One dashboard may show many clusters, so the cluster is a label of each series, as exporters that
+look at several things do; never ``instance`` or ``job``, which Prometheus sets for the scraped
+target. ``artm_cluster_info`` (always 1) carries what describes a cluster but would only multiply
+series on every other metric (its runtime), to be joined on ``cluster``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Gauge:
 
 
 _GAUGES = {
+    "cluster_info": "Always 1; labels describe the cluster (runtime)",
     "up": "1 if the cluster's state directory could be read",
     "healthy": "1 if every Redis node is up, the cluster state is ok and all slots are assigned",
     "training_pass": "The pass the training is in (or last finished)",
@@ -68,6 +74,8 @@ def render_metrics(snapshots: Iterable[dict[str, Any]]) -> str:
 
 def _collect(snapshot: dict[str, Any], gauges: dict[str, Gauge]) -> None:
     base = {"cluster": str(snapshot.get("cluster") or ""), "state_dir": str(snapshot.get("state_dir", ""))}
+    if snapshot.get("runtime"):
+        gauges["cluster_info"].add({**base, "runtime": str(snapshot["runtime"])}, 1)
     gauges["up"].add(base, 0 if snapshot.get("error") else 1)
     if snapshot.get("error"):
         return

@@ -3,11 +3,13 @@
 Routes (all GET):
 
 * ``/``: the page (``static/index.html`` with ``dashboard.js`` drawing SVG charts; it polls the API);
-* ``/api/clusters``: the clusters shown, ``[{key, name, state_dir}]``;
+* ``/api/clusters``: the clusters shown, ``[{key, name, state_dir}]`` (with ``--all`` each also has
+  ``listed``: its ``artm-compose ls`` row);
 * ``/api/snapshot?cluster=KEY``: one cluster's snapshot (see :mod:`.snapshot`; the first cluster
   without ``cluster``);
 * ``/api/status?cluster=KEY``: the ``artm-compose status --json`` document;
-* ``/metrics``: every cluster in the Prometheus text format (see :mod:`.metrics`);
+* ``/metrics``: every cluster in the Prometheus text format (see :mod:`.metrics`); ``?cluster=KEY``
+  one of them, for Prometheus' multi-target pattern (one scrape per cluster);
 * ``/healthz``: ``ok``.
 """
 
@@ -28,6 +30,7 @@ from artm_compose.config import DEFAULT_DASHBOARD_PORT
 from artm_compose.dashboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from artm_compose.dashboard.metrics import render_metrics
 from artm_compose.dashboard.snapshot import ClusterWatch, clusters_json
+from artm_compose.listing import ClusterEntry
 
 DEFAULT_PORT = DEFAULT_DASHBOARD_PORT
 LOCAL_HOST = "127.0.0.1"
@@ -35,27 +38,62 @@ _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
                  ".css": "text/css; charset=utf-8"}
 
 StateDirs = Callable[[], list[Path]]
+Listing = Callable[[], list[ClusterEntry]]
+
+
+def listed_state_dirs(entries: list[ClusterEntry]) -> dict[Path, ClusterEntry]:
+    """The state directories of ``ls`` entries, each with its first entry (a state directory whose cluster
+    was renamed may have two). Entries without one (not started by this tool) cannot be looked at."""
+    found: dict[Path, ClusterEntry] = {}
+    for entry in entries:
+        if entry.state_dir:
+            found.setdefault(Path(entry.state_dir), entry)
+    return found
 
 
 class Clusters:
-    """The clusters a dashboard shows: ``state_dirs()`` is asked again on every listing, so
-    clusters started later appear; each state directory keeps one :class:`ClusterWatch`."""
+    """The clusters a dashboard shows: ``state_dirs()`` (or, with ``--all``, ``listing()``: what
+    ``artm-compose ls`` lists) is asked again on every listing, so clusters started later appear and
+    clusters gone disappear; each state directory keeps one :class:`ClusterWatch`."""
 
-    def __init__(self, state_dirs: StateDirs, watch: Callable[[Path], ClusterWatch] = ClusterWatch):
+    def __init__(self, state_dirs: StateDirs | None = None, watch: Callable[[Path], ClusterWatch] = ClusterWatch,
+                 listing: Listing | None = None):
+        if (state_dirs is None) == (listing is None):
+            raise ValueError("give either state_dirs or listing")
         self._state_dirs = state_dirs
+        self._listing = listing
         self._watch = watch
         self._watches: dict[str, ClusterWatch] = {}
+        self._listed: dict[str, ClusterEntry] = {}
         self._lock = threading.Lock()
+
+    @property
+    def lists_all(self) -> bool:
+        return self._listing is not None
 
     def watches(self) -> list[ClusterWatch]:
         with self._lock:
-            listed = []
-            for path in self._state_dirs():
+            if self._listing is not None:
+                found = listed_state_dirs(self._listing())
+                paths = list(found)
+            else:
+                found, paths = {}, self._state_dirs() if self._state_dirs is not None else []
+            shown = []
+            for path in paths:
                 watch = self._watch(path)
-                listed.append(self._watches.setdefault(watch.key, watch))
-            return listed
+                shown.append(self._watches.setdefault(watch.key, watch))
+                if path in found:
+                    self._listed[watch.key] = found[path]
+            return shown
+
+    def listed(self, watch: ClusterWatch) -> ClusterEntry | None:
+        """The ``ls`` row ``watch`` was last listed with (None without ``--all``)."""
+        return self._listed.get(watch.key)
 
     def find(self, key: str | None) -> ClusterWatch | None:
+        # A key seen before needs no new listing (with --all: Docker asked on every poll of every browser).
+        if key is not None and key in self._watches:
+            return self._watches[key]
         watches = self.watches()
         if key is None:
             return watches[0] if watches else None
@@ -91,21 +129,32 @@ def make_handler(clusters: Clusters) -> type[BaseHTTPRequestHandler]:
             elif url.path.startswith("/static/"):
                 self._static(url.path.removeprefix("/static/"))
             elif url.path == "/api/clusters":
-                self._json(clusters_json(clusters.watches()))
+                self._json(clusters_json(clusters.watches(), clusters.listed))
             elif url.path in ("/api/snapshot", "/api/status"):
-                watch = clusters.find(query.get("cluster"))
-                if watch is None:
-                    self._error(HTTPStatus.NOT_FOUND, f"no cluster {query.get('cluster')!r} on this dashboard")
-                    return
-                snapshot = watch.snapshot()
-                self._json(snapshot if url.path == "/api/snapshot" else snapshot.get("status", {}))
+                watch = self._cluster(query.get("cluster"))
+                if watch is not None:
+                    snapshot = watch.snapshot()
+                    self._json(snapshot if url.path == "/api/snapshot" else snapshot.get("status", {}))
             elif url.path == "/metrics":
-                text = render_metrics(w.snapshot() for w in clusters.watches())
-                self._send(HTTPStatus.OK, METRICS_CONTENT_TYPE, text.encode())
+                if "cluster" in query:
+                    watch = self._cluster(query["cluster"])
+                    watches = [watch] if watch is not None else None
+                else:
+                    watches = clusters.watches()
+                if watches is not None:
+                    text = render_metrics(w.snapshot() for w in watches)
+                    self._send(HTTPStatus.OK, METRICS_CONTENT_TYPE, text.encode())
             elif url.path == "/healthz":
                 self._send(HTTPStatus.OK, "text/plain; charset=utf-8", b"ok\n")
             else:
                 self._error(HTTPStatus.NOT_FOUND, f"no page {url.path}")
+
+        def _cluster(self, key: str | None) -> ClusterWatch | None:
+            """The cluster of ``key`` (its state dir or the directory's name), else answer 404 and None."""
+            watch = clusters.find(key)
+            if watch is None:
+                self._error(HTTPStatus.NOT_FOUND, f"no cluster {key!r} on this dashboard")
+            return watch
 
         def _static(self, name: str) -> None:
             suffix = Path(name).suffix
@@ -136,11 +185,13 @@ def make_handler(clusters: Clusters) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(state_dirs: StateDirs, host: str = LOCAL_HOST, port: int = DEFAULT_PORT,
-                watch: Callable[[Path], ClusterWatch] = ClusterWatch) -> ThreadingHTTPServer:
+def make_server(state_dirs: StateDirs | None = None, host: str = LOCAL_HOST, port: int = DEFAULT_PORT,
+                watch: Callable[[Path], ClusterWatch] = ClusterWatch,
+                listing: Listing | None = None) -> ThreadingHTTPServer:
     """A bound server (``port`` 0 picks a free one: see ``server.server_address``); call ``serve_forever``.
 
-    ``watch`` makes the :class:`ClusterWatch` of a state directory (e.g. one that looks from inside the cluster)."""
-    server = ThreadingHTTPServer((host, port), make_handler(Clusters(state_dirs, watch)))
+    It shows the clusters of ``state_dirs()`` or of ``listing()`` (``ls``'s entries). ``watch`` makes the
+    :class:`ClusterWatch` of a state directory (e.g. one that looks from inside the cluster)."""
+    server = ThreadingHTTPServer((host, port), make_handler(Clusters(state_dirs, watch, listing)))
     server.daemon_threads = True
     return server

@@ -19,6 +19,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from artm_compose.engine import model_store as store
 from artm_compose.engine.export import topic_names
 from artm_compose.engine.protocol import read_progress
 from artm_compose.errors import ArtmComposeError
+from artm_compose.listing import ClusterEntry
 from artm_compose.record import ClusterRecord
 from artm_compose.redis_client import cluster_client, node_client
 from artm_compose.slots import SLOT_COUNT
@@ -354,13 +356,18 @@ def _training(progress: dict[str, Any] | None, scores: dict[str, Any]) -> dict[s
             "perplexity": progress.get("perplexity") or [], "seconds": progress.get("seconds") or []}
 
 
-def clusters_json(watches: list[ClusterWatch]) -> list[dict[str, Any]]:
-    """The clusters a dashboard shows: key (its state dir) and name."""
-    listed = []
+def clusters_json(watches: list[ClusterWatch],
+                  listed: Callable[[ClusterWatch], ClusterEntry | None] = lambda _watch: None) -> list[dict[str, Any]]:
+    """The clusters a dashboard shows: key (its state dir), name, and ``listed``: its ``ls`` row, if any."""
+    shown = []
     for watch in watches:
+        entry = listed(watch)
         try:
             name = ClusterRecord.load(watch.state).cluster
         except ArtmComposeError:
-            name = None
-        listed.append({"key": watch.key, "name": name or watch.state.root.name, "state_dir": watch.key})
-    return listed
+            name = entry.name if entry is not None else None
+        row: dict[str, Any] = {"key": watch.key, "name": name or watch.state.root.name, "state_dir": watch.key}
+        if entry is not None:
+            row["listed"] = entry.to_dict()
+        shown.append(row)
+    return shown

@@ -3,6 +3,7 @@
 
 const POLL_MS = 1000;
 const CLUSTERS_MS = 10000;
+const OVERVIEW_MS = 3000;
 const SVG = "http://www.w3.org/2000/svg";
 
 let clusterKey = new URLSearchParams(location.search).get("cluster");
@@ -167,15 +168,22 @@ function drawTopics(model) {
       k.class_id && k.class_id !== "@default_class" ? `${k.token} (${k.class_id})` : k.token))))));
 }
 
+// The clusters this dashboard shows; an overview of them is the first page unless it shows exactly one
+// cluster it was given (`dashboard --state-dir S`), whose view is then the first page.
+let clusters = [];
+
+function overviewApplies() {
+  return !(clusters.length === 1 && !clusters[0].listed);
+}
+
 async function loadClusters() {
   const response = await fetch("/api/clusters");
-  const clusters = await response.json();
-  if (!clusterKey && clusters.length) clusterKey = clusters[0].key;
-  document.getElementById("clusters").replaceChildren(...clusters.map(c => {
-    const link = el("a", {href: `?cluster=${encodeURIComponent(c.key)}`, title: c.state_dir,
-                          class: c.key === clusterKey ? "current" : ""}, c.name);
-    return link;
-  }));
+  clusters = await response.json();
+  if (!clusterKey && !overviewApplies()) clusterKey = clusters[0].key;
+  const links = clusters.map(c => el("a", {href: `?cluster=${encodeURIComponent(c.key)}`, title: c.state_dir,
+                                           class: c.key === clusterKey ? "current" : ""}, c.name));
+  if (overviewApplies()) links.unshift(el("a", {href: "/", class: clusterKey ? "" : "current"}, "all clusters"));
+  document.getElementById("clusters").replaceChildren(...links);
 }
 
 async function refresh() {
@@ -199,5 +207,67 @@ async function refresh() {
   }
 }
 
-loadClusters().finally(refresh);
-setInterval(loadClusters, CLUSTERS_MS);
+async function clusterSnapshot(cluster) {
+  try {
+    const response = await fetch(`/api/snapshot?cluster=${encodeURIComponent(cluster.key)}`);
+    return response.ok ? await response.json() : {error: await response.text()};
+  } catch (error) {
+    return {error: error.message};
+  }
+}
+
+function overviewRow(cluster, snapshot) {
+  const status = snapshot.status || {};
+  const training = snapshot.training || {};
+  const listed = cluster.listed || {};
+  const perplexity = ((snapshot.scores || {}).series || {}).perplexity || [];
+  const healthy = status.healthy;
+  const health = snapshot.error || status.error ? "unknown" : healthy === undefined ? "?" : healthy ? "healthy" : "unhealthy";
+  const counts = status.counts || {};
+  const members = listed.status || (counts.redis ? `${counts.redis.alive} / ${counts.redis.total} Redis up` : "");
+  return el("tr", {class: "cluster-row", "data-key": cluster.key, "data-name": cluster.name, "data-health": health},
+    el("td", {}, el("a", {class: "open", href: `?cluster=${encodeURIComponent(cluster.key)}`}, cluster.name)),
+    el("td", {class: "runtime"}, listed.runtime || snapshot.runtime || ""),
+    el("td", {}, members),
+    el("td", {class: healthy ? "ok" : "bad", title: snapshot.error || status.error || ""}, health),
+    el("td", {class: "training"}, training.state || ""),
+    el("td", {class: "pass"}, training.passes ? `${training.pass ?? 0} / ${training.passes}` : `${training.pass ?? ""}`),
+    el("td", {class: "perplexity"}, number(perplexity.filter(v => v !== null).slice(-1)[0])),
+    el("td", {}, cluster.state_dir),
+    el("td", {}, listed.since || ""));
+}
+
+async function refreshOverview() {
+  try {
+    await loadClusters();
+    const snapshots = await Promise.all(clusters.map(clusterSnapshot));
+    document.querySelector("#cluster-list tbody").replaceChildren(
+      ...clusters.map((cluster, index) => overviewRow(cluster, snapshots[index])));
+    document.getElementById("no-clusters").hidden = clusters.length > 0;
+    document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    document.body.dataset.loaded = "yes";
+  } catch (error) {
+    document.getElementById("updated").textContent = `dashboard unreachable: ${error.message}`;
+  } finally {
+    setTimeout(refreshOverview, OVERVIEW_MS);
+  }
+}
+
+async function start() {
+  try {
+    await loadClusters();
+  } catch (error) {
+    document.getElementById("updated").textContent = `dashboard unreachable: ${error.message}`;
+  }
+  const overview = !clusterKey;
+  document.getElementById("overview").hidden = !overview;
+  document.getElementById("cluster-view").hidden = overview;
+  if (overview) {
+    refreshOverview();
+  } else {
+    refresh();
+    setInterval(loadClusters, CLUSTERS_MS);
+  }
+}
+
+start();
