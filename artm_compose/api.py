@@ -82,8 +82,8 @@ class Cluster:
         return get_runtime(self.config.runtime, self.state)
 
     def render(self) -> list[Path]:
-        """Write redis.conf files, addresses.txt, executors.txt, cluster.json and the runtime's own files
-        (``compose.yml`` for Compose, ``stack.yml`` for Swarm) without starting anything."""
+        """Write cluster.json and the runtime's own files (``redis.conf`` per node and ``addresses.txt``
+        for local, ``compose.yml`` for Compose, ``stack.yml`` for Swarm) without starting anything."""
         return self.runtime.render(self.plan)
 
     def up(self, *, detach: bool = True, echo: Echo = print) -> UpResult:

@@ -1,8 +1,9 @@
-"""Render a plan into files: redis.conf per node, addresses.txt, executors.txt, cluster.json.
+"""Render a plan into the files every runtime reads: ``cluster.json`` (and the password it names).
 
-Text artefacts are Jinja2 templates in ``artm_compose/templates``; a compose file or a Swarm stack
-is one more template over the same :class:`~artm_compose.plan.Plan` (``render_template``). The
-``render_*`` functions are pure (plan in, text out); ``render_all`` writes them into a state directory.
+Text artefacts are Jinja2 templates in ``artm_compose/templates``; a runtime renders its own files from
+the same :class:`~artm_compose.plan.Plan` with ``render_template`` (local: ``redis.conf`` per node and
+``addresses.txt``; Compose: ``compose.yml``; Swarm: ``stack.yml``), since only it reads them.
+``render_all`` writes the shared part into a state directory.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 
 import jinja2
 
-from artm_compose.plan import ExecutorPlan, NodePlan, Plan
+from artm_compose.plan import ExecutorPlan, Plan
 from artm_compose.record import Status, write_document
-from artm_compose.state import StateDir, write_text_atomic
+from artm_compose.state import StateDir
 
-# Inside a container every node has the same layout; locally each has its own directory and port.
+# Inside a container every node has the same layout (its entrypoint writes redis.conf there).
 CONTAINER_REDIS_DIR = "/data"
 MASTER = "master"
 DASHBOARD = "dashboard"
@@ -46,29 +47,6 @@ def components(plan: Plan) -> list[str]:
     """Every component name of ``plan`` in start order: Redis nodes, executors, then the master."""
     names = [redis_component(n.index) for n in plan.nodes] + [e.name for e in plan.executors]
     return names + ([MASTER] if plan.data is not None else [])
-
-
-def render_redis_conf(plan: Plan, node: NodePlan, *, password: str, directory: str, logfile: str = "",
-                      bind: str = "127.0.0.1", announce: dict[str, str | int] | None = None) -> str:
-    """The ``redis.conf`` of ``node``: cluster mode, node timeout, noeviction, no persistence, password.
-
-    ``logfile=""`` logs to stdout (containers); ``announce`` adds ``cluster-announce-*`` settings
-    for nodes reached through a translated address.
-    """
-    return render_template("redis.conf.j2", cluster=plan.cluster, node=node, port=node.port, bind=bind,
-                           password=password, directory=directory, logfile=logfile,
-                           node_timeout_ms=plan.config.node_timeout_ms,
-                           announce=sorted((announce or {}).items()))
-
-
-def render_addresses(plan: Plan) -> str:
-    """``HOST PORT`` per instance, in node order (the reference's addresses file)."""
-    return render_template("addresses.txt.j2", nodes=plan.nodes)
-
-
-def render_executors(plan: Plan) -> str:
-    """One executor id per line (the master's input)."""
-    return render_template("executors.txt.j2", executors=plan.executors)
 
 
 def plan_fingerprint(plan: Plan) -> str:
@@ -115,35 +93,15 @@ def cluster_description(plan: Plan, state: StateDir, *, status: Status) -> dict[
         "executors": [executor(e) for e in plan.executors],
         "master": {"name": MASTER, "redis": f"{first.host}:{first.port}", "log": str(state.log(MASTER)),
                    "enabled": plan.data is not None},
-        "files": {"addresses": str(state.addresses), "executors": str(state.executors),
-                  "password": str(state.password_file), "scores": str(state.scores),
+        "files": {"password": str(state.password_file), "scores": str(state.scores),
                   "logs": str(state.logs_dir)},
     }
 
 
-def redis_conf_for(plan: Plan, state: StateDir, node: NodePlan, password: str) -> str:
-    """``node``'s redis.conf as its runtime needs it: own dir and log file locally, /data and stdout in containers."""
-    if plan.config.runtime == "local":
-        return render_redis_conf(plan, node, password=password, directory=str(state.redis_dir(node.index)),
-                                 logfile=str(state.log(redis_component(node.index))), bind=node.host)
-    return render_redis_conf(plan, node, password=password, directory=CONTAINER_REDIS_DIR, bind="0.0.0.0")
-
-
 def render_all(plan: Plan, state: StateDir, *, status: Status = Status.RENDERED) -> list[Path]:
-    """Write every artefact of ``plan`` into ``state`` and return the paths written.
-
-    Creates the password on first use; ``redis.conf`` holds it, so it is written mode 0600 too.
-    """
+    """Write ``cluster.json`` for ``plan`` into ``state`` (creating the password on first use) and return
+    the paths written; a runtime writes its own files beside it."""
     state.create()
-    password = state.ensure_password()
-    written = []
-    for node in plan.nodes:
-        path = state.redis_conf(node.index)
-        write_text_atomic(path, redis_conf_for(plan, state, node, password), mode=0o600)
-        written.append(path)
-    for path, text in ((state.addresses, render_addresses(plan)), (state.executors, render_executors(plan))):
-        write_text_atomic(path, text)
-        written.append(path)
+    state.ensure_password()
     write_document(state, cluster_description(plan, state, status=status))
-    written.append(state.cluster_json)
-    return written
+    return [state.cluster_json]

@@ -4,10 +4,9 @@ Every runtime uses the same layout, so ``status``, ``logs`` and ``down`` only ne
 
     cluster.json          the plan plus runtime and status (written by render.cluster_description,
                           read and updated as a record.ClusterRecord)
-    addresses.txt         HOST PORT per Redis instance
-    executors.txt         one executor id per line (the master's input)
     redis.password        the cluster password, mode 0600, never on a command line
-    redis/<i>/redis.conf  one directory per virtual node, emptied of all else before a (re)start
+    addresses.txt         local runtime: HOST PORT per Redis instance (the reference's addresses file)
+    redis/<i>/redis.conf  local runtime: one directory per virtual node, emptied of all else before a (re)start
     logs/<component>.log  one log per component: redis-<i>, executor-<id>, master
     pids/<component>.json the processes a local runtime started (see processes.py)
     scores.json           written by the master
@@ -43,10 +42,6 @@ class StateDir:
     @property
     def addresses(self) -> Path:
         return self.root / "addresses.txt"
-
-    @property
-    def executors(self) -> Path:
-        return self.root / "executors.txt"
 
     @property
     def password_file(self) -> Path:

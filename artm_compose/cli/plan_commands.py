@@ -34,8 +34,8 @@ def plan_command(as_json: bool, **options: Any) -> None:
 def render_command(**options: Any) -> None:
     """Write the cluster's files into the state directory without starting anything.
 
-    redis.conf per node, addresses.txt, executors.txt, cluster.json and redis.password (0600), and the
-    runtime's own file: compose.yml for Compose, stack.yml for Swarm (as `swarm render` writes it).
+    cluster.json and redis.password (0600), and the runtime's own files: redis.conf per node and
+    addresses.txt for local, compose.yml for Compose, stack.yml for Swarm (as `swarm render` writes it).
     """
     cluster = cluster_of(options)
     for path in cluster.render():

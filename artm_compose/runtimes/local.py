@@ -1,7 +1,7 @@
 """The local runtime: the plan as processes on this machine, supervisord-style.
 
-One ``redis-server`` per virtual node on 127.0.0.1 (own directory, own log), then the executors and
-the master as Python processes, each logging to ``logs/<component>.log``. Every process started is
+One ``redis-server`` per virtual node on 127.0.0.1 (own directory, own log, own ``redis.conf`` rendered
+here), then the executors and the master as Python processes, each logging to ``logs/<component>.log``. Every process started is
 recorded in ``pids/<component>.json``; ``down`` stops exactly those (after checking each PID is still
 the process we started) and nothing else.
 """
@@ -23,14 +23,15 @@ from artm_compose.containers import engine_launch
 from artm_compose.bootstrap import bootstrap, bootstrap_timeout, check_health, seeded_nodes_conf, targets_from_plan
 from artm_compose.errors import ArtmComposeError, BootstrapError, BootstrapTimeout, ConfigError, RuntimeUnavailable
 from artm_compose.in_cluster import parse_job, run_job
-from artm_compose.plan import Plan
+from artm_compose.plan import NodePlan, Plan
 from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
                                    stop_processes)
 from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
-from artm_compose.render import DASHBOARD, MASTER, redis_component, redis_fingerprint, render_all
+from artm_compose.render import (DASHBOARD, MASTER, redis_component, redis_fingerprint, render_all,
+                                 render_template)
 from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
-from artm_compose.state import StateDir, read_password
+from artm_compose.state import StateDir, read_password, write_text_atomic
 from artm_compose.waiting import poll_until, wait_until
 
 REDIS_START_TIMEOUT = 10.0
@@ -56,6 +57,29 @@ def _check_dashboard_port(port: int) -> None:
                       f"choose another --dashboard-port or stop that process")
 
 
+def render_redis_conf(plan: Plan, state: StateDir, node: NodePlan, password: str) -> str:
+    """The ``redis.conf`` of ``node``: its own directory and log file, cluster mode, node timeout,
+    noeviction, no persistence, and the password (so none is on a command line)."""
+    return render_template("redis.conf.j2", cluster=plan.cluster, node=node, port=node.port, bind=node.host,
+                           password=password, directory=str(state.redis_dir(node.index)),
+                           logfile=str(state.log(redis_component(node.index))),
+                           node_timeout_ms=plan.config.node_timeout_ms)
+
+
+def render_local_files(plan: Plan, state: StateDir) -> list[Path]:
+    """Write what only this runtime reads beside ``cluster.json``: each node's ``redis.conf`` (mode 0600:
+    it holds the password) and ``addresses.txt``, the reference's ``HOST PORT`` per node, which this
+    machine (unlike one outside a container network) can use to reach the cluster."""
+    password = state.ensure_password()
+    written = []
+    for node in plan.nodes:
+        path = state.redis_conf(node.index)
+        write_text_atomic(path, render_redis_conf(plan, state, node, password), mode=0o600)
+        written.append(path)
+    write_text_atomic(state.addresses, render_template("addresses.txt.j2", nodes=plan.nodes))
+    return [*written, state.addresses]
+
+
 class LocalRuntime(Runtime):
     """Processes on this machine, recorded in the state directory."""
 
@@ -77,7 +101,12 @@ class LocalRuntime(Runtime):
         if plan.config.dashboard and DASHBOARD not in self._running_records():
             _check_dashboard_port(plan.config.dashboard_port)
         self._forget_exited(keep=self._kept)
+        render_local_files(plan, self.state)
         render_all(plan, self.state, status=Status.STARTING)
+
+    def render(self, plan: Plan) -> list[Path]:
+        """``cluster.json``, each node's ``redis.conf`` and ``addresses.txt``; nothing starts."""
+        return [*render_local_files(plan, self.state), *render_all(plan, self.state)]
 
     def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
         if self._reuse_redis:

@@ -141,7 +141,7 @@ def test_render_writes_the_state_directory(tmp_path, capsys):
     code, out, _ = run(["render", "--runtime", "local", "--nodes", "2", "--state-dir", str(state)], capsys)
     assert code == 0
     written = {Path(line).relative_to(state).as_posix() for line in out.split()}
-    assert written == {"redis/0/redis.conf", "redis/1/redis.conf", "addresses.txt", "executors.txt", "cluster.json"}
+    assert written == {"redis/0/redis.conf", "redis/1/redis.conf", "addresses.txt", "cluster.json"}
     assert (state / "redis.password").stat().st_mode & 0o777 == 0o600
     assert not (state / "pids").exists() or not list((state / "pids").iterdir())
 
@@ -250,7 +250,7 @@ def test_cli_up_status_logs_down_with_the_installed_script(tmp_path):
     try:
         assert up.returncode == 0, up.stderr
         assert "redis nodes 4/4 up, slots 16384/16384, cluster_state ok" in up.stdout
-        for name in ("cluster.json", "addresses.txt", "executors.txt", "redis.password", "redis/3/redis.conf",
+        for name in ("cluster.json", "addresses.txt", "redis.password", "redis/3/redis.conf",
                      "logs/redis-0.log"):
             assert (state / name).exists(), name
 

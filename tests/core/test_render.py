@@ -1,9 +1,8 @@
-"""Rendering: parse what was written (redis.conf, addresses, executor ids, cluster.json) and check it."""
+"""Rendering: parse what every runtime reads (cluster.json, the password) and check it; fingerprints."""
 
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,7 @@ import pytest
 from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary
 from artm_compose.plan import make_plan
-from artm_compose.redis_client import read_addresses
-from artm_compose.render import (plan_fingerprint, redis_fingerprint, render_all, render_executors,
-                                 render_redis_conf)
+from artm_compose.render import plan_fingerprint, redis_fingerprint, render_all
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir, read_password
 
@@ -27,17 +24,6 @@ def summary(batches: int = 12, vocab: int = 50) -> DataSummary:
                        token_weights=rng.integers(1, 100, vocab).astype(float))
 
 
-def parse_conf(text: str) -> dict[str, str]:
-    """redis.conf as Redis reads it: one directive per line, arguments split like a shell would."""
-    settings = {}
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, *values = shlex.split(line)
-            assert key not in settings, f"{key} set twice"
-            settings[key] = " ".join(values)
-    return settings
-
-
 @pytest.fixture
 def rendered(tmp_path):
     config = ClusterConfig(name="demo", runtime="local", nodes=3, executors_per_node=2, base_port=7100,
@@ -48,28 +34,10 @@ def rendered(tmp_path):
     return plan, state, written
 
 
-def test_redis_conf_per_node_has_cluster_settings_password_and_no_persistence(rendered):
-    plan, state, _ = rendered
-    password = read_password(state.password_file)
-    for node in plan.nodes:
-        path = state.redis_conf(node.index)
-        assert path.stat().st_mode & 0o777 == 0o600  # it holds the password
-        conf = parse_conf(path.read_text())
-        assert conf == {
-            "bind": "127.0.0.1", "port": str(node.port), "protected-mode": "yes", "requirepass": password,
-            "dir": str(state.redis_dir(node.index)), "logfile": str(state.log(f"redis-{node.index}")),
-            "daemonize": "no", "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
-            "cluster-node-timeout": "3000", "maxmemory-policy": "noeviction", "save": "", "appendonly": "no",
-        }
-    assert [n.port for n in plan.nodes] == [7100, 7101, 7102]
-
-
-def test_container_redis_conf_uses_data_dir_stdout_and_announce_settings(rendered):
-    plan, _, _ = rendered
-    conf = parse_conf(render_redis_conf(plan, plan.nodes[1], password="secret", directory="/data", bind="0.0.0.0",
-                                        announce={"cluster-announce-ip": "10.5.0.3"}))
-    assert conf["dir"] == "/data" and conf["logfile"] == "" and conf["bind"] == "0.0.0.0"
-    assert conf["cluster-announce-ip"] == "10.5.0.3" and conf["requirepass"] == "secret"
+def test_render_all_writes_cluster_json_and_the_password_only(rendered):
+    _, state, written = rendered
+    assert written == [state.cluster_json]
+    assert sorted(p.name for p in state.root.rglob("*") if p.is_file()) == ["cluster.json", "redis.password"]
 
 
 def test_password_file_is_private_and_reused(rendered):
@@ -79,13 +47,6 @@ def test_password_file_is_private_and_reused(rendered):
     assert len(password) >= 32
     render_all(plan, state)
     assert read_password(state.password_file) == password
-
-
-def test_addresses_and_executor_ids(rendered):
-    plan, state, _ = rendered
-    assert read_addresses(state.addresses) == [("127.0.0.1", 7100), ("127.0.0.1", 7101), ("127.0.0.1", 7102)]
-    assert state.executors.read_text().split("\n") == ["0", "1", "2", "3", "4", "5", ""]
-    assert render_executors(plan) == state.executors.read_text()
 
 
 def test_cluster_json_describes_nodes_executors_master_and_data(rendered):
@@ -121,13 +82,3 @@ def test_fingerprints_separate_the_redis_cluster_from_the_training(tmp_path):
     assert plan_fingerprint(trained) != plan_fingerprint(plan)
     assert redis_fingerprint(make_plan(base.replace(nodes=3))) != redis_fingerprint(plan)
     assert redis_fingerprint(make_plan(base.replace(base_port=7200))) != redis_fingerprint(plan)
-
-
-def test_empty_redis_dir_keeps_only_redis_conf(rendered):
-    _, state, _ = rendered
-    directory = state.redis_dir(0)
-    (directory / "nodes.conf").write_text("stale")
-    (directory / "dump.rdb").write_text("stale")
-    (directory / "appendonlydir").mkdir()
-    state.empty_redis_dir(0)
-    assert [p.name for p in directory.iterdir()] == ["redis.conf"]

@@ -58,7 +58,7 @@ def assert_healthy_from_every_node(cluster) -> None:
 def test_four_nodes_bootstrap_serve_keys_restart_and_stop(local_cluster):
     cluster = local_cluster(nodes=4)
     state = cluster.state
-    for name in ("cluster.json", "addresses.txt", "executors.txt", "redis.password"):
+    for name in ("cluster.json", "addresses.txt", "redis.password"):
         assert (state.root / name).is_file(), name
     assert oct(state.password_file.stat().st_mode & 0o777) == "0o600"
     assert_healthy_from_every_node(cluster)
