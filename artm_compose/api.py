@@ -28,7 +28,7 @@ from artm_compose.plan import Plan, make_plan
 from artm_compose.record import ClusterRecord
 from artm_compose.runtimes.base import ClusterStatus, Echo, UpResult
 from artm_compose.runtimes.lifecycle import Runtime
-from artm_compose.runtimes.registry import get_runtime
+from artm_compose.runtimes.registry import addressing_of, get_runtime
 from artm_compose.state import StateDir
 
 if TYPE_CHECKING:
@@ -70,8 +70,9 @@ class Cluster:
 
     @cached_property
     def plan(self) -> Plan:
-        """The plan (reads the data directory's batches once, if there is one)."""
-        return make_plan(self.config, self._data)
+        """The plan, with nodes where the runtime puts them (reads the data directory's batches once, if
+        there is one)."""
+        return make_plan(self.config, self._data, addressing=addressing_of(self.config.runtime))
 
     @property
     def state(self) -> StateDir:

@@ -104,7 +104,9 @@ class ClusterConfig:
         _check(self.heartbeat_timeout > 0, "heartbeat_timeout", self.heartbeat_timeout, "must be > 0")
         _check(self.max_restarts >= 0, "max_restarts", self.max_restarts, "must be >= 0")
         _check(self.restart_timeout > 0, "restart_timeout", self.restart_timeout, "must be > 0")
-        self._check_ports()
+        # Every node listens on base_port at least; the runtime's addressing checks the ports of nodes
+        # that share a host (artm_compose.addressing), when the plan is made.
+        check_node_ports(self.base_port, 1)
         _check(1024 <= self.dashboard_port <= MAX_PORT, "dashboard_port", self.dashboard_port,
                f"the dashboard needs a port in 1024..{MAX_PORT}")
         check_online(self.mode, self.update_every, self.tau0, self.kappa)
@@ -114,18 +116,6 @@ class ClusterConfig:
                    "use a Docker memory size such as 512m or 2g")
         if self.vocab_path is not None and self.data_dir is None:
             raise ConfigError(f"vocab_path={self.vocab_path}: a vocabulary needs a data directory (data_dir)")
-
-    def _check_ports(self) -> None:
-        # Locally every node listens on the host, so node i takes base_port + i and its cluster bus
-        # base_port + i + 10000; in containers every node has its own address and the same port.
-        node_ports = self.nodes if self.runtime == "local" else 1
-        highest = self.base_port + node_ports - 1
-        _check(1024 <= self.base_port and highest + CLUSTER_BUS_OFFSET <= MAX_PORT, "base_port", self.base_port,
-               f"node ports {self.base_port}..{highest} and their cluster-bus ports "
-               f"{self.base_port + CLUSTER_BUS_OFFSET}..{highest + CLUSTER_BUS_OFFSET} must lie in 1024..{MAX_PORT}")
-        _check(node_ports <= CLUSTER_BUS_OFFSET, "nodes", self.nodes,
-               f"{self.nodes} local nodes from port {self.base_port} would collide with their own cluster-bus "
-               f"ports (+{CLUSTER_BUS_OFFSET}); use at most {CLUSTER_BUS_OFFSET} local nodes")
 
     @property
     def executor_count(self) -> int:
@@ -198,6 +188,15 @@ def _regularizers(values: Any) -> tuple[Regularizer, ...]:
         else:
             raise ConfigError(f"regularizers[{position}]={value!r} is invalid: use a mapping with a type")
     return tuple(result)
+
+
+def check_node_ports(base_port: int, ports: int) -> None:
+    """Refuse ``ports`` node ports from ``base_port`` unless they and their cluster-bus ports (+10000) are
+    usable ports (1024..65535)."""
+    highest = base_port + ports - 1
+    _check(1024 <= base_port and highest + CLUSTER_BUS_OFFSET <= MAX_PORT, "base_port", base_port,
+           f"node ports {base_port}..{highest} and their cluster-bus ports "
+           f"{base_port + CLUSTER_BUS_OFFSET}..{highest + CLUSTER_BUS_OFFSET} must lie in 1024..{MAX_PORT}")
 
 
 def _check(ok: bool, field_name: str, value: Any, advice: str) -> None:

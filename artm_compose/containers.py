@@ -1,5 +1,6 @@
-"""Conventions of the containers that Compose and Swarm both run: secret and mount paths inside them,
-the engine's command lines, in-cluster jobs, Redis memory and the escaping of Compose-format files.
+"""Conventions of the containers that Compose and Swarm both run: how their Redis nodes are addressed,
+secret and mount paths inside them, the engine's command lines, in-cluster jobs, Redis memory and the
+escaping of Compose-format files.
 
 Free of Docker on purpose: the rendering of both files (``compose_file``, ``swarm.stack``) and the
 runtimes' checks import it without needing a Docker client.
@@ -14,9 +15,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from artm_compose.addressing import Addressing
 from artm_compose.errors import RuntimeUnavailable
 from artm_compose.plan import Plan
 
+# Every Redis node is a service named after its component (render.redis_component) on the cluster's
+# network, so each has its own host name and all listen on the same port.
+SERVICE_ADDRESSING = Addressing(host="redis-{index}", port_per_node=False)
 SECRET_NAME = "redis_password"
 PASSWORD_FILE = f"/run/secrets/{SECRET_NAME}"
 CORPUS_MOUNT = "/corpus"

@@ -1,8 +1,9 @@
 """The plan: every name, address, slot range and executor range of a cluster, computed once.
 
 ``make_plan`` is pure apart from reading the data directory's batch and token weights
-(through :func:`artm_compose.data.summary.summarize`, or a summary passed in). Renderers and
-runtimes only read a :class:`Plan`; they never recompute ranges.
+(through :func:`artm_compose.data.summary.summarize`, or a summary passed in). Node addresses come
+from the runtime's :class:`~artm_compose.addressing.Addressing`, passed in: the plan never asks which
+runtime it is for. Renderers and runtimes only read a :class:`Plan`; they never recompute ranges.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from artm_compose.addressing import Addressing
 from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary, summarize
 from artm_compose.errors import ConfigError
@@ -89,6 +91,7 @@ class Plan:
     """The immutable plan of one cluster."""
 
     config: ClusterConfig
+    addressing: Addressing
     nodes: tuple[NodePlan, ...]
     executors: tuple[ExecutorPlan, ...]
     split: SplitReport
@@ -120,18 +123,14 @@ class Plan:
         }
 
 
-def node_address(config: ClusterConfig, index: int) -> tuple[str, int]:
-    """Where node ``index`` listens: distinct ports on loopback locally, a service name in containers."""
-    if config.runtime == "local":
-        return "127.0.0.1", config.base_port + index
-    return f"redis-{index}", config.base_port
+def make_plan(config: ClusterConfig, data: DataSummary | None = None, *, addressing: Addressing) -> Plan:
+    """Compute the plan of ``config`` with nodes at ``addressing`` (its runtime's); reads the data
+    directory unless ``data`` is given.
 
-
-def make_plan(config: ClusterConfig, data: DataSummary | None = None) -> Plan:
-    """Compute the plan of ``config``; reads the data directory unless ``data`` is given.
-
-    Raises :class:`ConfigError` when an executor would get no batch and ``allow_idle`` is off.
+    Raises :class:`ConfigError` when the nodes' ports do not fit ``addressing``, or when an executor
+    would get no batch and ``allow_idle`` is off.
     """
+    addressing.check(config)
     if data is None and config.data_dir is not None:
         vocab_path = config.resolved_vocab_path
         assert vocab_path is not None
@@ -139,7 +138,7 @@ def make_plan(config: ClusterConfig, data: DataSummary | None = None) -> Plan:
     nodes = tuple(
         NodePlan(index=i, name=f"redis-{i}", host=host, port=port, slots=slots)
         for i, slots in enumerate(split_slots(config.nodes))
-        for host, port in [node_address(config, i)]
+        for host, port in [addressing.address(i, config.base_port)]
     )
     count = config.executor_count
     if data is None:
@@ -171,7 +170,7 @@ def make_plan(config: ClusterConfig, data: DataSummary | None = None) -> Plan:
             f"{data.batch_count} batches in {data.batches_dir} for {config.nodes} node(s) x "
             f"{config.executors_per_node} executor(s) with split={config.split}; use fewer executors "
             f"or pass --allow-idle")
-    return Plan(config=config, nodes=nodes, executors=executors, split=split, data=data)
+    return Plan(config=config, addressing=addressing, nodes=nodes, executors=executors, split=split, data=data)
 
 
 def _id_list(ids: list[int], shown: int = 10) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from artm_compose.compose_file import render_compose
 from artm_compose.config import ClusterConfig
+from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
 from artm_compose.docker_env import layout_network
 from artm_compose.images.build import ImageTags
@@ -41,7 +42,7 @@ def example_plan():
     data = DataSummary(batches_dir=EXAMPLE / "corpus", vocab_path=EXAMPLE / "corpus" / "vocab.txt",
                        batch_names=tuple(f"batch_{i:04d}.batch" for i in range(BATCHES)),
                        batch_weights=np.full(BATCHES, 1000.0), token_weights=np.full(VOCABULARY, 1.6))
-    return make_plan(config, data)
+    return make_plan(config, data, addressing=SERVICE_ADDRESSING)
 
 
 def rendered() -> dict[Path, str]:
@@ -50,7 +51,7 @@ def rendered() -> dict[Path, str]:
     state = StateDir.at(plan.config.state_dir)
     network = layout_network(ipaddress.ip_network("10.210.0.0/24"), NODES)
     compose = render_compose(plan, state, images=IMAGES, network=network, user=USER)
-    swarm_plan = make_plan(plan.config.replace(runtime="swarm"), plan.data)
+    swarm_plan = make_plan(plan.config.replace(runtime="swarm"), plan.data, addressing=SERVICE_ADDRESSING)
     stack = render_stack(swarm_plan, state, images=IMAGES, groups={n: n for n in range(NODES)},
                          manager_id="MANAGER-NODE-ID", password=PLACEHOLDER_PASSWORD, user=USER)
     return {OUT / "compose.yml": compose, OUT / "stack.yml": stack}

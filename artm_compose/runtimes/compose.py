@@ -36,7 +36,7 @@ from artm_compose import labels
 from artm_compose.bootstrap import bootstrap_timeout
 from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, compose_path, container_name, network_name,
                                        published_port, render_compose)
-from artm_compose.containers import corpus_mounts, in_cluster_command
+from artm_compose.containers import SERVICE_ADDRESSING, corpus_mounts, in_cluster_command
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets, whales_message)
 from artm_compose.data.batches import list_batches
@@ -196,6 +196,7 @@ class ComposeRuntime(Runtime):
     """Containers on this Docker host, one Compose project per cluster (``artm-<name>``)."""
 
     name = RUNTIME_NAME
+    addressing = SERVICE_ADDRESSING
     where = "on Docker"
     serves_dashboard = True
     missing = "no container"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from artm_compose.addressing import Addressing
 from artm_compose.containers import redis_maxmemory
 from artm_compose.data.batches import list_batches
 from artm_compose.errors import BootstrapError, ConfigError, TrainingError
@@ -123,6 +124,8 @@ class Runtime(ABC):
     """
 
     name: ClassVar[str]
+    # How its Redis nodes are reached; make_plan takes it, so the plan never asks for the runtime's name.
+    addressing: ClassVar[Addressing]
     # Where the members live, for people: "nothing of cluster 'x' is left <where>".
     where: ClassVar[str]
     # A member's state when the runtime finds no trace of it.
@@ -140,6 +143,9 @@ class Runtime(ABC):
         started = time.monotonic()
         if plan.config.runtime != self.name:
             raise ConfigError(f"runtime={plan.config.runtime!r}: this plan is not for the {self.name} runtime")
+        if plan.addressing != self.addressing:
+            raise ConfigError(f"this plan addresses its nodes as {plan.addressing}, the {self.name} runtime "
+                              f"as {self.addressing}")
         # Before anything starts: a node that hits maxmemory mid-training fails the run (noeviction).
         check_redis_memory(plan, redis_maxmemory(plan.config.redis_memory), plan.config.redis_memory)
         check_executor_memory(plan, plan.config.executor_memory)

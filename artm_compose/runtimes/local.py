@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from artm_compose.addressing import Addressing
 from artm_compose.containers import engine_launch
 from artm_compose.bootstrap import bootstrap, bootstrap_timeout, check_health, seeded_nodes_conf, targets_from_plan
 from artm_compose.errors import ArtmComposeError, BootstrapError, BootstrapTimeout, ConfigError, RuntimeUnavailable
@@ -34,6 +35,8 @@ from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import StateDir, read_password, write_text_atomic
 from artm_compose.waiting import poll_until, wait_until
 
+# Every node listens on this machine's loopback, so each takes its own port.
+LOOPBACK = Addressing(host="127.0.0.1", port_per_node=True)
 REDIS_START_TIMEOUT = 10.0
 
 
@@ -84,6 +87,7 @@ class LocalRuntime(Runtime):
     """Processes on this machine, recorded in the state directory."""
 
     name = "local"
+    addressing = LOOPBACK
     where = "on this machine"
     serves_dashboard = True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from artm_compose.addressing import Addressing
 from artm_compose.errors import RuntimeUnavailable
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import StateDir
@@ -37,3 +38,8 @@ def runtime_class(name: str) -> type[Runtime]:
 
 def get_runtime(name: str, state: StateDir) -> Runtime:
     return runtime_class(name)(state)
+
+
+def addressing_of(name: str) -> Addressing:
+    """How the runtime ``name`` addresses its Redis nodes, for :func:`artm_compose.plan.make_plan`."""
+    return runtime_class(name).addressing

@@ -32,7 +32,8 @@ from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.containers import PASSWORD_FILE, STATE_MOUNT, Mount, corpus_mounts, in_cluster_command
+from artm_compose.containers import (PASSWORD_FILE, SERVICE_ADDRESSING, STATE_MOUNT, Mount, corpus_mounts,
+                                    in_cluster_command)
 from artm_compose.docker_env import docker_client, whales_message
 from artm_compose.errors import (BootstrapError, BootstrapTimeout, ConfigError, DataError, RuntimeTimeout,
                                  RuntimeUnavailable, TrainingTimeout)
@@ -117,7 +118,7 @@ class SwarmRuntime(Runtime):
     """A Docker Swarm stack per cluster (``artm-<name>``), driven from a Swarm manager."""
 
     name = RUNTIME_NAME
-
+    addressing = SERVICE_ADDRESSING
     where = "on Docker Swarm"
     missing = "no service"
 

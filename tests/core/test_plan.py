@@ -1,4 +1,4 @@
-"""Plan: slot coverage, the reference range formula, the balanced split, validation."""
+"""Plan: slot coverage, the reference range formula, the balanced split, node addressing, validation."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from artm_compose.config import ClusterConfig
+from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
 from artm_compose.plan import make_plan
 from artm_compose.ranges import balanced_ranges, even_ranges, measure_balance
+from artm_compose.runtimes.local import LOOPBACK
 from artm_compose.slots import SLOT_COUNT, split_slots
 
 
@@ -90,7 +92,7 @@ def test_balanced_beats_even_on_uneven_batches():
 
 def test_plan_executor_ids_are_node_major_and_ranges_cover_the_data():
     config = ClusterConfig(nodes=4, executors_per_node=2, runtime="local", data_dir=Path("b"))
-    plan = make_plan(config, summary(np.arange(1, 17), np.ones(100)))
+    plan = make_plan(config, summary(np.arange(1, 17), np.ones(100)), addressing=LOOPBACK)
     assert [e.id for e in plan.executors] == list(range(8))
     assert [e.node for e in plan.executors] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert plan.executors[0].batch_range[0] == 0 and plan.executors[-1].batch_range[1] == 16
@@ -100,27 +102,41 @@ def test_plan_executor_ids_are_node_major_and_ranges_cover_the_data():
 
 def test_plan_even_split_matches_reference_for_every_executor():
     config = ClusterConfig(nodes=3, executors_per_node=2, split="even", runtime="local", data_dir=Path("b"))
-    plan = make_plan(config, summary(np.ones(64), np.ones(17800)))
+    plan = make_plan(config, summary(np.ones(64), np.ones(17800)), addressing=LOOPBACK)
     assert [e.batch_range for e in plan.executors] == reference_ranges(64, 6)
     assert [e.token_range for e in plan.executors] == reference_ranges(17800, 6)
 
 
 def test_containers_address_nodes_by_service_name():
-    plan = make_plan(ClusterConfig(nodes=2, runtime="compose"))
+    plan = make_plan(ClusterConfig(nodes=2, runtime="compose"), addressing=SERVICE_ADDRESSING)
     assert [(n.host, n.port) for n in plan.nodes] == [("redis-0", 7000), ("redis-1", 7000)]
+    assert [n.name for n in plan.nodes] == ["redis-0", "redis-1"]  # the service is the node's host
+
+
+@pytest.mark.parametrize("changes,named", [
+    ({"nodes": 3, "base_port": 55534}, "base_port=55534"),  # node 2's cluster bus would be port 65536
+    ({"nodes": 10001}, "nodes=10001"),  # node 10000 would take node 0's cluster-bus port
+])
+def test_nodes_sharing_a_host_need_a_port_each_and_their_bus_ports(changes, named):
+    config = ClusterConfig(**changes)
+    with pytest.raises(ConfigError) as error:
+        make_plan(config, addressing=LOOPBACK)
+    assert named in str(error.value)
+    assert len(make_plan(config, addressing=SERVICE_ADDRESSING).nodes) == config.nodes
 
 
 def test_more_executors_than_batches_names_the_idle_ones():
     config = ClusterConfig(nodes=2, executors_per_node=2, data_dir=Path("b"))
     with pytest.raises(ConfigError, match=r"ids 3\b"):
-        make_plan(config, summary([5.0, 5.0, 5.0], np.ones(10)))
-    plan = make_plan(config.replace(allow_idle=True), summary([5.0, 5.0, 5.0], np.ones(10)))
+        make_plan(config, summary([5.0, 5.0, 5.0], np.ones(10)), addressing=SERVICE_ADDRESSING)
+    plan = make_plan(config.replace(allow_idle=True), summary([5.0, 5.0, 5.0], np.ones(10)),
+                     addressing=SERVICE_ADDRESSING)
     assert [e.id for e in plan.executors if e.idle] == [3]
 
 
 def test_empty_vocabulary_is_refused():
     with pytest.raises(ConfigError, match="empty"):
-        make_plan(ClusterConfig(data_dir=Path("b")), summary([1.0], []))
+        make_plan(ClusterConfig(data_dir=Path("b")), summary([1.0], []), addressing=SERVICE_ADDRESSING)
 
 
 @pytest.mark.parametrize("changes,named", [
@@ -129,7 +145,6 @@ def test_empty_vocabulary_is_refused():
     ({"executors_per_node": 0}, "executors_per_node=0"),
     ({"base_port": 80}, "base_port=80"),
     ({"base_port": 60000}, "base_port=60000"),
-    ({"runtime": "local", "nodes": 10001}, "nodes=10001"),
     ({"name": "Bad Name"}, "name='Bad Name'"),
     ({"runtime": "kubernetes"}, "runtime='kubernetes'"),
     ({"split": "random"}, "split='random'"),

@@ -12,6 +12,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary
 from artm_compose.plan import make_plan
 from artm_compose.render import plan_fingerprint, redis_fingerprint, render_all
+from artm_compose.runtimes.local import LOOPBACK
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir, read_password
 
@@ -28,7 +29,7 @@ def summary(batches: int = 12, vocab: int = 50) -> DataSummary:
 def rendered(tmp_path):
     config = ClusterConfig(name="demo", runtime="local", nodes=3, executors_per_node=2, base_port=7100,
                            state_dir=tmp_path / "state", node_timeout_ms=3000, data_dir=Path("/data/batches"))
-    plan = make_plan(config, summary())
+    plan = make_plan(config, summary(), addressing=LOOPBACK)
     state = StateDir.at(config.state_dir)
     written = render_all(plan, state)
     return plan, state, written
@@ -75,10 +76,10 @@ def test_cluster_json_describes_nodes_executors_master_and_data(rendered):
 
 def test_fingerprints_separate_the_redis_cluster_from_the_training(tmp_path):
     base = ClusterConfig(runtime="local", nodes=2, state_dir=tmp_path)
-    plan = make_plan(base)
-    assert plan_fingerprint(plan) == plan_fingerprint(make_plan(base))
-    trained = make_plan(base.replace(data_dir=Path("/data/batches"), topics=7), summary())
+    plan = make_plan(base, addressing=LOOPBACK)
+    assert plan_fingerprint(plan) == plan_fingerprint(make_plan(base, addressing=LOOPBACK))
+    trained = make_plan(base.replace(data_dir=Path("/data/batches"), topics=7), summary(), addressing=LOOPBACK)
     assert redis_fingerprint(trained) == redis_fingerprint(plan)
     assert plan_fingerprint(trained) != plan_fingerprint(plan)
-    assert redis_fingerprint(make_plan(base.replace(nodes=3))) != redis_fingerprint(plan)
-    assert redis_fingerprint(make_plan(base.replace(base_port=7200))) != redis_fingerprint(plan)
+    assert redis_fingerprint(make_plan(base.replace(nodes=3), addressing=LOOPBACK)) != redis_fingerprint(plan)
+    assert redis_fingerprint(make_plan(base.replace(base_port=7200), addressing=LOOPBACK)) != redis_fingerprint(plan)

@@ -12,6 +12,7 @@ from artm_compose.data.summary import DataSummary
 from artm_compose.engine import executor, master
 from artm_compose.engine.launch import executor_argv, master_argv
 from artm_compose.plan import make_plan
+from artm_compose.runtimes.local import LOOPBACK
 
 REFERENCE_EXECUTOR_FLAGS = ["--num-topics", "--num-inner-iter", "--num-threads", "--batches-dir-path", "--vocab-path",
                             "--continue-fitting", "--caching-mode", "--redis-ip", "--redis-port", "--executor-id",
@@ -27,7 +28,8 @@ def plan(**config):
                        batch_weights=np.ones(6), token_weights=np.ones(100))
     return make_plan(ClusterConfig(name="demo", runtime="local", nodes=2, executors_per_node=2, data_dir=Path("/data"),
                                    topics=30, iterations=7, inner_iterations=4, threads=2, seed=9,
-                                   heartbeat_timeout=12.5, allow_idle=True, **config), data)
+                                   heartbeat_timeout=12.5, allow_idle=True, **config), data,
+                     addressing=LOOPBACK)
 
 
 def test_executor_argv_parses_back_to_the_plan():

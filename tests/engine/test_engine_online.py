@@ -20,6 +20,7 @@ from artm_compose.engine.online import (OnlineSchedule, blend, check_online, rho
                                         updates_in_pass)
 from artm_compose.errors import ConfigError
 from artm_compose.plan import make_plan
+from artm_compose.runtimes.local import LOOPBACK
 from support.engine import DPKG_STATUS, client_of, dpkg_corpus, run_training
 from support.paths import REFERENCE_PYTHON, REFERENCE_SCRIPT
 from support.ports import requires_redis
@@ -69,12 +70,13 @@ def test_update_documents_are_the_batches_of_the_update_on_the_rows_they_use(tmp
 
 def test_master_gets_online_flags_only_in_online_mode(tmp_path):
     corpus = dpkg_corpus(tmp_path / "dpkg") if DPKG_STATUS.exists() else pytest.skip("no dpkg status")
-    plan = make_plan(ClusterConfig(runtime="local", data_dir=corpus, mode="online", update_every=3, tau0=64, kappa=0.6))
+    plan = make_plan(ClusterConfig(runtime="local", data_dir=corpus, mode="online", update_every=3, tau0=64, kappa=0.6),
+                     addressing=LOOPBACK)
     argv = master_argv(plan, redis_host="h", redis_port=1, password_file="p", batches_dir="b", vocab_path="v",
                        scores_path="s")
     assert argv[argv.index("--mode") + 1] == "online" and argv[argv.index("--update-every") + 1] == "3"
     assert float(argv[argv.index("--tau0") + 1]) == 64.0 and float(argv[argv.index("--kappa") + 1]) == 0.6
-    offline = make_plan(ClusterConfig(runtime="local", data_dir=corpus))
+    offline = make_plan(ClusterConfig(runtime="local", data_dir=corpus), addressing=LOOPBACK)
     assert "--mode" not in master_argv(offline, redis_host="h", redis_port=1, password_file="p", batches_dir="b",
                                        vocab_path="v", scores_path="s")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from artm_compose import labels
 from artm_compose.config import ClusterConfig
+from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.plan import make_plan
 from artm_compose.render import redis_fingerprint
 from artm_compose.runtimes.compose import DockerObject, Inventory, find_conflicts
@@ -14,7 +15,8 @@ STATE = StateDir.at("/srv/artm/state")
 
 
 def plan(**overrides):
-    return make_plan(ClusterConfig(name="demo", runtime="compose", state_dir=STATE.root, **overrides))
+    return make_plan(ClusterConfig(name="demo", runtime="compose", state_dir=STATE.root, **overrides),
+                     addressing=SERVICE_ADDRESSING)
 
 
 def ours(name: str, role: str, *, running: bool = True, state: StateDir = STATE, layout: str | None = None,

@@ -14,7 +14,7 @@ import yaml
 from artm_compose import labels
 from artm_compose.compose_file import compose_path, render_compose
 from artm_compose.config import ClusterConfig
-from artm_compose.containers import PASSWORD_FILE, redis_maxmemory
+from artm_compose.containers import PASSWORD_FILE, SERVICE_ADDRESSING, redis_maxmemory
 from artm_compose.data.summary import DataSummary
 from artm_compose.docker_env import layout_network
 from artm_compose.images.build import ImageTags
@@ -36,7 +36,7 @@ def rendered(tmp_path: Path, *, data: bool = False, **overrides) -> tuple[dict, 
     """Render a plan into a state dir under ``tmp_path``; the parsed compose file, its text, the state dir."""
     config = ClusterConfig(name=overrides.pop("name", "demo"), state_dir=tmp_path / "state", **overrides)
     data_dir = tmp_path / "corpus"
-    plan = make_plan(config, data=summary(data_dir) if data else None)
+    plan = make_plan(config, data=summary(data_dir) if data else None, addressing=SERVICE_ADDRESSING)
     state = StateDir.at(config.state_dir)
     render_all(plan, state)
     text = render_compose(plan, state, images=IMAGES, network=layout_network(SUBNET, len(plan.nodes)),

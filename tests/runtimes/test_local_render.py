@@ -12,7 +12,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary
 from artm_compose.plan import make_plan
 from artm_compose.redis_client import read_addresses
-from artm_compose.runtimes.local import LocalRuntime
+from artm_compose.runtimes.local import LOOPBACK, LocalRuntime
 from artm_compose.state import StateDir, read_password
 
 
@@ -34,7 +34,7 @@ def rendered(tmp_path):
     data = DataSummary(batches_dir=Path("/data/batches"), vocab_path=Path("/data/batches/vocab.txt"),
                        batch_names=tuple(f"{i:06d}.batch" for i in range(12)), batch_weights=np.ones(12),
                        token_weights=np.ones(50))
-    plan = make_plan(config, data)
+    plan = make_plan(config, data, addressing=LOOPBACK)
     state = StateDir.at(config.state_dir)
     return plan, state, LocalRuntime(state).render(plan)
 

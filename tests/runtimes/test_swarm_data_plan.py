@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from artm_compose.config import ClusterConfig
+from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
 from artm_compose.plan import make_plan
@@ -28,7 +29,7 @@ def summary(directory: Path, batches: int) -> DataSummary:
 
 def test_each_node_needs_exactly_its_executors_batches(tmp_path):
     config = ClusterConfig(name="demo", runtime="swarm", nodes=4, executors_per_node=2)
-    plan = make_plan(config, summary(tmp_path, 20))
+    plan = make_plan(config, summary(tmp_path, 20), addressing=SERVICE_ADDRESSING)
     swarm = [SwarmNode("id-a", "a", labels={"artm.capacity": "3"}), SwarmNode("id-b", "b")]
     placed = data_plan(plan, assign("demo", 4, swarm).holdings)
     a, b = placed.nodes
@@ -45,7 +46,8 @@ def test_each_node_needs_exactly_its_executors_batches(tmp_path):
 
 
 def test_local_check_names_missing_files(tmp_path):
-    plan = make_plan(ClusterConfig(name="demo", runtime="swarm", nodes=2), summary(tmp_path, 4))
+    plan = make_plan(ClusterConfig(name="demo", runtime="swarm", nodes=2), summary(tmp_path, 4),
+                     addressing=SERVICE_ADDRESSING)
     placed = data_plan(plan, assign("demo", 2, [SwarmNode("id-a", "a")]).holdings)
     for name in plan.data.batch_names[:3]:
         (tmp_path / name).write_bytes(b"x")
@@ -56,7 +58,7 @@ def test_local_check_names_missing_files(tmp_path):
 
 
 def test_no_data_is_refused():
-    plan = make_plan(ClusterConfig(name="demo", runtime="swarm", nodes=2))
+    plan = make_plan(ClusterConfig(name="demo", runtime="swarm", nodes=2), addressing=SERVICE_ADDRESSING)
     with pytest.raises(ConfigError, match="no data directory"):
         data_plan(plan, assign("demo", 2, [SwarmNode("id-a", "a")]).holdings)
 

@@ -12,6 +12,7 @@ import yaml
 
 from artm_compose import labels
 from artm_compose.config import ClusterConfig
+from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import make_plan
@@ -40,7 +41,7 @@ def setup(tmp_path):
     files.password.write_text(PASSWORD + "\n")
     config = ClusterConfig(name="demo", runtime="swarm", nodes=4, executors_per_node=2, state_dir=state.root,
                            executor_memory="256m")
-    plan = make_plan(config, data_summary(data_dir))
+    plan = make_plan(config, data_summary(data_dir), addressing=SERVICE_ADDRESSING)
     files.nodes.write_text(nodes_document(plan))
     swarm = [SwarmNode("id-small", "small", labels={"artm.capacity": "1"}),
              SwarmNode("id-big", "big", labels={"artm.capacity": "3"})]

@@ -1,4 +1,5 @@
-"""`up` checks the initial phi before anything starts: a bad file leaves no process and no state behind."""
+"""`up` checks the plan and the initial phi before anything starts: a refusal leaves no process and no state
+behind."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import pytest
 
 from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
+from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.vocab import read_vocab
-from artm_compose.errors import ArtmComposeError
+from artm_compose.errors import ArtmComposeError, ConfigError
+from artm_compose.plan import make_plan
+from artm_compose.runtimes.local import LocalRuntime
+from artm_compose.state import StateDir
 from support.engine import dpkg_corpus
 
 TOPICS = 4
@@ -33,6 +38,14 @@ def _up(corpus: Path, state: Path, init_phi: Path, **extra) -> None:
     cluster.up(detach=True, echo=lambda _message: None)
 
 
+def test_a_plan_with_another_runtimes_addressing_is_refused(tmp_path):
+    config = ClusterConfig(runtime="local", nodes=2, state_dir=tmp_path / "state")
+    plan = make_plan(config, addressing=SERVICE_ADDRESSING)  # nodes at redis-0:7000, redis-1:7000
+    with pytest.raises(ConfigError, match="the local runtime as"):
+        LocalRuntime(StateDir.at(config.state_dir)).up(plan, echo=lambda _message: None)
+    assert not config.state_dir.exists()
+
+
 @pytest.mark.parametrize("problem", ["missing", "topics", "tokens", "continue"])
 def test_bad_initial_phi_is_refused_before_anything_starts(corpus, tmp_path, problem):
     tokens = read_vocab(corpus / "vocab.txt").tokens
@@ -50,10 +63,10 @@ def test_bad_initial_phi_is_refused_before_anything_starts(corpus, tmp_path, pro
 
 
 def test_a_matching_initial_phi_passes_the_check(corpus, tmp_path):
-    from artm_compose.plan import make_plan
     from artm_compose.runtimes.lifecycle import check_initial_phi
+    from artm_compose.runtimes.local import LOOPBACK
 
     tokens = read_vocab(corpus / "vocab.txt").tokens
     config = ClusterConfig(runtime="local", data_dir=corpus, topics=TOPICS, state_dir=tmp_path / "state",
                            init_phi=_npz(tmp_path / "ok.npz", list(reversed(tokens)) + ["extra"], TOPICS))
-    check_initial_phi(make_plan(config))
+    check_initial_phi(make_plan(config, addressing=LOOPBACK))

@@ -22,6 +22,7 @@ from artm_compose.engine.kernel import Documents
 from artm_compose.engine.launch import executor_argv, master_argv
 from artm_compose.plan import Plan, make_plan
 from artm_compose.redis_client import cluster_client, read_addresses
+from artm_compose.runtimes.local import LOOPBACK
 from artm_compose.state import read_password
 
 DPKG_STATUS = Path("/var/lib/dpkg/status")
@@ -125,7 +126,7 @@ def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors
     base = cluster.config
     plan_config = ClusterConfig(name=base.name, runtime="local", nodes=nodes, executors_per_node=executors_per_node,
                                 base_port=base.base_port, state_dir=base.state_dir, data_dir=data_dir, **config)
-    plan = make_plan(plan_config)
+    plan = make_plan(plan_config, addressing=LOOPBACK)
     addresses = [line.split() for line in cluster.state.addresses.read_text().splitlines() if line.strip()]
     password = cluster.state.password_file
     logs = work / "logs"
