@@ -28,6 +28,7 @@ from artm_compose.engine import model_store as store
 from artm_compose.engine.connect import EXIT_FINAL, add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.corpus import LocalCorpus, load_corpus
 from artm_compose.engine.initial import phi_rows_for, random_rows
+from artm_compose.engine.chunks import row_blocks
 from artm_compose.engine.kernel import Modalities, e_step, normalise_rows, warm_up
 from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.online import blend, update_documents
@@ -36,7 +37,7 @@ from artm_compose.engine.protocol import (ExecutorChannel, ExecutorStatus, Heart
 from artm_compose.engine.model_inputs import e_step_inputs
 from artm_compose.engine.regularizers import (Regularizer, check_against_model, combine_terms, make_regularizer,
                                               phi_terms, relative_regularizers, relative_sums)
-from artm_compose.engine.scores import SCORE_CLASS, phi_partials, positive_column_sums
+from artm_compose.engine.scores import SCORE_CLASS, class_positive_sums, phi_partials
 from artm_compose.errors import ArtmComposeError, ConfigError, TrainingError
 
 
@@ -131,7 +132,8 @@ class Executor:
 
     def class_sums(self, values: np.ndarray) -> dict[str, list[float]]:
         """n_t per class of own rows: positive sums per topic (BigARTM's FindNormalizers)."""
-        return {c: positive_column_sums(values[self.own_slots == i]).tolist() for i, c in enumerate(self.classes)}
+        sums = class_positive_sums(values, self.own_slots, len(self.classes))
+        return {c: sums[i].tolist() for i, c in enumerate(self.classes)}
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -181,7 +183,9 @@ class Executor:
         """The M-step of own rows: max(n_wt + r_wt, 0) over the class's n_t; phi score sums if asked."""
         assert self.layout is not None and self.own.nwt is not None
         n_t = np.asarray([command["n_t"][c] for c in self.classes], dtype=np.float64).reshape(-1, self.layout.topics)
-        self.own.phi = normalise_rows(self.own.nwt, n_t[self.own_slots])
+        self.own.phi = np.empty(self.own.nwt.shape, dtype=np.float32)
+        for rows in row_blocks(*self.own.nwt.shape):
+            self.own.phi[rows] = normalise_rows(self.own.nwt[rows], n_t[self.own_slots[rows]])
         self.own.nwt = None
         if self.own.end > self.own.begin:
             store.write_range(self.client, self.layout, int(command["generation"]), self.own.begin, self.own.phi)
@@ -248,7 +252,8 @@ class Executor:
         self.own_increments = None
         reply: dict[str, Any] = {}
         if SCORE_CLASS in self.classes:  # the kernel score's n_t: the pass's counters, unregularized
-            reply["kernel_n_t"] = positive_column_sums(nwt[self.own_slots == self.classes.index(SCORE_CLASS)]).tolist()
+            reply["kernel_n_t"] = class_positive_sums(nwt, self.own_slots, len(self.classes))[
+                self.classes.index(SCORE_CLASS)].tolist()
         own_classes = [self.classes[i] for i in self.own_slots]
         terms = phi_terms(self.regularizers, self.own.phi, own_classes, self.topic_names)
         if relative_regularizers(self.regularizers):  # gamma: the master needs global sums first (regularize)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from artm_compose.data.batches import DEFAULT_CLASS
+from artm_compose.engine.chunks import row_blocks
 
 # "all": every score; "basic": the ones the E-step yields for free (perplexity, sparsity_theta).
 SCORE_SETS = ("all", "basic")
@@ -54,23 +55,37 @@ def perplexity_by_class(classes: Sequence[str], class_loglik: Sequence[float],
             if weight > 0}
 
 
-def positive_column_sums(values: np.ndarray) -> np.ndarray:
-    """BigARTM's n_t: per topic, the sum of the positive values only."""
-    return np.where(values > 0, values, 0.0).sum(axis=0)
+def class_positive_sums(values: np.ndarray, slots: np.ndarray, classes: int) -> np.ndarray:
+    """BigARTM's n_t per class: per topic, the sum of the positive values of the rows whose class
+    slot (``slots``, one per row) is that class; ``classes x topics``."""
+    sums = np.zeros((classes, values.shape[1]), dtype=np.float64)
+    for rows in row_blocks(len(values), values.shape[1]):
+        block, block_slots = values[rows], slots[rows]
+        positive = np.where(block > 0, block, 0.0)
+        for slot in range(classes):
+            sums[slot] += positive[block_slots == slot].sum(axis=0)
+    return sums
 
 
 def phi_partials(phi: np.ndarray, in_score_class: np.ndarray, kernel_n_t: np.ndarray) -> dict[str, Any]:
     """An owner's share of the phi scores: its rows of ``phi`` that are of the score class."""
-    rows = phi[in_score_class].astype(np.float64)
+    topics = phi.shape[1]
     n_t = np.asarray(kernel_n_t, dtype=np.float64)
-    weighted = rows * n_t
-    p_w = weighted.sum(axis=1, keepdims=True)
-    p_tw = np.divide(weighted, p_w, out=np.zeros_like(weighted), where=p_w > 0)
-    kernel = p_tw >= KERNEL_THRESHOLD
-    return {"zero_tokens": int((np.abs(rows) < SPARSITY_EPS).sum()), "class_tokens": int(len(rows)),
-            "kernel_size": kernel.sum(axis=0).tolist(),
-            "kernel_purity": np.where(kernel, rows, 0.0).sum(axis=0).tolist(),
-            "kernel_contrast": np.where(kernel, p_tw, 0.0).sum(axis=0).tolist()}
+    zero_tokens = class_tokens = 0
+    size, purity, contrast = np.zeros(topics), np.zeros(topics), np.zeros(topics)
+    for block in row_blocks(len(phi), topics):
+        rows = phi[block][in_score_class[block]].astype(np.float64)
+        weighted = rows * n_t
+        p_w = weighted.sum(axis=1, keepdims=True)
+        p_tw = np.divide(weighted, p_w, out=np.zeros_like(weighted), where=p_w > 0)
+        kernel = p_tw >= KERNEL_THRESHOLD
+        zero_tokens += int((np.abs(rows) < SPARSITY_EPS).sum())
+        class_tokens += len(rows)
+        size += kernel.sum(axis=0)
+        purity += np.where(kernel, rows, 0.0).sum(axis=0)
+        contrast += np.where(kernel, p_tw, 0.0).sum(axis=0)
+    return {"zero_tokens": zero_tokens, "class_tokens": class_tokens, "kernel_size": size.tolist(),
+            "kernel_purity": purity.tolist(), "kernel_contrast": contrast.tolist()}
 
 
 def phi_scores(partials: Sequence[Mapping[str, Any]], topics: int) -> dict[str, float]:

@@ -100,7 +100,9 @@ def test_executor_estimate_matches_the_measured_peak(tmp_path: Path):
         poller.join()
         cluster.down(echo=lambda _m: None)
     for executor, estimate in zip(cluster.plan.executors, estimates):
-        # Measured 0.93 of the estimate (the bound on rows touched is tight on this corpus).
+        # Measured 0.95-0.99 of the estimate at load average 1-6: the E-step is the peak (the bound on rows
+        # touched is tight on this corpus); before engine.chunks, the M-step and the kernel scores' temporaries
+        # made it 1.03-1.19, varying with the allocator's timing.
         assert 0.9 * estimate.total <= peaks[executor.name] <= 1.1 * estimate.total, (executor.name, peaks, estimate)
 
 
