@@ -17,8 +17,8 @@ from typing import Any
 
 from artm_compose import labels
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.containers import (STATE_MOUNT, Mount, data_mounts, engine_commands, escape_dollars,
-                                     in_cluster_command, redis_maxmemory)
+from artm_compose.containers import (STATE_MOUNT, Mount, dashboard_command, data_mounts, engine_commands,
+                                     escape_dollars, in_cluster_command, redis_maxmemory)
 from artm_compose.docker_env import NetworkLayout
 from artm_compose.in_cluster import READY_FILE
 from artm_compose.images.build import ImageTags
@@ -124,10 +124,7 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
 def dashboard_service(plan: Plan, state_root: Path, vocab_path: str | None) -> dict[str, Any]:
     """The dashboard's container: it looks at the cluster from inside its network (no Docker there),
     reads scores.json from the state mount and is published on the host's loopback only."""
-    command = ["artm-compose", "dashboard", "--inside", "--state-dir", STATE_MOUNT, "--host", "0.0.0.0",
-               "--port", str(DASHBOARD_CONTAINER_PORT)]
-    if vocab_path is not None:
-        command += ["--vocab", vocab_path]
+    command = dashboard_command(vocab_path, "--host", "0.0.0.0", "--port", str(DASHBOARD_CONTAINER_PORT))
     return {"container": container_name(plan, DASHBOARD), "labels": labels.role_labels(plan, state_root, DASHBOARD),
             "command": command, "published": f"127.0.0.1:{plan.config.dashboard_port}:{DASHBOARD_CONTAINER_PORT}"}
 

@@ -71,6 +71,13 @@ def container_plan(plan: Plan) -> tuple[Plan, list[Mount]]:
     return inside, [Mount(str(init_phi.parent), INIT_PHI_MOUNT)]
 
 
+def dashboard_command(vocab_path: str | None, *listen: str) -> list[str]:
+    """``up --dashboard``'s server in a container: it looks at the cluster from inside its network (no Docker
+    there), reads the state directory at STATE_MOUNT and the vocabulary at ``vocab_path``; ``listen`` says where."""
+    command = ["artm-compose", "dashboard", "--inside", "--state-dir", STATE_MOUNT, *listen]
+    return command + (["--vocab", vocab_path] if vocab_path is not None else [])
+
+
 def in_cluster_command(job: str, *arguments: str) -> list[str]:
     """An :mod:`artm_compose.in_cluster` job as run in the control container."""
     return ["python3", "-m", "artm_compose.in_cluster", job, "--state-dir", STATE_MOUNT,

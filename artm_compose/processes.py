@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from artm_compose.errors import ConfigError
 from artm_compose.state import write_text_atomic
 from artm_compose.waiting import poll_until
 
@@ -116,6 +117,16 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def check_dashboard_port(port: int) -> None:
+    """ConfigError naming the holder unless ``up --dashboard`` can listen on 127.0.0.1:``port`` here."""
+    if port_free(port):
+        return
+    owner = port_owner(port)
+    holder = f" by pid {owner[0]} ({owner[1]})" if owner else " by another process"
+    raise ConfigError(f"dashboard_port {port} on 127.0.0.1 is already in use{holder}; "
+                      f"choose another --dashboard-port or stop that process")
 
 
 def port_owner(port: int) -> tuple[int, str] | None:

@@ -91,8 +91,9 @@ def cluster_options(function: Callable) -> Callable:
                      help="all (default): perplexity (also per class), sparsity of phi and theta, topic kernel, top "
                           "tokens; basic: perplexity and sparsity of theta only (no extra work per pass)."),
         click.option("--dashboard", is_flag=True, default=None,
-                     help="Also serve the live dashboard (Compose: a container published on 127.0.0.1 only; "
-                          "local: a process on this machine); up prints its address."),
+                     help="Also serve the live dashboard on 127.0.0.1 only (local: a process on this machine; "
+                          "Compose: a container published there; Swarm: a service on this manager behind a "
+                          "relay there; from elsewhere: an SSH tunnel); up prints its address."),
         click.option("--dashboard-port", type=int, help="Port of the --dashboard on 127.0.0.1 [default: 8265]."),
         click.option("--redis-memory", help="Container memory limit of each Redis node, e.g. 1g."),
         click.option("--executor-memory", help="Container memory limit of each executor, e.g. 2g."),

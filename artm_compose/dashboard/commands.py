@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from artm_compose.dashboard.plot import plot_scores, read_scores
+from artm_compose.dashboard.relay import serve_relay
 from artm_compose.dashboard.snapshot import ClusterWatch
 from artm_compose.dashboard.server import DEFAULT_PORT, LOCAL_HOST, make_server
 from artm_compose.errors import ConfigError
@@ -42,8 +43,12 @@ def is_loopback(host: str) -> bool:
               help="Run inside the cluster's network (up --dashboard): status from Redis and heartbeats, not Docker.")
 @click.option("--vocab", "vocab_path", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="The vocabulary where this process sees it (inside a container), for the top tokens.")
+@click.option("--unix-socket", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="Listen on this Unix socket instead of --host:--port (Swarm up --dashboard, behind its relay).")
+@click.option("--relay-to", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="Serve no cluster: pass every connection to --host:--port on to the dashboard at this Unix socket.")
 def dashboard_command(state_dirs: tuple[Path, ...], show_all: bool, port: int, host: str, inside: bool,
-                      vocab_path: Path | None) -> None:
+                      vocab_path: Path | None, unix_socket: Path | None, relay_to: Path | None) -> None:
     """Serve a live dashboard of the training in the browser.
 
     \b
@@ -64,6 +69,13 @@ def dashboard_command(state_dirs: tuple[Path, ...], show_all: bool, port: int, h
     """
     if show_all and state_dirs:
         raise ConfigError("--all shows every cluster `artm-compose ls` lists: give it without --state-dir")
+    if relay_to is not None:
+        try:
+            serve_relay(host, port, relay_to, ready=lambda bound_host, bound_port: click.echo(
+                f"dashboard relay: http://{bound_host}:{bound_port}/ to {relay_to}"))
+        except OSError as error:
+            raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        return
     chosen = [path.expanduser().resolve() for path in (state_dirs or (DEFAULT_STATE_DIR,))]
     missing = [str(path) for path in chosen if not (path / "cluster.json").is_file()]
     if missing and not show_all:
@@ -72,15 +84,15 @@ def dashboard_command(state_dirs: tuple[Path, ...], show_all: bool, port: int, h
     try:
         server = make_server(None if show_all else lambda: chosen, host=host, port=port,
                              watch=lambda path: ClusterWatch(path, inside=inside, vocab_path=vocab_path),
-                             listing=list_clusters if show_all else None)
+                             listing=list_clusters if show_all else None, unix_socket=unix_socket)
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     if not is_loopback(host) and not inside:
         click.echo(f"warning: --host {host}: the dashboard has no authentication; everyone who can reach "
                    f"{host}:{server.server_address[1]} sees the cluster", err=True)
-    bound_host, bound_port = server.server_address[:2]
     shown = "every cluster `artm-compose ls` lists" if show_all else f"{len(chosen)} cluster(s)"
-    click.echo(f"dashboard: http://{bound_host}:{bound_port}/ ({shown}; Ctrl-C to stop)")
+    where = f"unix:{unix_socket}" if unix_socket is not None else "http://{}:{}/".format(*server.server_address[:2])
+    click.echo(f"dashboard: {where} ({shown}; Ctrl-C to stop)")
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import socketserver
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -185,13 +186,25 @@ def make_handler(clusters: Clusters) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The dashboard on a Unix socket: in a Swarm the relay on the manager's loopback (:mod:`.relay`) passes
+    connections to it, since a Swarm service cannot publish a port on 127.0.0.1 only."""
+
+    daemon_threads = True
+
+
 def make_server(state_dirs: StateDirs | None = None, host: str = LOCAL_HOST, port: int = DEFAULT_PORT,
-                watch: Callable[[Path], ClusterWatch] = ClusterWatch,
-                listing: Listing | None = None) -> ThreadingHTTPServer:
+                watch: Callable[[Path], ClusterWatch] = ClusterWatch, listing: Listing | None = None,
+                unix_socket: Path | None = None) -> socketserver.BaseServer:
     """A bound server (``port`` 0 picks a free one: see ``server.server_address``); call ``serve_forever``.
 
     It shows the clusters of ``state_dirs()`` or of ``listing()`` (``ls``'s entries). ``watch`` makes the
-    :class:`ClusterWatch` of a state directory (e.g. one that looks from inside the cluster)."""
-    server = ThreadingHTTPServer((host, port), make_handler(Clusters(state_dirs, watch, listing)))
+    :class:`ClusterWatch` of a state directory (e.g. one that looks from inside the cluster). With
+    ``unix_socket`` it listens there (a socket left by an earlier server is replaced) instead of on a port."""
+    handler = make_handler(Clusters(state_dirs, watch, listing))
+    if unix_socket is not None:
+        unix_socket.unlink(missing_ok=True)
+        return UnixHTTPServer(str(unix_socket), handler)
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

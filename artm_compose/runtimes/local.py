@@ -25,8 +25,8 @@ from artm_compose.bootstrap import bootstrap, bootstrap_timeout, check_health, s
 from artm_compose.errors import ArtmComposeError, BootstrapError, BootstrapTimeout, ConfigError, RuntimeUnavailable
 from artm_compose.in_cluster import parse_job, run_job
 from artm_compose.plan import NodePlan, Plan
-from artm_compose.processes import (ProcessRecord, is_running, port_free, port_owner, start_process,
-                                   stop_processes)
+from artm_compose.processes import (ProcessRecord, check_dashboard_port, is_running, port_free, port_owner,
+                                   start_process, stop_processes)
 from artm_compose.record import ClusterRecord, Status, TrainingRecord, set_status
 from artm_compose.render import (DASHBOARD, MASTER, redis_component, redis_fingerprint, render_all,
                                  render_template)
@@ -49,15 +49,6 @@ _STOP_THEN_EXEC = 'kill -STOP $$ && exec "$@"'
 LOG_TAIL_LINES = 20
 EXECUTOR_EXIT_GRACE = 10.0
 DASHBOARD_START_TIMEOUT = 10.0
-
-
-def _check_dashboard_port(port: int) -> None:
-    if port_free(port):
-        return
-    owner = port_owner(port)
-    holder = f" by pid {owner[0]} ({owner[1]})" if owner else " by another process"
-    raise ConfigError(f"dashboard_port {port} on 127.0.0.1 is already in use{holder}; "
-                      f"choose another --dashboard-port or stop that process")
 
 
 def render_redis_conf(plan: Plan, state: StateDir, node: NodePlan, password: str) -> str:
@@ -103,7 +94,7 @@ class LocalRuntime(Runtime):
             self._check_ports(plan, {r.pid for r in running.values()})
             self._stop(list(running.values()), echo)
         if plan.config.dashboard and DASHBOARD not in self._running_records():
-            _check_dashboard_port(plan.config.dashboard_port)
+            check_dashboard_port(plan.config.dashboard_port)
         self._forget_exited(keep=self._kept)
         render_local_files(plan, self.state)
         render_all(plan, self.state, status=Status.STARTING)

@@ -5,7 +5,9 @@ their ranges of virtual nodes (keeping a complete labelling made earlier by ``sw
 the data files, deploys the Redis services and a one-shot bootstrap job on the stack's attachable
 overlay network (the manager cannot reach overlay addresses), waits for every service, then deploys
 the executors and the master and follows the master. ``status`` shows every Swarm node's range and
-services; ``down`` removes the stack, its secrets and configs, and this cluster's node labels.
+services; ``down`` removes the stack, its secrets and configs, and this cluster's node labels. With
+``--dashboard`` the stack also runs the dashboard and its relay on this manager, which listens on its
+127.0.0.1:dashboard_port only (see :mod:`artm_compose.dashboard.relay`).
 
 Images are not distributed: every Swarm node must have them (a registry, or ``docker save`` /
 ``docker load``); a task that cannot find its image is reported with its node.
@@ -18,6 +20,7 @@ import queue
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -39,7 +42,8 @@ from artm_compose.errors import (BootstrapError, BootstrapTimeout, ConfigError, 
                                  RuntimeUnavailable, TrainingTimeout)
 from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.plan import Plan
-from artm_compose.render import MASTER, redis_component, render_all
+from artm_compose.processes import check_dashboard_port
+from artm_compose.render import DASHBOARD, MASTER, redis_component, render_all
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.runtimes.base import Bootstrapped, ClusterStatus, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
@@ -49,7 +53,7 @@ from artm_compose.swarm.data_plan import check_local, data_plan
 from artm_compose.swarm.node_check import check_on_nodes
 from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
 from artm_compose.swarm.stack import (
-    RESTART, StackFiles, content_name, network_name, nodes_document, render_stack, stack_name,
+    DASHBOARD_RELAY, RESTART, StackFiles, content_name, network_name, nodes_document, render_stack, stack_name,
 )
 from artm_compose.swarm.one_shot import (
     docker_command, docker_lines, hostnames, json_result, run_once, tail, task_logs,
@@ -121,6 +125,7 @@ class SwarmRuntime(Runtime):
     addressing = SERVICE_ADDRESSING
     where = "on Docker Swarm"
     missing = "no service"
+    serves_dashboard = True
 
     # -- primitives of up ---------------------------------------------------------------------------
 
@@ -129,6 +134,10 @@ class SwarmRuntime(Runtime):
         self._whales = whales = DockerClient()
         self._manager_id = manager_id = require_manager(whales)
         self._check_conflicts(client, plan)
+        if plan.config.dashboard:
+            relay = self._service_view(client, plan.cluster, DASHBOARD_RELAY)
+            if relay is None or relay.task is None or not relay.task.running:
+                check_dashboard_port(plan.config.dashboard_port)
         holdings = self.place(whales, plan, echo)
         if plan.data is not None:
             placed = data_plan(plan, holdings)
@@ -142,6 +151,8 @@ class SwarmRuntime(Runtime):
         render_all(plan, self.state, status=Status.STARTING)
         files = StackFiles.of(self.state)
         write_text_atomic(files.nodes, nodes_document(plan))
+        if plan.config.dashboard:
+            files.make_dashboard_dir()
         self._password = password = self.state.ensure_password()
         record = self.state_record()
         record.with_extras(self._record(plan, holdings, manager_id, images, password).to_dict()).save(self.state)
@@ -164,6 +175,8 @@ class SwarmRuntime(Runtime):
         written = render_all(plan, self.state)
         files = StackFiles.of(self.state)
         write_text_atomic(files.nodes, nodes_document(plan))
+        if plan.config.dashboard:
+            files.make_dashboard_dir()
         write_text_atomic(files.stack, render_stack(plan, self.state, images=image_tags(), manager_id=manager_id,
                                                     groups={v: h.group for h in holdings for v in h.vnodes},
                                                     password=self.state.ensure_password()))
@@ -181,6 +194,34 @@ class SwarmRuntime(Runtime):
         report = self._wait_bootstrap(client, bootstrap, before[1] if before else set(),
                                       bootstrap_timeout(len(plan.nodes)) + 30)
         return Bootstrapped(actions=tuple(report.get("actions", ())), seconds=report.get("seconds"))
+
+    def start_dashboard(self, plan: Plan, echo: Echo) -> None:
+        """The stack deployed by start_redis holds the dashboard and its relay: wait until they answer."""
+        client = self._client
+        self._wait_running(client, plan, [DASHBOARD, DASHBOARD_RELAY], SERVICE_START_TIMEOUT)
+        url = f"http://127.0.0.1:{plan.config.dashboard_port}/healthz"
+        answer = "no answer yet"
+
+        def healthy() -> bool:
+            nonlocal answer
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return response.read().strip() == b"ok"
+            except OSError as error:
+                answer = str(error)
+                return False
+
+        def state() -> str:
+            views = {v.component: v for v in self._services(client, plan.cluster)}
+            names = hostnames(client)
+            services = "; ".join(self._explain(views.get(c), c, names) for c in (DASHBOARD, DASHBOARD_RELAY))
+            return f"{answer}; {services}"
+
+        wait_until(healthy, SERVICE_START_TIMEOUT, f"the dashboard to answer on {url}", interval=POLL,
+                   describe=state, error=BootstrapTimeout)
+        port = plan.config.dashboard_port
+        echo(f"dashboard on this manager's 127.0.0.1 only; from another machine: "
+             f"ssh -N -L {port}:127.0.0.1:{port} <this manager>")
 
     def start_training(self, plan: Plan, echo: Echo) -> None:
         self.state.scores.unlink(missing_ok=True)

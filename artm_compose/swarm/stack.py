@@ -24,11 +24,11 @@ from typing import Any
 
 from artm_compose import labels
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.containers import (PASSWORD_FILE, STATE_MOUNT, Mount, data_mounts, engine_commands, escape_dollars,
-                                     in_cluster_command, redis_maxmemory)
+from artm_compose.containers import (PASSWORD_FILE, STATE_MOUNT, Mount, dashboard_command, data_mounts, engine_commands,
+                                     escape_dollars, in_cluster_command, redis_maxmemory)
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
-from artm_compose.render import plan_fingerprint, redis_component, redis_fingerprint, render_template
+from artm_compose.render import DASHBOARD, plan_fingerprint, redis_component, redis_fingerprint, render_template
 from artm_compose.state import StateDir
 from artm_compose.swarm.assign import group_label
 
@@ -36,7 +36,12 @@ ROLE_GROUP = f"{labels.PREFIX}.swarm-group"
 FINGERPRINT_LENGTH = 12
 # Reserved per task so that the scheduler does not pile more onto a node than it can hold; a configured
 # memory limit is reserved in full.
-DEFAULT_RESERVATIONS = {"redis": "32M", "bootstrap": "32M", "executor": "64M", "master": "32M"}
+DEFAULT_RESERVATIONS = {"redis": "32M", "bootstrap": "32M", "executor": "64M", "master": "32M", "dashboard": "32M"}
+# up --dashboard (see artm_compose.dashboard.relay): the dashboard serves on a Unix socket in this directory,
+# which the relay, on the host's network, passes 127.0.0.1:dashboard_port on to.
+DASHBOARD_RELAY = f"{DASHBOARD}-relay"
+SOCKET_MOUNT = "/run/artm-dashboard"
+DASHBOARD_SOCKET = f"{SOCKET_MOUNT}/dashboard.sock"
 RESTART = {
     # Redis comes back empty after a crash; the next bootstrap (``up``) joins it again.
     "redis": {"condition": "any", "delay": "2s", "max_attempts": 0, "window": "10s"},
@@ -47,6 +52,8 @@ RESTART = {
     "executor": {"condition": "on-failure", "delay": "5s", "max_attempts": 3, "window": "30s"},
     # A failed training is reported, not silently started again.
     "master": {"condition": "none", "delay": "5s", "max_attempts": 0, "window": "0s"},
+    # The dashboard and its relay serve until `down`; a crash is retried a little.
+    "dashboard": {"condition": "on-failure", "delay": "2s", "max_attempts": 3, "window": "30s"},
 }
 
 
@@ -58,10 +65,17 @@ class StackFiles:
     nodes: Path
     password: Path
 
+    dashboard: Path  # the dashboard's socket directory
+
     @classmethod
     def of(cls, state: StateDir) -> StackFiles:
         return cls(stack=state.root / "stack.yml", nodes=state.root / "swarm-nodes.json",
-                   password=state.password_file)
+                   password=state.password_file, dashboard=state.root / DASHBOARD)
+
+    def make_dashboard_dir(self) -> None:
+        """The socket directory must exist before a deploy binds it; only its owner may reach the socket."""
+        self.dashboard.mkdir(mode=0o700, exist_ok=True)
+        self.dashboard.chmod(0o700)
 
 
 def stack_name(plan: Plan) -> str:
@@ -116,6 +130,8 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         "labels": service_labels(labels.redis_labels(plan, root, node, layout), node.index),
     } for node in plan.nodes]
     mounts, batches_dir, vocab_path = data_mounts(plan)
+    dashboard = (dashboard_services(plan, root, files, manager_id, [*mounts, Mount(str(root), STATE_MOUNT)],
+                                    vocab_path) if plan.config.dashboard else None)
     executor_services: list[dict[str, Any]] = []
     master = None
     if plan.data is not None and training:
@@ -153,6 +169,7 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
                       "nodes_target": f"{STATE_MOUNT}/cluster.json"},
         "executor_services": executor_services,
         "master": master,
+        "dashboard": dashboard,
         "data_mounts": [vars(m) for m in mounts],
         "state_mount": vars(Mount(str(root), STATE_MOUNT, read_only=False)),
         "restart": {**RESTART, "executor": {**RESTART["executor"], "max_attempts": plan.config.max_restarts,
@@ -167,6 +184,20 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
                          "labels": base},
     }
     return escape_dollars(context)
+
+
+def dashboard_services(plan: Plan, root: Path, files: StackFiles, manager_id: str, mounts: list[Mount],
+                       vocab_path: str | None) -> dict[str, Any]:
+    """The dashboard (on the overlay network, serving on a Unix socket) and its relay (on the host's network,
+    listening on 127.0.0.1:dashboard_port), both on this manager, which holds the state directory."""
+    sockets = Mount(str(files.dashboard), SOCKET_MOUNT, read_only=False)
+    return {"constraints": [f"node.id == {manager_id}"], "labels": labels.role_labels(plan, root, DASHBOARD),
+            "command": dashboard_command(vocab_path, "--unix-socket", DASHBOARD_SOCKET),
+            "mounts": [vars(m) for m in (*mounts, sockets)],
+            "relay": DASHBOARD_RELAY,
+            "relay_command": ["artm-compose", "dashboard", "--relay-to", DASHBOARD_SOCKET,
+                              "--port", str(plan.config.dashboard_port)],
+            "relay_mounts": [vars(sockets)]}
 
 
 def render_stack(plan: Plan, state: StateDir, *, images: ImageTags, groups: Mapping[int, int], manager_id: str,

@@ -75,7 +75,8 @@ def test_one_dashboard_lists_every_cluster_and_opens_each(local_cluster, serve_l
     trained = local_cluster(nodes=1, name=f"alltrained{suffix}", data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=3,
                             iterations=PASSES, executors_per_node=1)
     idle = local_cluster(nodes=2, name=f"allidle{suffix}")
-    wait_until(lambda: _passes(trained.state.root) == PASSES, TRAIN_TIMEOUT, f"{PASSES} passes of {trained.config.name}")
+    wait_until(lambda: _passes(trained.state.root) == PASSES, TRAIN_TIMEOUT,
+               f"{PASSES} passes of {trained.config.name}")
     mine = {str(trained.state.root): trained.config.name, str(idle.state.root): idle.config.name}
     url = serve_listed(set(mine))
 

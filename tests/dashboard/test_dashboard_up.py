@@ -100,15 +100,3 @@ def test_compose_up_dashboard_in_chromium(tmp_path):
         ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
     assert leftovers(cluster.config.name) == []
     wait_until(lambda: port_free(port), 10, f"port {port} to be free after down")
-
-
-def test_swarm_up_dashboard_is_refused_before_anything_starts(tmp_path):
-    from artm_compose.containers import SERVICE_ADDRESSING
-    from artm_compose.plan import make_plan
-    from artm_compose.runtimes.registry import get_runtime
-    from artm_compose.state import StateDir
-
-    config = ClusterConfig(runtime="swarm", state_dir=tmp_path / "state", dashboard=True)
-    with pytest.raises(ConfigError, match="swarm runtime cannot run the dashboard"):
-        get_runtime("swarm", StateDir.at(config.state_dir)).up(make_plan(config, addressing=SERVICE_ADDRESSING), echo=QUIET)
-    assert not (tmp_path / "state").exists()

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from artm_compose import labels
 from artm_compose.api import Cluster
@@ -29,7 +30,9 @@ from artm_compose.swarm.assign import label_prefix
 from artm_compose.swarm.data_plan import DataPlan, NodeData
 from artm_compose.swarm.node_check import check_on_nodes
 from artm_compose.swarm.one_shot import json_result
+from support.dashboard import get, wait_until
 from support.engine import DPKG_STATUS, dpkg_corpus
+from support.ports import free_port_block
 from support.swarm_nodes import swarm_leftovers, swarm_mode
 
 pytestmark = pytest.mark.swarm
@@ -123,6 +126,47 @@ def test_down_removes_stack_secrets_configs_and_labels(swarm_cluster):
     assert any(m.startswith("removed stack") for m in messages)
     assert swarm_leftovers(docker_client(), name) == []
     assert cluster.down(echo=QUIET)  # twice is fine
+
+
+def _listening_on(port: int) -> list[str]:
+    """Addresses (hex, as /proc/net/tcp and tcp6 write them) listening on TCP ``port`` in this network namespace."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.append(address)
+    return found
+
+
+def test_up_dashboard_serves_status_and_metrics_from_a_service_on_the_manager_loopback(swarm_cluster):
+    port = free_port_block(1)
+    cluster = swarm_cluster(nodes=2, dashboard=True, dashboard_port=port)
+    echoed: list[str] = []
+    cluster.up(detach=True, echo=echoed.append)
+    url = f"http://127.0.0.1:{port}/"
+    assert f"dashboard: {url}" in echoed
+    status = json.loads(get(url + "api/status")[1])
+    assert status["cluster"] == cluster.config.name and status["healthy"] is True, status
+    assert [m["alive"] for m in status["members"] if m["role"] == "redis"] == [True, True]
+    content_type, text = get(url + "metrics")
+    assert content_type.startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    memory = {s.labels["node"]: s.value for s in families["artm_redis_memory_bytes"].samples}
+    assert sorted(memory) == [f"redis-{i}:{cluster.config.base_port}" for i in range(2)] and min(memory.values()) > 0
+    assert [(s.labels["runtime"], s.value) for s in families["artm_cluster_info"].samples] == [("swarm", 1.0)]
+    # Served from the stack: the dashboard on the overlay network, its relay on the manager's 127.0.0.1 only.
+    services = {s.name.split("_", 1)[1]: s.attrs["Spec"] for s in docker_client().services.list(
+        filters={"label": labels.selector(cluster.config.name, "swarm", role="dashboard")})}
+    assert set(services) == {"dashboard", "dashboard-relay"}
+    assert not any(spec.get("EndpointSpec", {}).get("Ports") for spec in services.values())
+    assert _listening_on(port) == ["0100007F"]
+
+    again = cluster.up(detach=True, echo=QUIET)  # the running dashboard keeps its port
+    assert again.already_up and json.loads(get(url + "api/status")[1])["healthy"] is True
+    cluster.down(echo=QUIET)
+    wait_until(lambda: not _listening_on(port), 30, f"port {port} to be closed after down")
 
 
 def test_training_gives_compose_perplexity_per_pass(swarm_cluster, corpus_dir, tmp_path):

@@ -137,3 +137,23 @@ def test_a_virtual_node_without_group_is_refused(setup):
     del groups[3]
     with pytest.raises(ValueError, match=r"\[3\]"):
         render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, password=PASSWORD)
+
+
+@needs_docker_cli
+def test_dashboard_services_run_on_the_manager_and_publish_no_port(setup):
+    plan, state, files, groups = setup
+    plan = make_plan(plan.config.replace(dashboard=True, dashboard_port=18265), plan.data)
+    files.stack.write_text(render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER,
+                                        password=PASSWORD, training=False))
+    stack = stack_config(files.stack)
+    dashboard, relay = stack["services"]["dashboard"], stack["services"]["dashboard-relay"]
+    for service in (dashboard, relay):
+        assert service["deploy"]["placement"]["constraints"] == [f"node.id == {MANAGER}"]
+        assert service["deploy"]["labels"][labels.ROLE] == "dashboard" and "ports" not in service
+    # The dashboard reaches Redis on the overlay network; only the relay is on the host's, on its loopback.
+    assert list(dashboard["networks"]) == ["cluster"] and list(relay["networks"]) == ["host"]
+    assert stack["networks"]["host"]["external"] is True
+    assert relay["command"][-4:] == ["--relay-to", "/run/artm-dashboard/dashboard.sock", "--port", "18265"]
+    assert "--unix-socket" in dashboard["command"] and "--vocab" in dashboard["command"]
+    sockets = {m["source"] for m in relay["volumes"]} & {m["source"] for m in dashboard["volumes"]}
+    assert sockets == {str(files.dashboard)}
