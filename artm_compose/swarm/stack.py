@@ -5,7 +5,8 @@ IP would hide the task's own address, which the cluster gossips); one service pe
 master; a one-shot ``bootstrap`` service (it exits when done; a failure is retried a few times) that
 assigns slots and joins the nodes from inside the attachable overlay network. Every service of virtual node i is constrained to the Swarm
 node whose ``artm.<cluster>.group`` label holds i. The password is a Swarm secret (a read-only file),
-never an environment variable or an argument; Redis ports are not published.
+never an environment variable or an argument; Redis ports are not published. With ``dashboard`` the
+manager also runs the dashboard and its relay (:func:`dashboard_services`), which publish no port either.
 
 A Redis node keeps its directory (``/data``, owned by the image's redis user) in its container's own
 layer: every new task is a new container and starts empty, as the reference requires. (A Swarm tmpfs
