@@ -142,7 +142,8 @@ def test_a_virtual_node_without_group_is_refused(setup):
 @needs_docker_cli
 def test_dashboard_services_run_on_the_manager_and_publish_no_port(setup):
     plan, state, files, groups = setup
-    plan = make_plan(plan.config.replace(dashboard=True, dashboard_port=18265), plan.data)
+    plan = make_plan(plan.config.replace(dashboard=True, dashboard_port=18265), plan.data,
+                     addressing=SERVICE_ADDRESSING)
     files.stack.write_text(render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER,
                                         password=PASSWORD, training=False))
     stack = stack_config(files.stack)
