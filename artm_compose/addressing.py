@@ -34,8 +34,9 @@ class Addressing:
         """Refuse a config whose nodes' ports (and their cluster-bus ports) do not fit on one host."""
         if not self.port_per_node:
             return  # every node has its own host: the config's own check of base_port covers it
-        check_node_ports(config.base_port, config.nodes)
-        if config.nodes > CLUSTER_BUS_OFFSET:
-            raise ConfigError(f"nodes={config.nodes!r} is invalid: {config.nodes} nodes on one host from port "
+        instances = config.redis_instances  # replicas take the ports after the primaries'
+        check_node_ports(config.base_port, instances)
+        if instances > CLUSTER_BUS_OFFSET:
+            raise ConfigError(f"nodes={config.nodes!r} is invalid: {instances} Redis instances on one host from port "
                               f"{config.base_port} would collide with their own cluster-bus ports "
-                              f"(+{CLUSTER_BUS_OFFSET}); use at most {CLUSTER_BUS_OFFSET} nodes on one host")
+                              f"(+{CLUSTER_BUS_OFFSET}); use at most {CLUSTER_BUS_OFFSET} instances on one host")

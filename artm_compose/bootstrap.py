@@ -39,6 +39,12 @@ class NodeTarget:
     meet_host: str
     meet_port: int
     bus_port: int
+    replica_of: int | None = None  # a replica: the index of its primary (``slots`` are that primary's)
+
+    @property
+    def group(self) -> int:
+        """The virtual node whose slots this instance serves or copies: its primary's index."""
+        return self.index if self.replica_of is None else self.replica_of
 
     @property
     def address(self) -> str:
@@ -53,10 +59,11 @@ def targets_from_plan(plan: Plan, connect_address: Callable[[int], tuple[str, in
     """Bootstrap targets for ``plan``; ``connect_address(index)`` overrides where we connect (e.g. a
     published port) while the nodes keep meeting each other at their planned address."""
     targets = []
-    for node in plan.nodes:
+    for node in plan.redis_nodes:
         host, port = connect_address(node.index) if connect_address else (node.host, node.port)
         targets.append(NodeTarget(index=node.index, name=node.name, host=host, port=port, slots=node.slots,
-                                  meet_host=node.host, meet_port=node.port, bus_port=node.bus_port))
+                                  meet_host=node.host, meet_port=node.port, bus_port=node.bus_port,
+                                  replica_of=node.replica_of))
     return targets
 
 
@@ -71,6 +78,11 @@ class NodeView:
     link: str
     slots: tuple[SlotRange, ...]
     config_epoch: int = 0
+    master: str = "-"  # a replica: the id of the primary it copies
+
+    @property
+    def replica(self) -> bool:
+        return "slave" in self.flags
 
     @property
     def myself(self) -> bool:
@@ -97,7 +109,7 @@ def parse_cluster_nodes(text: str) -> list[NodeView]:
             first, _, last = token.partition("-")
             slots.append((int(first), int(last or first)))
         views.append(NodeView(id=fields[0], ip=ip, port=int(port or 0), flags=frozenset(fields[2].split(",")),
-                              link=fields[7], slots=tuple(slots), config_epoch=int(fields[6])))
+                              link=fields[7], slots=tuple(slots), config_epoch=int(fields[6]), master=fields[3]))
     return views
 
 
@@ -140,6 +152,7 @@ class NodeState:
     myid: str | None = None
     info: dict[str, str] = field(default_factory=dict)
     view: list[NodeView] = field(default_factory=list)
+    replication: dict[str, str] = field(default_factory=dict)  # INFO replication, asked of replicas only
 
     @property
     def me(self) -> NodeView | None:
@@ -219,8 +232,9 @@ def bootstrap(targets: Sequence[NodeTarget], password: str | None, *, timeout: f
     """Bring the instances of ``targets`` to a healthy cluster with each node serving its planned slots.
 
     Waits (within ``timeout`` seconds overall) for every node to answer, forgets nodes that belong to
-    no target, assigns missing slots, meets missing nodes from the first target, then waits for
-    ``cluster_state:ok``, 16384 slots assigned and every node seeing every other.
+    no target, assigns missing slots, meets missing nodes from the first target, attaches replicas to
+    their primaries, then waits for ``cluster_state:ok``, 16384 slots assigned, every node seeing every
+    other and every replica connected to its primary and in sync.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -238,6 +252,9 @@ def bootstrap(targets: Sequence[NodeTarget], password: str | None, *, timeout: f
             states = _observe(targets, clients)
         # Assigning slots changes no membership, so the same views serve the MEET step.
         for action in [*forgotten, *_assign_slots(states, clients, modern), *_meet(states, clients, modern)]:
+            actions.append(action)
+            say(action)
+        for action in _attach_replicas(targets, clients, deadline, poll, timeout):
             actions.append(action)
             say(action)
         _wait_healthy(targets, clients, deadline, poll, timeout)
@@ -279,6 +296,8 @@ def _observe(targets: Sequence[NodeTarget], clients: _Clients) -> list[NodeState
             state.info = parse_info(client.execute_command("CLUSTER", "INFO"))
             state.view = parse_cluster_nodes(client.execute_command("CLUSTER", "NODES"))
             state.myid = state.me.id if state.me else None
+            if state.me is not None and state.me.replica:
+                state.replication = {key: str(value) for key, value in client.info("replication").items()}
         except redis.ResponseError as error:
             state.error = f"not a cluster node ({error}); is cluster-enabled set in its redis.conf?"
         except redis.RedisError as error:
@@ -314,11 +333,37 @@ def _health(targets: Sequence[NodeTarget], states: Sequence[NodeState]) -> Healt
         if foreign:
             problems.append(f"{label} knows {len(foreign)} node(s) outside this cluster: "
                             + ", ".join(f"{v.ip}:{v.port}" for v in foreign[:4]))
-        me = state.me
-        if me is not None and list(me.slots) != [state.target.slots]:
-            problems.append(f"{label} serves slots {describe_ranges(me.slots) or 'none'}, planned "
-                            f"{state.target.slots[0]}-{state.target.slots[1]}")
+        problems.extend(_role_problems(state, states))
     return Health(states=tuple(states), problems=tuple(problems))
+
+
+def _role_problems(state: NodeState, states: Sequence[NodeState]) -> list[str]:
+    """What keeps one instance from its role: serving its node's slots, or copying (in sync) the instance of
+    its group that does. Either instance of a group may serve: after a failover the replica does."""
+    me, target, label = state.me, state.target, state.target.label()
+    if me is None:
+        return []
+    planned = f"{target.slots[0]}-{target.slots[1]}"
+    group = [s for s in states if s.target.group == target.group]
+    if me.slots:
+        if list(me.slots) != [target.slots]:
+            return [f"{label} serves slots {describe_ranges(me.slots)}, planned {planned}"]
+        return []
+    if len(group) == 1:
+        return [f"{label} serves slots none, planned {planned}"]
+    holder = next((s for s in group if s.myid == me.master), None)
+    if not me.replica or holder is None:
+        return [f"{label} neither serves slots {planned} nor copies an instance of {_group_name(group)} that does"]
+    link = state.replication.get("master_link_status", "?")
+    syncing = state.replication.get("master_sync_in_progress", "0") != "0"
+    if link != "up" or syncing:
+        return [f"{label} copies {holder.target.name}: link {link}" + (", sync in progress" if syncing else "")]
+    return []
+
+
+def _group_name(group: Sequence[NodeState]) -> str:
+    primary = next((s.target for s in group if s.target.replica_of is None), group[0].target)
+    return f"virtual node {primary.index} ({', '.join(s.target.name for s in group)})"
 
 
 def _forget_foreign(states: Sequence[NodeState], clients: _Clients) -> list[str]:
@@ -344,8 +389,8 @@ def _assign_slots(states: Sequence[NodeState], clients: _Clients, modern: bool) 
     owner_by_id = {s.myid: s.target for s in states if s.myid}
     for state in states:
         target, me = state.target, state.me
-        if me is None:
-            continue
+        if me is None or _holder(state, states) not in (None, state):
+            continue  # a replica, or a primary whose slots its replica serves since a failover
         planned = expand([target.slots])
         own = expand(me.slots)
         extra = own - planned
@@ -374,6 +419,49 @@ def _assign_slots(states: Sequence[NodeState], clients: _Clients, modern: bool) 
             # Distinct epochs before the nodes meet, as redis-cli --cluster create does: otherwise all
             # masters start at epoch 0 and resolve the collisions one bump at a time.
             client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", target.index + 1)
+    return actions
+
+
+def _holder(state: NodeState, states: Sequence[NodeState]) -> NodeState | None:
+    """The instance of ``state``'s group that serves (or is to serve) the group's slots: one that serves
+    some already, else the primary. None for a replica while nothing serves them yet (slots go to the primary)."""
+    group = [s for s in states if s.target.group == state.target.group]
+    serving = next((s for s in group if s.me is not None and s.me.slots), None)
+    if serving is not None:
+        return serving
+    return state if state.target.replica_of is None else None
+
+
+def _attach_replicas(targets: Sequence[NodeTarget], clients: _Clients, deadline: float, poll: float,
+                     timeout: float) -> list[str]:
+    """``CLUSTER REPLICATE`` every instance of a group but the one serving its slots, to that one, once it
+    knows it (MEET's gossip introduces them; REPLICATE refuses an unknown node id). Bounded by ``deadline``."""
+    if all(t.replica_of is None for t in targets):
+        return []
+    actions: list[str] = []
+    waiting: list[str] = []
+
+    def attached() -> bool:
+        states = _observe(targets, clients)
+        waiting.clear()
+        for state in states:
+            holder = _holder(state, states)
+            if state.me is None or holder is None or holder is state:
+                if state.error:
+                    waiting.append(f"{state.target.label()} {state.error}")
+                continue
+            if state.me.master == holder.myid:
+                continue
+            if holder.myid is None or holder.myid not in {v.id for v in state.view}:
+                waiting.append(f"{state.target.label()} does not know {holder.target.label()} yet")
+                continue
+            clients[state.target].execute_command("CLUSTER", "REPLICATE", holder.myid)
+            actions.append(f"{state.target.name}: replicates {holder.target.name}")
+        return not waiting
+
+    wait_until(attached, max(deadline - time.monotonic(), 0.0), "every replica to know its primary and replicate it",
+               interval=max(poll, 0.1), describe=lambda: "; ".join(waiting[:_MAX_PROBLEMS_SHOWN]),
+               error=BootstrapTimeout)
     return actions
 
 

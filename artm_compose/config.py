@@ -55,6 +55,9 @@ class ClusterConfig:
     init_phi: Path | None = None
     show_top_tokens: bool = True
     node_timeout_ms: int = 5000
+    # Copies of every virtual node's data, each beside another virtual node (plan.replica_placement);
+    # Redis Cluster promotes one when its primary is lost and the master redoes the interrupted pass.
+    replicas: int = 0
     heartbeat_timeout: float = 30.0
     # A lost executor is restarted (local: a supervisor; Compose/Swarm: the restart policy) this many
     # times per run, and the master waits restart_timeout seconds for it, then redoes the pass.
@@ -101,6 +104,7 @@ class ClusterConfig:
         _check(self.iterations >= 0, "iterations", self.iterations, "must be >= 0")
         _check(self.inner_iterations >= 1, "inner_iterations", self.inner_iterations, "must be >= 1")
         _check(self.node_timeout_ms >= 100, "node_timeout_ms", self.node_timeout_ms, "must be >= 100")
+        _check_replicas(self.replicas, self.nodes)
         _check(self.heartbeat_timeout > 0, "heartbeat_timeout", self.heartbeat_timeout, "must be > 0")
         _check(self.max_restarts >= 0, "max_restarts", self.max_restarts, "must be >= 0")
         _check(self.restart_timeout > 0, "restart_timeout", self.restart_timeout, "must be > 0")
@@ -120,6 +124,11 @@ class ClusterConfig:
     @property
     def executor_count(self) -> int:
         return self.nodes * self.executors_per_node
+
+    @property
+    def redis_instances(self) -> int:
+        """Redis instances of the cluster: every virtual node's primary and its replicas."""
+        return self.nodes * (1 + self.replicas)
 
     @property
     def resolved_vocab_path(self) -> Path | None:
@@ -188,6 +197,22 @@ def _regularizers(values: Any) -> tuple[Regularizer, ...]:
         else:
             raise ConfigError(f"regularizers[{position}]={value!r} is invalid: use a mapping with a type")
     return tuple(result)
+
+
+# Redis Cluster promotes a replica only by a majority vote of the primaries: with two, the survivor is no
+# majority, and the cluster would stay down until someone forced a takeover.
+MIN_NODES_FOR_REPLICAS = 3
+
+
+def _check_replicas(replicas: int, nodes: int) -> None:
+    _check(replicas >= 0, "replicas", replicas, "must be >= 0")
+    if replicas == 0:
+        return
+    _check(nodes >= MIN_NODES_FOR_REPLICAS, "replicas", replicas,
+           f"replicas need at least {MIN_NODES_FOR_REPLICAS} nodes (now {nodes}): Redis Cluster promotes a replica "
+           f"only by a majority vote of the primaries, which one of two surviving primaries is not")
+    _check(replicas < nodes, "replicas", replicas,
+           f"each replica sits beside another virtual node than its primary: at most {nodes - 1} with {nodes} nodes")
 
 
 def check_node_ports(base_port: int, ports: int) -> None:

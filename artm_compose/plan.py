@@ -22,21 +22,58 @@ from artm_compose.slots import split_slots
 
 @dataclass(frozen=True)
 class NodePlan:
-    """One virtual node: a Redis instance and the executors that talk to it."""
+    """One Redis instance: a virtual node's primary (with the executors that talk to it), or, with
+    ``replica_of`` set, a replica of that virtual node placed ``beside`` another one."""
 
     index: int
     name: str
     host: str
     port: int
-    slots: tuple[int, int]  # inclusive, as CLUSTER ADDSLOTSRANGE takes them
+    slots: tuple[int, int]  # inclusive, as CLUSTER ADDSLOTSRANGE takes them; a replica's are its primary's
+    replica_of: int | None = None
+    beside: int | None = None
 
     @property
     def bus_port(self) -> int:
         return self.port + 10000
 
+    @property
+    def is_replica(self) -> bool:
+        return self.replica_of is not None
+
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "host": self.host, "port": self.port,
-                "slots": list(self.slots)}
+        described: dict[str, Any] = {"index": self.index, "name": self.name, "host": self.host, "port": self.port,
+                                     "slots": list(self.slots)}
+        if self.replica_of is not None:
+            described.update(replica_of=self.replica_of, beside=self.beside)
+        return described
+
+
+@dataclass(frozen=True)
+class ReplicaPlacement:
+    """Replica ``number`` (1-based) of virtual node ``primary``: Redis instance ``index``, placed beside
+    (in the container, on the Swarm node of) virtual node ``beside``."""
+
+    index: int
+    primary: int
+    number: int
+    beside: int
+
+
+def replica_placement(nodes: int, replicas: int) -> list[ReplicaPlacement]:
+    """Where the replicas of ``nodes`` virtual nodes go, ``replicas`` each.
+
+    Replica j of node i sits beside node (i + j) mod nodes: never beside its own primary (j < nodes),
+    the R replicas of one node beside R different nodes, and every node hosts exactly R replicas, so a
+    lost node (container, host) takes one copy of at most R other nodes with it. Instances are numbered
+    after the primaries, replica j of node i being instance j * nodes + i.
+    """
+    if replicas and not 0 < replicas < nodes:
+        raise ValueError(f"{replicas} replica(s) per node cannot sit beside other nodes than their primary's "
+                         f"among {nodes} node(s)")
+    return [ReplicaPlacement(index=number * nodes + primary, primary=primary, number=number,
+                             beside=(primary + number) % nodes)
+            for number in range(1, replicas + 1) for primary in range(nodes)]
 
 
 @dataclass(frozen=True)
@@ -96,6 +133,12 @@ class Plan:
     executors: tuple[ExecutorPlan, ...]
     split: SplitReport
     data: DataSummary | None
+    replicas: tuple[NodePlan, ...] = ()
+
+    @property
+    def redis_nodes(self) -> tuple[NodePlan, ...]:
+        """Every Redis instance: the primaries, then the replicas."""
+        return self.nodes + self.replicas
 
     @property
     def cluster(self) -> str:
@@ -112,7 +155,7 @@ class Plan:
                     "items": self.data.items, "token_weight": self.data.token_weight}
         training = {key: getattr(self.config, key) for key in (
             "topics", "iterations", "inner_iterations", "threads", "seed", "continue_fitting")}
-        return {
+        described = {
             "cluster": self.cluster,
             "runtime": self.config.runtime,
             "nodes": [n.to_dict() for n in self.nodes],
@@ -121,6 +164,9 @@ class Plan:
             "data": data,
             "training": training,
         }
+        if self.replicas:  # absent without replicas: the fingerprints of such clusters stay as they were
+            described["replicas"] = [r.to_dict() for r in self.replicas]
+        return described
 
 
 def make_plan(config: ClusterConfig, data: DataSummary | None = None, *, addressing: Addressing) -> Plan:
@@ -139,6 +185,12 @@ def make_plan(config: ClusterConfig, data: DataSummary | None = None, *, address
         NodePlan(index=i, name=f"redis-{i}", host=host, port=port, slots=slots)
         for i, slots in enumerate(split_slots(config.nodes))
         for host, port in [addressing.address(i, config.base_port)]
+    )
+    replicas = tuple(
+        NodePlan(index=r.index, name=f"redis-{r.index}", host=host, port=port, slots=nodes[r.primary].slots,
+                 replica_of=r.primary, beside=r.beside)
+        for r in replica_placement(config.nodes, config.replicas)
+        for host, port in [addressing.address(r.index, config.base_port)]
     )
     count = config.executor_count
     if data is None:
@@ -170,7 +222,8 @@ def make_plan(config: ClusterConfig, data: DataSummary | None = None, *, address
             f"{data.batch_count} batches in {data.batches_dir} for {config.nodes} node(s) x "
             f"{config.executors_per_node} executor(s) with split={config.split}; use fewer executors "
             f"or pass --allow-idle")
-    return Plan(config=config, addressing=addressing, nodes=nodes, executors=executors, split=split, data=data)
+    return Plan(config=config, addressing=addressing, nodes=nodes, executors=executors, split=split, data=data,
+                replicas=replicas)
 
 
 def _id_list(ids: list[int], shown: int = 10) -> str:

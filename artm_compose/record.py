@@ -44,6 +44,7 @@ class NodeRecord:
     port: int
     slots: tuple[int, int]
     bus_port: int
+    replica_of: int | None = None  # a replica: the index of its primary
 
     @property
     def address(self) -> str:
@@ -52,7 +53,8 @@ class NodeRecord:
     def target(self) -> NodeTarget:
         """Bootstrap target: nodes meet each other at their recorded address."""
         return NodeTarget(index=self.index, name=self.name, host=self.host, port=self.port, slots=self.slots,
-                          meet_host=self.host, meet_port=self.port, bus_port=self.bus_port)
+                          meet_host=self.host, meet_port=self.port, bus_port=self.bus_port,
+                          replica_of=self.replica_of)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ class ClusterRecord:
         data = document.get("data")
         master = document.get("master") or {}
         nodes = tuple(NodeRecord(index=n["index"], name=n["name"], host=n["host"], port=n["port"],
-                                 slots=(n["slots"][0], n["slots"][1]), bus_port=n["bus_port"])
+                                 slots=(n["slots"][0], n["slots"][1]), bus_port=n["bus_port"],
+                                 replica_of=n.get("replica_of"))
                       for n in document["nodes"])
         executors = tuple(ExecutorRecord(id=e["id"], node=e["node"], name=e["name"], redis=e["redis"],
                                          token_range=tuple(e["token_range"]), batch_range=tuple(e["batch_range"]))

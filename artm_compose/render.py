@@ -45,7 +45,7 @@ def redis_component(index: int) -> str:
 
 def components(plan: Plan) -> list[str]:
     """Every component name of ``plan`` in start order: Redis nodes, executors, then the master."""
-    names = [redis_component(n.index) for n in plan.nodes] + [e.name for e in plan.executors]
+    names = [redis_component(n.index) for n in plan.redis_nodes] + [e.name for e in plan.executors]
     return names + ([MASTER] if plan.data is not None else [])
 
 
@@ -57,7 +57,7 @@ def plan_fingerprint(plan: Plan) -> str:
 def redis_fingerprint(plan: Plan) -> str:
     """A digest of the Redis Cluster part of the plan: equal means the running cluster can be reused."""
     return _digest({"cluster": plan.cluster, "runtime": plan.config.runtime,
-                    "node_timeout_ms": plan.config.node_timeout_ms, "nodes": [n.to_dict() for n in plan.nodes]})
+                    "node_timeout_ms": plan.config.node_timeout_ms, "nodes": [n.to_dict() for n in plan.redis_nodes]})
 
 
 def _digest(value: Any) -> str:
@@ -89,7 +89,7 @@ def cluster_description(plan: Plan, state: StateDir, *, status: Status) -> dict[
         "config": plan.config.to_dict(),
         "nodes": [{**n.to_dict(), "bus_port": n.bus_port, "address": f"{n.host}:{n.port}",
                    "component": redis_component(n.index), "log": str(state.log(redis_component(n.index)))}
-                  for n in plan.nodes],
+                  for n in plan.redis_nodes],
         "executors": [executor(e) for e in plan.executors],
         "master": {"name": MASTER, "redis": f"{first.host}:{first.port}", "log": str(state.log(MASTER)),
                    "enabled": plan.data is not None},

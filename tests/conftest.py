@@ -23,7 +23,7 @@ def local_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
         state_dir = overrides.pop("state_dir", tmp_path / f"state-{len(clusters)}")
         for _ in range(5):
             config = ClusterConfig(name=overrides.pop("name", "test"), runtime="local", nodes=nodes,
-                                   base_port=free_port_block(nodes), state_dir=state_dir, **overrides)
+                                   base_port=free_port_block(nodes * (1 + overrides.get("replicas", 0))), state_dir=state_dir, **overrides)
             cluster = Cluster(config)
             clusters.append(cluster)
             if not up:

@@ -77,6 +77,9 @@ def cluster_options(function: Callable) -> Callable:
                      help="Times a lost executor is restarted (local: a supervisor; Compose/Swarm: the restart "
                           "policy) and the interrupted pass redone from the committed model [default: 3]; 0: a lost "
                           "executor stops the run."),
+        click.option("--replicas", type=int,
+                     help="Replicas of every virtual node, each beside another node (needs 3 nodes or more): a lost "
+                          "Redis node fails over to one and the interrupted pass is redone [default: 0]."),
         click.option("--restart-timeout", type=float,
                      help="Seconds the master waits for a lost executor to come back [default: 120]."),
         click.option("--regularizer", multiple=True, metavar="TYPE:tau=X,...",
@@ -134,7 +137,7 @@ def existing_cluster(options: dict[str, Any]) -> Cluster:
 
 
 # What makes another cluster: changing one of these needs `down` first (other fields may change between runs).
-IDENTITY_FIELDS = ("name", "runtime", "nodes", "executors_per_node", "base_port")
+IDENTITY_FIELDS = ("name", "runtime", "nodes", "executors_per_node", "base_port", "replicas")
 
 
 def cluster_for_up(options: dict[str, Any]) -> Cluster:

@@ -66,7 +66,7 @@ def render_local_files(plan: Plan, state: StateDir) -> list[Path]:
     machine (unlike one outside a container network) can use to reach the cluster."""
     password = state.ensure_password()
     written = []
-    for node in plan.nodes:
+    for node in plan.redis_nodes:
         path = state.redis_conf(node.index)
         write_text_atomic(path, render_redis_conf(plan, state, node, password), mode=0o600)
         written.append(path)
@@ -81,6 +81,7 @@ class LocalRuntime(Runtime):
     addressing = LOOPBACK
     where = "on this machine"
     serves_dashboard = True
+    places_replicas = True
 
     # -- primitives of up ---------------------------------------------------------------------------
 
@@ -224,12 +225,12 @@ class LocalRuntime(Runtime):
         if plan.data is not None and busy:
             raise ConfigError(f"training is already running in {self.state.root} ({', '.join(busy[:4])} alive); "
                               f"follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
-        redis_up = all(redis_component(n.index) in running for n in plan.nodes)
+        redis_up = all(redis_component(n.index) in running for n in plan.redis_nodes)
         password = read_password(self.state.password_file) if self.state.password_file.exists() else None
         return redis_up and check_health(targets_from_plan(plan), password).ok
 
     def _check_ports(self, plan: Plan, ours: set[int]) -> None:
-        for node in plan.nodes:
+        for node in plan.redis_nodes:
             for kind, port in (("port", node.port), ("cluster-bus port", node.bus_port)):
                 if port_free(port, node.host):
                     continue
@@ -249,9 +250,12 @@ class LocalRuntime(Runtime):
         starting (191 s to cluster_state:ok instead of 13 s with the processes released together).
         """
         records = []
-        for node, nodes_conf in zip(plan.nodes, seeded_nodes_conf(targets_from_plan(plan))):
+        # Primaries only: replicas start empty, are met and attached by the bootstrap (CLUSTER REPLICATE).
+        seeded = dict(zip((n.index for n in plan.nodes), seeded_nodes_conf(targets_from_plan(plan)[:len(plan.nodes)])))
+        for node in plan.redis_nodes:
             self.state.empty_redis_dir(node.index)
-            (self.state.redis_dir(node.index) / "nodes.conf").write_text(nodes_conf)
+            if node.index in seeded:
+                (self.state.redis_dir(node.index) / "nodes.conf").write_text(seeded[node.index])
             component = redis_component(node.index)
             argv = ["sh", "-c", _STOP_THEN_EXEC, "sh", redis_server, str(self.state.redis_conf(node.index))]
             _, record = start_process(component, argv, log=self.state.log(component),
@@ -260,10 +264,10 @@ class LocalRuntime(Runtime):
             records.append(record)
         self._release_together(records)
         echo(f"started {len(records)} redis-server process(es) on {plan.nodes[0].host} "
-             f"ports {plan.nodes[0].port}-{plan.nodes[-1].port}")
+             f"ports {plan.redis_nodes[0].port}-{plan.redis_nodes[-1].port}")
         self._wait_redis_started(plan, records)
         report = bootstrap(targets_from_plan(plan), read_password(self.state.password_file),
-                           timeout=bootstrap_timeout(len(plan.nodes)))
+                           timeout=bootstrap_timeout(len(plan.redis_nodes)))
         return report
 
     def _release_together(self, records: list[ProcessRecord]) -> None:
@@ -288,7 +292,7 @@ class LocalRuntime(Runtime):
 
     def _wait_redis_started(self, plan: Plan, records: list[ProcessRecord]) -> None:
         """Wait until every redis-server accepts connections; fail at once if one exits."""
-        pending = {record.component: node for record, node in zip(records, plan.nodes)}
+        pending = {record.component: node for record, node in zip(records, plan.redis_nodes)}
         by_name = {r.component: r for r in records}
 
         def all_accept() -> bool:

@@ -153,3 +153,44 @@ def test_a_node_serving_another_plans_slots_is_refused(local_cluster):
     with pytest.raises(BootstrapError, match="redis-0 .* serves slots 0-8191 outside its planned range 8192-16383"):
         bootstrap(swapped, read_password(cluster.state.password_file), timeout=5)
     assert all(is_running(ProcessRecord.load(p)) for p in cluster.state.pids_dir.glob("*.json"))
+
+
+def roles(cluster) -> dict[str, str]:
+    """Each live instance's role as the first answering node sees it: 'master' or 'replica of redis-i'."""
+    password = read_password(cluster.state.password_file)
+    by_port = {n.port: n.name for n in cluster.plan.redis_nodes}
+    for node in cluster.plan.redis_nodes:
+        try:
+            views = parse_cluster_nodes(node_client(node.host, node.port, password, timeout=1.0)
+                                        .execute_command("CLUSTER", "NODES"))
+        except Exception:
+            continue
+        names = {v.id: by_port[v.port if not v.myself else node.port] for v in views}
+        return {names[v.id]: ("master" if not v.replica else f"replica of {names.get(v.master, '?')}")
+                for v in views if "fail" not in v.flags}
+    raise AssertionError("no Redis node answers")
+
+
+@pytest.mark.integration
+@requires_redis
+def test_replicas_are_attached_and_a_lost_primary_fails_over_then_rejoins_as_replica(local_cluster):
+    cluster = local_cluster(nodes=3, replicas=1, node_timeout_ms=1000)
+    password = read_password(cluster.state.password_file)
+    assert roles(cluster) == {"redis-0": "master", "redis-1": "master", "redis-2": "master",
+                              "redis-3": "replica of redis-0", "redis-4": "replica of redis-1",
+                              "redis-5": "replica of redis-2"}
+    targets = targets_from_plan(cluster.plan)
+    assert check_health(targets, password).ok
+    assert bootstrap(targets, password, timeout=10).no_op
+    stop_process(ProcessRecord.load(cluster.state.pid_record("redis-1")))
+    deadline = time.monotonic() + 20  # node timeout 1 s, then the election
+    while roles(cluster).get("redis-4") != "master":
+        assert time.monotonic() < deadline, f"redis-4 was not promoted: {roles(cluster)}"
+        time.sleep(0.1)
+    restart_empty(cluster, [1])
+    report = bootstrap(targets, password, timeout=30)
+    assert "redis-1: replicates redis-4" in report.actions
+    assert not any("assigned slots" in a for a in report.actions)  # redis-4 serves them since the failover
+    health = check_health(targets, password)
+    assert health.ok, health.problems
+    assert roles(cluster)["redis-1"] == "replica of redis-4"

@@ -12,7 +12,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
-from artm_compose.plan import make_plan
+from artm_compose.plan import make_plan, replica_placement
 from artm_compose.ranges import balanced_ranges, even_ranges, measure_balance
 from artm_compose.runtimes.local import LOOPBACK
 from artm_compose.slots import SLOT_COUNT, split_slots
@@ -125,6 +125,47 @@ def test_nodes_sharing_a_host_need_a_port_each_and_their_bus_ports(changes, name
     assert len(make_plan(config, addressing=SERVICE_ADDRESSING).nodes) == config.nodes
 
 
+@pytest.mark.parametrize("nodes,replicas", [(3, 1), (3, 2), (4, 1), (5, 3), (16, 2)])
+def test_replicas_sit_beside_other_nodes_spread_evenly(nodes, replicas):
+    placement = replica_placement(nodes, replicas)
+    assert len(placement) == nodes * replicas
+    assert sorted(r.index for r in placement) == list(range(nodes, nodes * (1 + replicas)))
+    for primary in range(nodes):
+        mine = [r for r in placement if r.primary == primary]
+        assert sorted(r.number for r in mine) == list(range(1, replicas + 1))
+        besides = [r.beside for r in mine]
+        assert primary not in besides and len(set(besides)) == replicas  # a lost node takes one copy at most
+    hosted = [sum(1 for r in placement if r.beside == node) for node in range(nodes)]
+    assert hosted == [replicas] * nodes
+    assert replica_placement(nodes, 0) == []
+
+
+def test_replica_placement_refuses_a_replica_beside_its_primary():
+    with pytest.raises(ValueError, match="beside"):
+        replica_placement(3, 3)
+
+
+def test_plan_replicas_copy_their_primary_and_take_the_addresses_after_the_primaries():
+    config = ClusterConfig(nodes=3, replicas=2, base_port=7000)
+    plan = make_plan(config, addressing=LOOPBACK)
+    assert [n.port for n in plan.nodes] == [7000, 7001, 7002]
+    assert [(r.name, r.port, r.replica_of, r.beside) for r in plan.replicas] == [
+        ("redis-3", 7003, 0, 1), ("redis-4", 7004, 1, 2), ("redis-5", 7005, 2, 0),
+        ("redis-6", 7006, 0, 2), ("redis-7", 7007, 1, 0), ("redis-8", 7008, 2, 1)]
+    assert all(r.slots == plan.nodes[r.replica_of].slots for r in plan.replicas)
+    assert [n.index for n in plan.redis_nodes] == list(range(9))
+    containers = make_plan(config.replace(runtime="compose"), addressing=SERVICE_ADDRESSING)
+    assert [(r.host, r.port) for r in containers.replicas][:2] == [("redis-3", 7000), ("redis-4", 7000)]
+    assert "replicas" not in make_plan(config.replace(replicas=0), addressing=LOOPBACK).to_dict()
+
+
+def test_replicas_on_one_host_need_ports_too():
+    config = ClusterConfig(nodes=3, replicas=2, base_port=55528)  # instance 8's bus port would be 65536
+    with pytest.raises(ConfigError, match="base_port=55528"):
+        make_plan(config, addressing=LOOPBACK)
+    assert len(make_plan(config, addressing=SERVICE_ADDRESSING).redis_nodes) == 9
+
+
 def test_more_executors_than_batches_names_the_idle_ones():
     config = ClusterConfig(nodes=2, executors_per_node=2, data_dir=Path("b"))
     with pytest.raises(ConfigError, match=r"ids 3\b"):
@@ -150,6 +191,9 @@ def test_empty_vocabulary_is_refused():
     ({"split": "random"}, "split='random'"),
     ({"topics": "ten"}, "topics='ten'"),
     ({"redis_memory": "lots"}, "redis_memory='lots'"),
+    ({"nodes": 3, "replicas": -1}, "replicas=-1"),
+    ({"nodes": 2, "replicas": 1}, "at least 3 nodes"),  # the survivor of two primaries is no majority
+    ({"nodes": 3, "replicas": 3}, "at most 2 with 3 nodes"),  # one would sit beside its own primary
 ])
 def test_bad_config_values_are_named(changes, named):
     with pytest.raises(ConfigError) as error:

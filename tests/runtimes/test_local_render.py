@@ -56,6 +56,7 @@ def test_redis_conf_per_node_has_cluster_settings_password_and_no_persistence(re
         conf = parse_conf(path.read_text())
         assert conf == {
             "bind": "127.0.0.1", "port": str(node.port), "protected-mode": "yes", "requirepass": password,
+            "masterauth": password,  # what a replica authenticates to its primary with
             "dir": str(state.redis_dir(node.index)), "logfile": str(state.log(f"redis-{node.index}")),
             "daemonize": "no", "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
             "cluster-node-timeout": "3000", "maxmemory-policy": "noeviction", "save": "", "appendonly": "no",
