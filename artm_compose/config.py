@@ -28,6 +28,9 @@ CLUSTER_BUS_OFFSET = 10000
 MAX_PORT = 65535
 # Where `up --dashboard` serves the dashboard (Ray's dashboard port, as `artm-compose dashboard`).
 DEFAULT_DASHBOARD_PORT = 8265
+# A checkpoint reads phi out of Redis once and writes it to a file, about a tenth of a pass (BENCHMARKS.md,
+# "Checkpoints"): every 10 passes it adds about 1% to the passes' time, and a loss redoes at most 10.
+DEFAULT_CHECKPOINT_EVERY = 10
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
 
@@ -63,6 +66,9 @@ class ClusterConfig:
     # times per run, and the master waits restart_timeout seconds for it, then redoes the pass.
     max_restarts: int = DEFAULT_MAX_RESTARTS
     restart_timeout: float = DEFAULT_RESTART_TIMEOUT
+    # The master checkpoints the committed model into the state directory every this many passes
+    # (0: never); a run whose Redis lost its data goes on from it (engine.checkpoint).
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     publish: bool = False
     redis_memory: str | None = None
     executor_memory: str | None = None
@@ -108,6 +114,7 @@ class ClusterConfig:
         _check(self.heartbeat_timeout > 0, "heartbeat_timeout", self.heartbeat_timeout, "must be > 0")
         _check(self.max_restarts >= 0, "max_restarts", self.max_restarts, "must be >= 0")
         _check(self.restart_timeout > 0, "restart_timeout", self.restart_timeout, "must be > 0")
+        _check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, "must be >= 0")
         # Every node listens on base_port at least; the runtime's addressing checks the ports of nodes
         # that share a host (artm_compose.addressing), when the plan is made.
         check_node_ports(self.base_port, 1)

@@ -18,6 +18,7 @@ from typing import Any
 from artm_compose.addressing import Addressing
 from artm_compose.errors import RuntimeUnavailable
 from artm_compose.plan import Plan
+from artm_compose.state import CHECKPOINT_FILE, SCORES_FILE
 
 # Every Redis node is a service named after its component (render.redis_component) on the cluster's
 # network, so each has its own host name and all listen on the same port.
@@ -105,7 +106,8 @@ class EngineCommands:
 
 def engine_commands(plan: Plan, batches_dir: str, vocab_path: str) -> EngineCommands:
     """Command lines of the training containers, the same in Compose and Swarm: executor i talks to its
-    node's Redis, the master to the first node's, and the master writes scores.json into the state mount."""
+    node's Redis, the master to the first node's, and the master writes scores.json and its checkpoints into
+    the state mount."""
     launch = engine_launch()
     inside, mounts = container_plan(plan)
     executors = {
@@ -117,7 +119,8 @@ def engine_commands(plan: Plan, batches_dir: str, vocab_path: str) -> EngineComm
     first = plan.nodes[0]
     master = [MASTER_PROGRAM, *launch.master_argv(
         inside, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
-        batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/scores.json")]
+        batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/{SCORES_FILE}",
+        checkpoint_path=f"{STATE_MOUNT}/{CHECKPOINT_FILE}")]
     return EngineCommands(executors=executors, master=master, mounts=mounts)
 
 

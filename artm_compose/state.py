@@ -10,6 +10,7 @@ Every runtime uses the same layout, so ``status``, ``logs`` and ``down`` only ne
     logs/<component>.log  one log per component: redis-<i>, executor-<id>, master
     pids/<component>.json the processes a local runtime started (see processes.py)
     scores.json           written by the master
+    checkpoint.npz        the master's last checkpoint of the model (engine.checkpoint); down removes it
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from artm_compose.errors import ConfigError
 
 PASSWORD_BYTES = 24
+SCORES_FILE = "scores.json"
+CHECKPOINT_FILE = "checkpoint.npz"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,11 @@ class StateDir:
 
     @property
     def scores(self) -> Path:
-        return self.root / "scores.json"
+        return self.root / SCORES_FILE
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / CHECKPOINT_FILE
 
     @property
     def logs_dir(self) -> Path:

@@ -82,6 +82,10 @@ def cluster_options(function: Callable) -> Callable:
                           "Redis node fails over to one and the interrupted pass is redone [default: 0]."),
         click.option("--restart-timeout", type=float,
                      help="Seconds the master waits for a lost executor to come back [default: 120]."),
+        click.option("--checkpoint-every", type=int,
+                     help="Passes between checkpoints of the model into the state directory (checkpoint.npz) "
+                          "[default: 10]; 0: none. When every Redis node lost its data, `up` again goes on from "
+                          "the last checkpoint of the unfinished run; `down` removes it."),
         click.option("--regularizer", multiple=True, metavar="TYPE:tau=X,...",
                      help="A BigARTM regularizer (repeatable): SmoothSparsePhiRegularizer, "
                           "SmoothSparseThetaRegularizer or DecorrelatorPhiRegularizer with tau and optionally "

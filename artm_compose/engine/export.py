@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +78,10 @@ def topic_names(topics: int) -> list[str]:
 
 
 def export_model(client: RedisCluster, cluster: str, vocab_path: Path, out_path: Path,
-                 chunk_bytes: int | None = None) -> Path:
+                 chunk_bytes: int | None = None, extra: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write the committed model to ``out_path`` (``.npz`` or ``.csv``), reading and writing phi in
-    chunks of whole blocks of at most ``chunk_bytes`` (default ``EXPORT_CHUNK_BYTES``); returns the path."""
+    chunks of whole blocks of at most ``chunk_bytes`` (default ``EXPORT_CHUNK_BYTES``); returns the path.
+    ``extra``: more ``.npz`` members (a checkpoint's, :mod:`artm_compose.engine.checkpoint`)."""
     out_path = Path(out_path)
     if out_path.suffix not in (".npz", ".csv"):
         raise ConfigError(f"export path {out_path}: use a .npz or .csv file name")
@@ -95,7 +96,7 @@ def export_model(client: RedisCluster, cluster: str, vocab_path: Path, out_path:
     if out_path.suffix == ".npz":
         n_t = np.asarray(record.n_t if record.n_t is not None else [np.nan] * len(topics), dtype=np.float64)
         small = {"tokens": np.asarray(vocab.tokens), "class_ids": np.asarray(vocab.class_ids),
-                 "topics": np.asarray(topics), "n_t": n_t, "pass": np.asarray(record.pass_number)}
+                 "topics": np.asarray(topics), "n_t": n_t, "pass": np.asarray(record.pass_number), **(extra or {})}
         _write_npz(temporary, small, record, client, chunk_bytes)
     else:
         several_classes = any(c != DEFAULT_CLASS for c in vocab.class_ids)

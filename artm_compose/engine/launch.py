@@ -42,14 +42,17 @@ def executor_argv(plan: Plan, executor: ExecutorPlan, *, redis_host: str, redis_
 
 
 def master_argv(plan: Plan, *, redis_host: str, redis_port: int, password_file: Path | str,
-                batches_dir: Path | str, vocab_path: Path | str, scores_path: Path | str) -> list[str]:
+                batches_dir: Path | str, vocab_path: Path | str, scores_path: Path | str,
+                checkpoint_path: Path | str) -> list[str]:
     """Arguments (no program name) of the master."""
     config = plan.config
+    checkpoints = (["--checkpoint-path", str(checkpoint_path), "--checkpoint-every", str(config.checkpoint_every)]
+                   if config.checkpoint_every else [])
     return [*_common(plan, redis_host, redis_port, password_file, batches_dir, vocab_path),
             "--num-outer-iter", str(config.iterations), "--num-executors", str(len(plan.executors)),
             "--num-executor-threads", str(config.threads),
             "--show-top-tokens", "1" if config.show_top_tokens else "0",
-            "--scores-path", str(scores_path)] + _online(config) + _model(config)
+            "--scores-path", str(scores_path)] + checkpoints + _online(config) + _model(config)
 
 
 def _model(config) -> list[str]:

@@ -23,8 +23,9 @@ from typing import Any, Callable
 import numpy as np
 from redis.cluster import RedisCluster
 
-from artm_compose.data.vocab import read_vocab
+from artm_compose.data.vocab import Vocabulary, read_vocab
 from artm_compose.engine import model_store as store
+from artm_compose.engine.checkpoint import Checkpoint, mismatch, read_checkpoint, restore, write_checkpoint
 from artm_compose.engine.connect import (DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT, add_connection_flags,
                                          check_timeouts, connect, run_or_exit)
 from artm_compose.engine.export import topic_names
@@ -38,7 +39,7 @@ from artm_compose.engine.regularizers import (check_against_model, check_class_w
 from artm_compose.engine import scores as score_math
 from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key,
                                           master_payload, new_run_id, read_master, read_progress, write_progress)
-from artm_compose.errors import ConfigError, TrainingError
+from artm_compose.errors import ConfigError, DataError, TrainingError
 
 TOP_TOKENS = 10
 
@@ -72,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds to wait for a lost executor to come back")
     parser.add_argument("--scores", choices=score_math.SCORE_SETS, default="all",
                         help="all scores, or basic: perplexity and sparsity_theta only")
+    parser.add_argument("--checkpoint-path", type=Path,
+                        help="checkpoint file (.npz); a run whose Redis lost the model goes on from it "
+                             "(engine.checkpoint)")
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="passes between checkpoints (offline mode); 0: none")
     add_connection_flags(parser)
     args = parser.parse_args(argv)
     check_timeouts(parser, args)
@@ -88,6 +94,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"{args.restart_timeout:g} > 0")
     if args.num_outer_iter < 0:
         parser.error(f"--num-outer-iter={args.num_outer_iter} must be >= 0")
+    if args.checkpoint_every < 0 or (args.checkpoint_every and args.checkpoint_path is None):
+        parser.error(f"--checkpoint-every={args.checkpoint_every} must be >= 0, and > 0 only with --checkpoint-path")
+    if args.checkpoint_path is not None and args.checkpoint_path.suffix != ".npz":
+        parser.error(f"--checkpoint-path={args.checkpoint_path}: use a .npz file name")
     if args.continue_fitting and args.init_phi:
         parser.error("--continue-fitting 1 and --init-phi exclude each other")
     try:
@@ -129,6 +139,12 @@ class Scores:
     online: dict[str, Any] | None = None  # online mode: OnlineSchedule.summary
     restarts: list[dict[str, Any]] = field(default_factory=list)  # lost executors that came back
     resumed: list[dict[str, Any]] = field(default_factory=list)  # runs this one went on with (master restarts)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # pass, seconds, bytes of each written
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scores:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -288,6 +304,23 @@ class Master:
         store.commit_model(self.client, record)
         self.committed = record
 
+    def checkpoint_due(self, number: int) -> bool:
+        """Every ``--checkpoint-every`` passes of the run but its last (the model in Redis is the result);
+        offline only: online counters live in the executors, which a checkpoint cannot hold."""
+        every, first = self.args.checkpoint_every, self.scores.first_pass
+        return (bool(every) and self.online is None and (number - first + 1) % every == 0
+                and number < first + self.args.num_outer_iter - 1)
+
+    def checkpoint(self, number: int) -> None:
+        """Write the model committed by pass ``number`` and the scores so far to ``--checkpoint-path``."""
+        path = self.args.checkpoint_path
+        seconds = write_checkpoint(self.client, self.args.cluster, self.args.vocab_path, path,
+                                   last_pass=self.scores.first_pass + self.args.num_outer_iter - 1,
+                                   scores=self.scores.to_dict())
+        self.scores.checkpoints.append({"pass": number, "seconds": seconds, "bytes": path.stat().st_size})
+        if self.args.scores_path:
+            write_scores(self.args.scores_path, self.scores)
+
     def one_pass(self, layout: Layout, generation: int, number: int) -> int:
         """E-step, aggregation, normalisation and commit of pass ``number``; returns the new generation.
 
@@ -446,8 +479,7 @@ def resumable_run(client: RedisCluster, args: argparse.Namespace) -> tuple[Score
     if args.mode == "online":
         raise TrainingError(f"run {earlier['run']} (online) lost its master; online counters live in the "
                             f"executors, so it cannot be resumed: start it again with up --continue-fitting")
-    known = {f.name for f in fields(Scores)}
-    scores = Scores(**{key: value for key, value in earlier.items() if key in known})
+    scores = Scores.from_dict(earlier)
     recorded, committed = len(scores.perplexity), record.pass_number - scores.first_pass + 1
     if recorded > committed:  # killed between writing a pass's scores and committing it: redone
         for f in fields(Scores):
@@ -457,6 +489,23 @@ def resumable_run(client: RedisCluster, args: argparse.Namespace) -> tuple[Score
         for class_id, values in scores.perplexity_by_class.items():
             scores.perplexity_by_class[class_id] = values[:committed]
     return scores, record
+
+
+def restorable_checkpoint(client: RedisCluster, args: argparse.Namespace, vocab: Vocabulary,
+                         echo: Callable[[str], None]) -> Checkpoint | None:
+    """The checkpoint this master goes on from: Redis holds no model of the cluster (its nodes lost their
+    data) and ``--checkpoint-path`` holds an unfinished offline run of this run's topics and vocabulary."""
+    path = args.checkpoint_path
+    if path is None or not path.exists() or store.read_model_record(client, args.cluster) is not None:
+        return None
+    checkpoint = read_checkpoint(path)
+    why = ("that run had finished" if checkpoint.finished
+           else "online runs are not checkpointed" if args.mode == "online"
+           else mismatch(checkpoint, vocab, args.num_topics))
+    if why is not None:
+        echo(f"not going on from checkpoint {path} of run {checkpoint.run} (pass {checkpoint.pass_number}): {why}")
+        return None
+    return checkpoint
 
 
 def all_classes(n_t: dict[str, list[float]] | None) -> list[float] | None:
@@ -495,9 +544,12 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     heartbeat.start()
     try:
         resume = resumable_run(client, args)  # before this run's progress replaces the earlier run's
-    except TrainingError:
+        restored = None if resume is not None else restorable_checkpoint(client, args, vocab, echo)
+    except (TrainingError, DataError):
         heartbeat.stop(delete=True)
         raise
+    if resume is None and restored is None and args.checkpoint_path is not None:
+        args.checkpoint_path.unlink(missing_ok=True)  # an earlier run's: a later loss must not go back to it
     channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
     master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))
     master.classes = classes
@@ -509,15 +561,23 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         layout = Layout(cluster=args.cluster, topics=args.num_topics,
                         starts=tuple(block_starts(check_ranges(channel.executors, vocab_size), vocab_size,
                                                   args.num_topics)))
+        going_on: ModelRecord | None = None
         if resume is not None:
-            earlier, record = resume
+            earlier, going_on = resume
             echo(f"resuming run {earlier.run} (its master is gone) from the committed model of pass "
-                 f"{record.pass_number}")
-            earlier.resumed.append({"run": earlier.run, "pass": record.pass_number})
+                 f"{going_on.pass_number}")
+            earlier.resumed.append({"run": earlier.run, "pass": going_on.pass_number})
             earlier.run = run_id
             master.scores = earlier
-        generation = master.prepare(layout, resume[1] if resume is not None else None)
-        if resume is None:
+        elif restored is not None:
+            echo(f"Redis holds no model of cluster {args.cluster!r}: going on with run {restored.run} from its "
+                 f"checkpoint of pass {restored.pass_number} ({args.checkpoint_path})")
+            master.scores = Scores.from_dict(restored.scores)
+            master.scores.resumed.append({"run": restored.run, "pass": restored.pass_number, "from": "checkpoint"})
+            master.scores.run = run_id
+            going_on = restore(client, layout, restored, run_id)
+        generation = master.prepare(layout, going_on)
+        if going_on is None:
             master.scores.init_seconds = time.monotonic() - started
         if args.scores_path:  # names this run at once: a master restarted from now on resumes it
             write_scores(args.scores_path, master.scores)
@@ -534,6 +594,8 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
                     break
                 except ExecutorLost as error:
                     lost = error
+            if master.checkpoint_due(number):
+                master.checkpoint(number)
         master.terminate()
         master.set_state("done")
         if master.committed is not None and (args.show_top_tokens or args.scores == "all"):

@@ -109,16 +109,20 @@ class UpResult:
 def training_summary(progress: dict[str, Any] | None, scores_path: Path) -> dict[str, Any] | None:
     """State, pass and last perplexity of the run: from the master's record in Redis (``progress``)
     while it is there, else from ``scores.json``; None if neither exists."""
+    try:
+        scores = json.loads(scores_path.read_text())
+    except (OSError, ValueError):
+        scores = None
     if progress is None:
-        try:
-            scores = json.loads(scores_path.read_text())
-        except (OSError, ValueError):
+        if scores is None:
             return None
         progress = {"state": "done", "pass": len(scores.get("perplexity") or []),
                     "perplexity": scores.get("perplexity") or []}
     perplexity = progress.get("perplexity") or []
+    checkpoints = (scores or {}).get("checkpoints") or []
     summary = {"state": progress.get("state"), "pass": progress.get("pass"), "passes": progress.get("passes"),
-               "perplexity": perplexity[-1] if perplexity else None, "error": progress.get("error")}
+               "perplexity": perplexity[-1] if perplexity else None, "error": progress.get("error"),
+               "checkpoint": f"pass {checkpoints[-1]['pass']}" if checkpoints else None}
     return {key: value for key, value in summary.items() if value is not None}
 
 

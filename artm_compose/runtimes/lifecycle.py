@@ -246,6 +246,7 @@ class Runtime(ABC):
         """
         record = ClusterRecord.load_if_any(self.state)
         messages = self.remove(record, echo, volumes=volumes, names=names)
+        self.state.checkpoint.unlink(missing_ok=True)  # the run ends with its cluster: nothing to go on from
         if not messages:
             owner = f"cluster {record.cluster!r}" if record is not None else f"state dir {self.state.root}"
             messages = [nothing_left_message(owner, self.where)]

@@ -221,13 +221,15 @@ class LocalRuntime(Runtime):
                 f"with {len(nodes)} node(s) on {ports} and a different plan (now {len(plan.nodes)} node(s) from "
                 f"port {plan.nodes[0].port}); run `artm-compose down --state-dir {self.state.root}` first "
                 f"or use another --state-dir")
-        busy = [name for name in (MASTER, *(e.name for e in plan.executors)) if name in running]
-        if plan.data is not None and busy:
-            raise ConfigError(f"training is already running in {self.state.root} ({', '.join(busy[:4])} alive); "
-                              f"follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
         redis_up = all(redis_component(n.index) in running for n in plan.redis_nodes)
         password = read_password(self.state.password_file) if self.state.password_file.exists() else None
-        return redis_up and check_health(targets_from_plan(plan), password).ok
+        healthy = redis_up and check_health(targets_from_plan(plan), password).ok
+        busy = [name for name in (MASTER, *(e.name for e in plan.executors)) if name in running]
+        # Executors with neither a master nor a healthy Redis are what a lost cluster left: stopped below.
+        if plan.data is not None and busy and (MASTER in busy or healthy):
+            raise ConfigError(f"training is already running in {self.state.root} ({', '.join(busy[:4])} alive); "
+                              f"follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
+        return healthy
 
     def _check_ports(self, plan: Plan, ours: set[int]) -> None:
         for node in plan.redis_nodes:
@@ -324,7 +326,7 @@ class LocalRuntime(Runtime):
         first = plan.nodes[0]
         argv = [sys.executable, "-m", "artm_compose.engine.master",
                 *launch.master_argv(plan, redis_host=first.host, redis_port=first.port,
-                                    scores_path=self.state.scores, **common)]
+                                    scores_path=self.state.scores, checkpoint_path=self.state.checkpoint, **common)]
         if plan.config.max_restarts:  # a killed master comes back and resumes its run (engine.master)
             argv = [sys.executable, "-m", "artm_compose.supervise", "--name", MASTER, "--only-killed",
                     "--max-restarts", str(plan.config.max_restarts), "--", *argv]

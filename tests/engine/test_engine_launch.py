@@ -50,12 +50,17 @@ def test_executor_argv_parses_back_to_the_plan():
 def test_master_argv_parses_back_to_the_plan():
     the_plan = plan(continue_fitting=True, show_top_tokens=False)
     argv = master_argv(the_plan, redis_host="redis-0", redis_port=7000, password_file="/run/pw", batches_dir="/data",
-                       vocab_path="/data/vocab.txt", scores_path="/state/scores.json")
+                       vocab_path="/data/vocab.txt", scores_path="/state/scores.json",
+                       checkpoint_path="/state/checkpoint.npz")
     assert all(flag in argv for flag in REFERENCE_MASTER_FLAGS)
     args = master.parse_args(argv)
     assert (args.num_topics, args.num_outer_iter, args.num_executors, args.num_executor_threads) == (30, 7, 4, 2)
     assert (args.continue_fitting, args.show_top_tokens, args.seed) == (1, 0, 9)
     assert args.scores_path == Path("/state/scores.json")
+    assert (args.checkpoint_path, args.checkpoint_every) == (Path("/state/checkpoint.npz"), 10)
+    never = master.parse_args(master_argv(plan(checkpoint_every=0), redis_host="r", redis_port=1, password_file="p",
+                                          batches_dir="/d", vocab_path="/d/v", scores_path="s", checkpoint_path="c.npz"))
+    assert (never.checkpoint_path, never.checkpoint_every) == (None, 0)
 
 
 @pytest.mark.parametrize("argv,message", [

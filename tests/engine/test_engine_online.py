@@ -73,12 +73,12 @@ def test_master_gets_online_flags_only_in_online_mode(tmp_path):
     plan = make_plan(ClusterConfig(runtime="local", data_dir=corpus, mode="online", update_every=3, tau0=64, kappa=0.6),
                      addressing=LOOPBACK)
     argv = master_argv(plan, redis_host="h", redis_port=1, password_file="p", batches_dir="b", vocab_path="v",
-                       scores_path="s")
+                       scores_path="s", checkpoint_path="c.npz")
     assert argv[argv.index("--mode") + 1] == "online" and argv[argv.index("--update-every") + 1] == "3"
     assert float(argv[argv.index("--tau0") + 1]) == 64.0 and float(argv[argv.index("--kappa") + 1]) == 0.6
     offline = make_plan(ClusterConfig(runtime="local", data_dir=corpus), addressing=LOOPBACK)
     assert "--mode" not in master_argv(offline, redis_host="h", redis_port=1, password_file="p", batches_dir="b",
-                                       vocab_path="v", scores_path="s")
+                                       vocab_path="v", scores_path="s", checkpoint_path="c.npz")
 
 
 def bigartm_online(batches: Path, phi: Path, out: Path, passes: int, update_every: int, tau0: float, kappa: float,

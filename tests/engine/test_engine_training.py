@@ -349,3 +349,42 @@ def test_state_left_by_a_crashed_run_does_not_end_a_new_run(local_cluster, corpu
     np.testing.assert_allclose(again["perplexity"], clean["perplexity"], rtol=1e-6)
     progress = read_progress(client, "test")
     assert progress["state"] == "done" and progress["run"] != old_run and progress["pass"] == 3
+
+
+def test_a_run_whose_redis_lost_its_data_goes_on_from_its_checkpoint(local_cluster, corpus_dir, tmp_path):
+    from artm_compose.engine.checkpoint import read_checkpoint
+
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    common = dict(topics=96, seed=SEED, iterations=16, heartbeat_timeout=4.0, checkpoint_every=4)
+    clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, 1, **common)
+    assert set(codes.values()) == {0}
+    assert [c["pass"] for c in clean["checkpoints"]] == [4, 8, 12]  # not the last pass: Redis holds the result
+    _, clean_phi = read_model(client, "test")
+    work = tmp_path / "lost"
+    training = start_training(cluster, corpus_dir, work, nodes=2, executors_per_node=1, **common)
+    try:
+        checkpoint = work / "checkpoint.npz"
+        wait_for(lambda: checkpoint.exists() and read_checkpoint(checkpoint).pass_number >= 4, TIMEOUT,
+                 "a checkpoint of pass 4 or later")
+        training.stop()  # everything at once: the processes, then every node's data
+        saved = read_checkpoint(checkpoint)
+        client.flushall()
+        assert client.dbsize() == 0
+        training.start_executors()
+        training.start_master()
+        codes = training.wait_all(TIMEOUT)
+        assert set(codes.values()) == {0}, training.log("master")
+    finally:
+        training.stop()
+    assert (f"going on with run {saved.run} from its checkpoint of pass {saved.pass_number}"
+            in training.log("master"))
+    restored = json.loads(training.scores.read_text())
+    assert restored["resumed"] == [{"run": saved.run, "pass": saved.pass_number, "from": "checkpoint"}]
+    assert restored["perplexity"] == clean["perplexity"]  # every pass once, bit for bit as uninterrupted
+    _, phi = read_model(client, "test")
+    np.testing.assert_array_equal(phi, clean_phi)
+    # A new run over a checkpoint of a finished (or another) run starts afresh and removes it.
+    again, codes, training = train(cluster, corpus_dir, work, 2, 1, **{**common, "iterations": 2})
+    assert set(codes.values()) == {0} and again["first_pass"] == 1 and not again["resumed"]
+    assert not (work / "checkpoint.npz").exists()

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from artm_compose.bootstrap import bootstrap, parse_cluster_nodes, parse_info, targets_from_plan
-from artm_compose.errors import ConfigError
+from artm_compose.errors import ConfigError, DataError
 from artm_compose.processes import ProcessRecord, is_running
 from artm_compose.redis_client import cluster_client_from_files, node_client
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import read_password
+from artm_compose.waiting import wait_until
 
 from support.ports import requires_redis
 
@@ -279,3 +280,41 @@ def test_a_killed_master_is_restarted_and_resumes_the_run(local_cluster, tmp_pat
     assert cluster.status().status == "finished", cluster.logs("master")
     assert resumed["resumed"][0]["run"] == progress["run"]
     assert resumed["perplexity"] == clean["perplexity"]
+
+
+def test_up_after_every_redis_node_was_killed_goes_on_from_the_checkpoint(local_cluster, tmp_path):
+    from artm_compose.engine.checkpoint import read_checkpoint
+    from support.engine import dpkg_corpus
+
+    cluster = local_cluster(nodes=2, up=False, data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96, iterations=16,
+                            seed=4, heartbeat_timeout=4.0, checkpoint_every=4)
+    assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
+    clean = json.loads(cluster.state.scores.read_text())
+    cluster.up(detach=True, echo=lambda _line: None)
+    checkpoint = cluster.state.checkpoint
+
+    def checkpointed() -> bool:
+        try:
+            saved = read_checkpoint(checkpoint)
+        except DataError:  # absent, or removed by the new run as we read it
+            return False
+        return saved.run != clean["run"] and saved.pass_number >= 4
+
+    wait_until(checkpointed, 120, "a checkpoint of pass 4 or later of the second run")
+    saved = read_checkpoint(checkpoint)
+    records = {path.stem: ProcessRecord.load(path) for path in cluster.state.pids_dir.glob("*.json")}
+    for name, record in records.items():
+        if name.startswith("redis-"):
+            os.kill(record.pid, signal.SIGKILL)
+    # The master fails on the lost Redis (no restart: it was not killed); its executors are left over.
+    wait_until(lambda: not is_running(records["master"]), 120, "the master to exit after Redis was lost")
+    lines: list[str] = []
+    assert cluster.up(detach=False, echo=lines.append).training == "finished", cluster.logs("master")
+    log = cluster.state.log("master").read_text()
+    assert f"going on with run {saved.run} from its checkpoint of pass {saved.pass_number}" in log
+    restored = json.loads(cluster.state.scores.read_text())
+    assert restored["perplexity"] == clean["perplexity"]  # every pass once, bit for bit as uninterrupted
+    assert restored["resumed"] == [{"run": saved.run, "pass": saved.pass_number, "from": "checkpoint"}]
+    assert cluster.status().training["checkpoint"] == f"pass {restored['checkpoints'][-1]['pass']}"
+    cluster.down(echo=lambda _line: None)
+    assert not checkpoint.exists()

@@ -142,7 +142,8 @@ def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors
     scores = work / "scores.json"
     host, port = addresses[0]
     argv = extra + master_argv(plan, redis_host=host, redis_port=int(port), password_file=password,
-                               batches_dir=data_dir, vocab_path=data_dir / "vocab.txt", scores_path=scores)
+                               batches_dir=data_dir, vocab_path=data_dir / "vocab.txt", scores_path=scores,
+                               checkpoint_path=work / "checkpoint.npz")
     training = Training(plan=plan, master=None, executors={}, logs=logs, scores=scores, executor_argvs=argvs, env=env,
                         master_argv=argv)
     if start_executors:
