@@ -95,6 +95,17 @@ class Cluster:
     def status(self) -> ClusterStatus:
         return self.runtime.status()
 
+    def scale(self, executors: int, *, echo: Echo = print) -> Cluster:
+        """Go on with ``executors`` executors in the running training, from the next pass; the cluster as
+        it now is. The same number runs beside each Redis node, so ``executors`` is a multiple of the nodes."""
+        nodes = self.config.nodes
+        if executors < 1 or executors % nodes:
+            raise ConfigError(f"executors={executors}: the cluster has {nodes} Redis node(s) with the same number "
+                              f"of executors beside each; use a multiple of {nodes}")
+        scaled = Cluster(self.config.replace(executors_per_node=executors // nodes))
+        self.runtime.scale(scaled.plan, echo)
+        return scaled
+
     def logs(self, component: str | None = None) -> str:
         """The log of ``component`` (``redis-0``, ``executor-3``, ``master``, a role, or all if None)."""
         return "".join(self.runtime.logs(component))

@@ -12,6 +12,8 @@ local runtime, whose Redis nodes this machine reaches, runs the same jobs in its
 - ``export``: write the trained model to a file in this container (the runtime copies it out).
 - ``transform``: theta of a batch directory under the committed model (shares computed in parallel
   threads), written to a file in this container (:mod:`artm_compose.engine.transform`).
+- ``scale``: ask the running training's master to go on with ``--executors`` executors after its
+  current pass (:func:`artm_compose.engine.protocol.request_scale`); the request's id.
 - ``control``: ``bootstrap``, then mark the container ready and stay as an idle ``sleep``, so that
   later jobs start with ``docker exec`` (a fraction of a second) instead of a new container (seconds).
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from artm_compose.bootstrap import bootstrap, check_health
-from artm_compose.engine.protocol import probe_progress
+from artm_compose.engine.protocol import probe_progress, request_scale
 from artm_compose.errors import ArtmComposeError
 from artm_compose.record import ClusterRecord
 from artm_compose.redis_client import cluster_client
@@ -106,7 +108,7 @@ def parse_job(argv: list[str]) -> argparse.Namespace:
     """A job's command line: ``JOB --state-dir DIR --password-file FILE [options]``."""
     parser = argparse.ArgumentParser(prog="python3 -m artm_compose.in_cluster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("job", choices=("bootstrap", "probe", "control", "export", "transform"))
+    parser.add_argument("job", choices=("bootstrap", "probe", "control", "export", "transform", "scale"))
     parser.add_argument("--state-dir", type=Path, required=True, help="the mounted state directory")
     parser.add_argument("--password-file", type=Path, required=True, help="the Redis password, one line")
     parser.add_argument("--timeout", type=float, default=BOOTSTRAP_TIMEOUT, help="bootstrap time limit (s)")
@@ -117,11 +119,14 @@ def parse_job(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--shares", type=parse_shares, help="transform: batch ranges BEGIN:END,... computed in parallel")
     parser.add_argument("--inner", type=int, default=10, help="transform: document passes (inner iterations)")
     parser.add_argument("--parallel", type=int, default=1, help="transform: shares computed at once")
+    parser.add_argument("--executors", type=int, help="scale: the executor count to go on with")
     args = parser.parse_args(argv)
     if args.job in ("export", "transform") and (args.vocab_path is None or args.out is None):
         parser.error(f"{args.job} needs --vocab-path and --out")
     if args.job == "transform" and (args.data_path is None or args.shares is None):
         parser.error("transform needs --data-path and --shares")
+    if args.job == "scale" and (args.executors is None or args.executors < 1):
+        parser.error("scale needs --executors N (N >= 1)")
     return args
 
 
@@ -134,7 +139,18 @@ def run_job(args: argparse.Namespace) -> dict[str, Any]:
         return run_export(state, args.password_file, args.vocab_path, args.out)
     if args.job == "transform":
         return run_transform(state, args.password_file, args)
+    if args.job == "scale":
+        return run_scale(state, args.password_file, args.executors)
     return run_bootstrap(state, args.password_file, args.timeout)
+
+
+def run_scale(state: StateDir, password_file: Path, executors: int) -> dict[str, Any]:
+    record = ClusterRecord.load(state)
+    client = cluster_client(record.addresses, read_password(password_file))
+    try:
+        return {"request": request_scale(client, record.cluster, executors)}
+    finally:
+        client.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,19 @@ def ls_command(as_json: bool) -> None:
     click.echo(json.dumps([e.to_dict() for e in entries], indent=1) if as_json else listing.format_table(entries))
 
 
+@cli.command("scale")
+@state_options
+@click.option("--executors", type=click.IntRange(min=1), required=True,
+              help="Executors to go on with: a multiple of the Redis nodes (the same number beside each).")
+def scale_command(executors: int, **options: Any) -> None:
+    """Change the executors of a running training between two passes (local runtime).
+
+    The master takes the request once its current pass is committed, ends the executors, and the new
+    ones (ranges of tokens and batches planned for the new count) take over from the committed model;
+    the model ends as an uninterrupted run's up to float rounding. Offline training only."""
+    click.echo(existing_cluster(options).scale(executors, echo=click.echo).status().describe())
+
+
 @cli.command("down")
 @state_options
 @click.option("--volumes", is_flag=True, help="Also remove the data volumes the cluster created.")

@@ -155,7 +155,9 @@ class Executor:
             self.own.phi = store.read_range(self.client, source, int(command["source_generation"]), begin, end)
             self.own.nwt = self.own_increments = None
             return self.corpus_figures()
-        if (mode == "continue") != bool(self.args.continue_fitting) or (self.args.init_phi and mode != "file"):
+        # "move": the run goes on with other executors (scale), whatever this one's start flags say.
+        if mode != "move" and ((mode == "continue") != bool(self.args.continue_fitting)
+                               or (self.args.init_phi and mode != "file")):
             raise TrainingError(f"the master initialises the model from {_SOURCES[mode]}, but this executor was "
                                 f"started with --continue-fitting {self.args.continue_fitting}"
                                 + (f" --init-phi {self.args.init_phi}" if self.args.init_phi else ""))
@@ -167,7 +169,7 @@ class Executor:
             if mode == "file":
                 path = self.args.init_phi or Path(command["init_phi"])
                 self.own.phi = phi_rows_for(self.vocab, begin, end, path, topics)
-            else:
+            else:  # continue, or move: the committed model, written again in this run's layout
                 source = Layout.from_dict(self.args.cluster, command["source_layout"])
                 self.own.phi = store.read_range(self.client, source, int(command["source_generation"]), begin, end)
             if end > begin:

@@ -37,8 +37,8 @@ from artm_compose.engine.progress import ProgressLine
 from artm_compose.engine.regularizers import (check_against_model, check_class_weights, parse_class_weight,
                                               parse_shorthand, relative_coefficients, relative_regularizers)
 from artm_compose.engine import scores as score_math
-from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key,
-                                          master_payload, new_run_id, read_master, read_progress, write_progress)
+from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key, master_payload,
+                                          new_run_id, read_master, read_progress, take_scale_request, write_progress)
 from artm_compose.errors import ConfigError, DataError, TrainingError
 
 TOP_TOKENS = 10
@@ -140,6 +140,7 @@ class Scores:
     restarts: list[dict[str, Any]] = field(default_factory=list)  # lost executors that came back
     resumed: list[dict[str, Any]] = field(default_factory=list)  # runs this one went on with (master restarts)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # pass, seconds, bytes of each written
+    rescaled: list[dict[str, Any]] = field(default_factory=list)  # scale: after which pass, from, to, seconds
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scores:
@@ -206,9 +207,7 @@ class Master:
         ``resume`` (a restarted master going on with its run) every executor loads that committed model."""
         args = self.args
         previous = store.read_model_record(self.client, args.cluster)
-        command: dict[str, Any] = {"op": "prepare", "topics": args.num_topics, "layout": layout.to_dict(),
-                                   "seed": args.seed, "classes": self.classes, "class_weights": args.class_weights,
-                                   "regularizers": self.scores.regularizers, "topic_names": self.topic_names}
+        command = self.prepare_command(layout)
         start_pass = 0
         if resume is not None:
             command.update(init="rejoin", source_layout=resume.layout.to_dict(), source_generation=resume.generation)
@@ -251,6 +250,45 @@ class Master:
                                 run=self.channel.run, n_t=all_classes(n_t)))
         return generation
 
+    def prepare_command(self, layout: Layout, **init: Any) -> dict[str, Any]:
+        """The ``prepare`` command of ``layout`` with the run's model settings; ``init`` says where phi comes from."""
+        args = self.args
+        return {"op": "prepare", "topics": args.num_topics, "layout": layout.to_dict(), "seed": args.seed,
+                "classes": self.classes, "class_weights": args.class_weights, "regularizers": self.scores.regularizers,
+                "topic_names": self.topic_names, **init}
+
+    def rescale(self, request: dict[str, Any]) -> tuple[Layout, int]:
+        """Go on with ``request["executors"]`` executors (``artm-compose scale``), between passes: the
+        current ones end, the new ones (started by the runtime with the new plan's ranges) register, and
+        each writes its token range of the committed model in the new layout; returns that layout and its
+        generation. A pass then sums other contributions in another order: float rounding, nothing more."""
+        committed, count = self.committed, int(request["executors"])
+        started, before = time.monotonic(), len(self.channel.executors)
+        self.bar.clear()
+        self.echo(f"scaling from {before} to {count} executor(s) after pass {committed.pass_number}")
+        gone = frozenset(info.instance for info in self.channel.executors.values())
+        self.round({e: {"op": "terminate"} for e in self.channel.executors}, "termination", committed.pass_number)
+        for executor in self.channel.executors:
+            self.channel.forget(executor)
+        self.args.num_executors = self.scores.executors = self.progress["executor_count"] = count
+        self.set_state("rescaling", scale_request=request.get("request"))
+        self.channel.wait_for_registration(count, self.args.restart_timeout, self.echo, gone=gone)
+        vocab_size = committed.layout.vocab_size
+        layout = Layout(cluster=self.args.cluster, topics=self.args.num_topics,
+                        starts=tuple(block_starts(check_ranges(self.channel.executors, vocab_size), vocab_size,
+                                                  self.args.num_topics)))
+        generation = committed.generation + 1
+        command = self.prepare_command(layout, init="move", source_layout=committed.layout.to_dict(),
+                                       source_generation=committed.generation, generation=generation)
+        replies = self.round({e: command for e in self.channel.executors}, "preparation", committed.pass_number)
+        self.foreign_rows = [int(replies[e]["foreign_rows"]) for e in sorted(replies)]
+        self.commit(ModelRecord(generation=generation, pass_number=committed.pass_number, layout=layout,
+                                run=self.channel.run, n_t=committed.n_t))
+        seconds = time.monotonic() - started
+        self.scores.rescaled.append({"pass": committed.pass_number, "from": before, "to": count, "seconds": seconds})
+        self.echo(f"{count} executor(s) go on from the model of pass {committed.pass_number} ({seconds:.1f} s)")
+        return layout, generation
+
     def sum_topics(self, ordered: list[dict[str, Any]], key: str = "n_t") -> dict[str, list[float]]:
         """n_t per class: the owners' partial sums added in executor-id order."""
         totals = {c: np.zeros(self.args.num_topics, dtype=np.float64) for c in self.classes}
@@ -287,11 +325,8 @@ class Master:
         self.channel.forget(lost.executor)
         info = self.channel.wait_for_rejoin(lost.executor, args.restart_timeout)
         committed = self.committed
-        command = {"op": "prepare", "topics": args.num_topics, "layout": committed.layout.to_dict(),
-                   "seed": args.seed, "classes": self.classes, "class_weights": args.class_weights,
-                   "regularizers": self.scores.regularizers, "topic_names": self.topic_names, "init": "rejoin",
-                   "source_layout": committed.layout.to_dict(), "source_generation": committed.generation,
-                   "generation": committed.generation}
+        command = self.prepare_command(committed.layout, init="rejoin", source_layout=committed.layout.to_dict(),
+                                       source_generation=committed.generation, generation=committed.generation)
         self.round({e: command for e in self.channel.executors}, "recovery", lost.pass_number)
         seconds = time.monotonic() - started
         self.scores.restarts.append({"executor": lost.executor, "pass": lost.pass_number, "phase": lost.phase,
@@ -596,6 +631,10 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
                     lost = error
             if master.checkpoint_due(number):
                 master.checkpoint(number)
+            request = take_scale_request(client, args.cluster)
+            # Online counters live in the executors: `scale` refuses online runs before asking.
+            if request is not None and master.online is None and number < first + args.num_outer_iter - 1:
+                layout, generation = master.rescale(request)
         master.terminate()
         master.set_state("done")
         if master.committed is not None and (args.show_top_tokens or args.scores == "all"):

@@ -85,6 +85,26 @@ def progress_key(cluster: str) -> str:
     return f"ac:{cluster}:progress"
 
 
+def scale_key(cluster: str) -> str:
+    return f"ac:{cluster}:scale"
+
+
+def request_scale(client: RedisCluster, cluster: str, executors: int) -> str:
+    """Ask the cluster's master to go on with ``executors`` executors after its current pass; the
+    request's id, which the master's progress record names (``scale_request``) once it has taken it."""
+    request = uuid.uuid4().hex[:12]
+    client.set(scale_key(cluster), json.dumps({"executors": executors, "request": request}))
+    return request
+
+
+def take_scale_request(client: RedisCluster, cluster: str) -> dict[str, Any] | None:
+    """The pending scale request (removed), or None."""
+    request = _decode(client.get(scale_key(cluster)))
+    if request is not None:
+        client.delete(scale_key(cluster))
+    return request
+
+
 def _decode(value: bytes | str | None) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -230,14 +250,17 @@ class MasterChannel:
     sequence: int = 0
     tick: Callable[[], None] = lambda: None
 
-    def wait_for_registration(self, count: int, timeout: float, echo: Callable[[str], None]) -> dict[int, ExecutorInfo]:
-        """Wait until executors 0..count-1 all heartbeat with this run id; bounded by ``timeout``."""
+    def wait_for_registration(self, count: int, timeout: float, echo: Callable[[str], None],
+                              gone: frozenset[str] = frozenset()) -> dict[int, ExecutorInfo]:
+        """Wait until executors 0..count-1 all heartbeat with this run id; bounded by ``timeout``.
+        Instances in ``gone`` (terminated ones whose heartbeat may linger a moment) do not count."""
         deadline = time.monotonic() + timeout
         announced: set[int] = set()
         while True:
             self.tick()
             beats = read_heartbeats(self.client, self.cluster, range(count))
-            ready = {e: b for e, b in beats.items() if b is not None and b.get("run") == self.run}
+            ready = {e: b for e, b in beats.items()
+                     if b is not None and b.get("run") == self.run and str(b.get("instance")) not in gone}
             for executor, beat in sorted(ready.items()):
                 if beat.get("state") == "failed":
                     raise TrainingError(f"executor {executor} ({beat.get('host')}, pid {beat.get('pid')}) failed to "

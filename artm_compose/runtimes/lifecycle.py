@@ -31,6 +31,7 @@ from artm_compose.runtimes.base import (Bootstrapped, ClusterStatus, Echo, Membe
                                         training_summary)
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
+from artm_compose.waiting import wait_until
 
 STARTED_TRAINING = "started training"
 
@@ -88,6 +89,8 @@ def check_model_settings(plan: Plan) -> None:
 # A master's lease (its heartbeat key) found by ``up`` is watched this many of its beats: a live master
 # refreshes it meanwhile, a dead one's only runs down (the new master takes it once expired).
 LEASE_WATCH_BEATS = 2.5
+# scale: the master takes a request after the pass in progress, which may be long on a big corpus.
+SCALE_TAKEN_TIMEOUT = 1800.0
 
 
 def training_refused_message(record: ClusterRecord, state: StateDir, master: dict[str, Any]) -> str:
@@ -132,6 +135,8 @@ class Runtime(ABC):
     missing: ClassVar[str] = "not started"
     # Whether `up --dashboard` can start the dashboard beside the cluster (start_dashboard).
     serves_dashboard: ClassVar[bool] = False
+    # Whether `scale` can replace the executors of a running training (replace_executors).
+    scales_executors: ClassVar[bool] = False
     # Whether it starts the plan's replicas (plan.replicas), each beside the virtual node the plan says.
     places_replicas: ClassVar[bool] = False
 
@@ -231,6 +236,54 @@ class Runtime(ABC):
             if now != seen:
                 raise ConfigError(training_refused_message(record, self.state, now))
 
+    def scale(self, plan: Plan, echo: Echo = print) -> None:
+        """Go on with the executors of ``plan`` (the recorded cluster with another executor count) in the
+        training that runs: the master takes the request after its current pass and ends the executors,
+        the runtime starts the new plan's, and they take over from the committed model
+        (:meth:`artm_compose.engine.master.Master.rescale`)."""
+        record = self.state_record()
+        if record.training is None:
+            raise ConfigError(f"cluster {record.cluster!r} was started without --data: there is no training to scale")
+        if not self.scales_executors:
+            raise ConfigError(f"the {self.name} runtime cannot scale a running training yet; stop it and run `up "
+                              f"--continue-fitting --executors-per-node N --state-dir {self.state.root}`")
+        if plan.config.mode == "online":
+            raise ConfigError("mode='online': online counters live in the executors, so a running online training "
+                              "cannot change its executors")
+        count, before = len(plan.executors), len(record.executors)
+
+        def training() -> dict[str, Any]:
+            return self.run_job(record, "probe").get("training") or {}
+
+        progress = training()
+        if progress.get("state") in (None, "done", "failed") or not progress.get("master"):
+            raise ConfigError(f"no training runs in {self.state.root} (its state: {progress.get('state', 'none')}); "
+                              f"start one with `artm-compose up --executors-per-node N`")
+        if count == before:
+            echo(f"run {progress.get('run')} already has {count} executor(s)")
+            return
+        request = self.run_job(record, "scale", "--executors", str(count))["request"]
+        echo(f"asked run {progress.get('run')} to go on with {count} executor(s) (now {before}) after pass "
+             f"{progress.get('pass')}")
+
+        def taken() -> bool:
+            seen = training()
+            if seen.get("state") in ("done", "failed"):
+                raise TrainingError(f"run {progress.get('run')} ended ({seen['state']}) before it took the request "
+                                    f"for {count} executor(s)")
+            return seen.get("scale_request") == request
+
+        wait_until(taken, SCALE_TAKEN_TIMEOUT, f"the master to end its pass and take the request for {count} "
+                   f"executor(s)", interval=0.2)
+        self.replace_executors(plan, echo)
+        render_all(plan, self.state, status=Status.TRAINING)
+        seen = wait_until(lambda: (lambda p: p if p.get("state") != "rescaling" else None)(training()),
+                          float(plan.config.restart_timeout) + 60, f"the {count} new executor(s) to take over",
+                          describe=lambda: f"training state {training().get('state')}")
+        if seen.get("state") == "failed":
+            raise TrainingError(f"run {progress.get('run')} failed while scaling: {seen.get('error')}")
+        echo(f"run {progress.get('run')} goes on with {count} executor(s)")
+
     def status(self) -> ClusterStatus:
         """Members by role with liveness, the Redis Cluster's state, and the training's progress."""
         record = self.state_record()
@@ -315,6 +368,10 @@ class Runtime(ABC):
 
     def after_training(self, plan: Plan, echo: Echo) -> None:
         """Once the master has ended: executors leave on their own; make sure of it (bounded)."""
+
+    def replace_executors(self, plan: Plan, echo: Echo) -> None:
+        """``scale``: once the master has ended the executors, start ``plan``'s (see ``scales_executors``)."""
+        raise ConfigError(f"the {self.name} runtime cannot scale a running training")
 
     def undo_start(self, echo: Echo) -> None:
         """After a failed start: stop what this ``up`` started, if the runtime does that (keep the logs)."""

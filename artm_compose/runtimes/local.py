@@ -81,6 +81,7 @@ class LocalRuntime(Runtime):
     addressing = LOOPBACK
     where = "on this machine"
     serves_dashboard = True
+    scales_executors = True
     places_replicas = True
 
     # -- primitives of up ---------------------------------------------------------------------------
@@ -310,19 +311,9 @@ class LocalRuntime(Runtime):
                    interval=0.01, describe=lambda: "closed: " + ", ".join(sorted(pending)), error=BootstrapTimeout)
 
     def _start_training(self, plan: Plan) -> subprocess.Popen:
-        launch = engine_launch()
-        assert plan.data is not None
-        common = dict(password_file=self.state.password_file, batches_dir=plan.data.batches_dir,
-                      vocab_path=plan.data.vocab_path)
+        launch, common = engine_launch(), self._engine_paths(plan)
         self.state.scores.unlink(missing_ok=True)
-        for executor in plan.executors:
-            node = plan.nodes[executor.node]
-            argv = [sys.executable, "-m", "artm_compose.engine.executor",
-                    *launch.executor_argv(plan, executor, redis_host=node.host, redis_port=node.port, **common)]
-            if plan.config.max_restarts:  # restarted when it dies, as a restart policy does in containers
-                argv = [sys.executable, "-m", "artm_compose.supervise", "--name", executor.name,
-                        "--max-restarts", str(plan.config.max_restarts), "--", *argv]
-            self._start(executor.name, argv)
+        self._start_executors(plan)
         first = plan.nodes[0]
         argv = [sys.executable, "-m", "artm_compose.engine.master",
                 *launch.master_argv(plan, redis_host=first.host, redis_port=first.port,
@@ -331,6 +322,31 @@ class LocalRuntime(Runtime):
             argv = [sys.executable, "-m", "artm_compose.supervise", "--name", MASTER, "--only-killed",
                     "--max-restarts", str(plan.config.max_restarts), "--", *argv]
         return self._start(MASTER, argv)
+
+    def _engine_paths(self, plan: Plan) -> dict[str, Path]:
+        """The password and data paths every engine process of ``plan`` gets."""
+        assert plan.data is not None
+        return dict(password_file=self.state.password_file, batches_dir=plan.data.batches_dir,
+                    vocab_path=plan.data.vocab_path)
+
+    def _start_executors(self, plan: Plan) -> None:
+        launch, common = engine_launch(), self._engine_paths(plan)
+        for executor in plan.executors:
+            node = plan.nodes[executor.node]
+            argv = [sys.executable, "-m", "artm_compose.engine.executor",
+                    *launch.executor_argv(plan, executor, redis_host=node.host, redis_port=node.port, **common)]
+            if plan.config.max_restarts:  # restarted when it dies, as a restart policy does in containers
+                argv = [sys.executable, "-m", "artm_compose.supervise", "--name", executor.name,
+                        "--max-restarts", str(plan.config.max_restarts), "--", *argv]
+            self._start(executor.name, argv)
+
+    def replace_executors(self, plan: Plan, echo: Echo) -> None:
+        """The master has ended the executors: forget their records (stopping any that lingers) and start
+        ``plan``'s."""
+        self._stop_lingering_executors(echo)
+        for name in [name for name in self._records() if name.startswith("executor-")]:
+            self.state.pid_record(name).unlink(missing_ok=True)
+        self._start_executors(plan)
 
     def _start(self, component: str, argv: list[str]) -> subprocess.Popen:
         self.state.log(component).unlink(missing_ok=True)

@@ -388,3 +388,41 @@ def test_a_run_whose_redis_lost_its_data_goes_on_from_its_checkpoint(local_clust
     again, codes, training = train(cluster, corpus_dir, work, 2, 1, **{**common, "iterations": 2})
     assert set(codes.values()) == {0} and again["first_pass"] == 1 and not again["resumed"]
     assert not (work / "checkpoint.npz").exists()
+
+
+def test_scaling_from_4_to_2_executors_and_back_mid_run_ends_as_an_uninterrupted_run(local_cluster, corpus_dir,
+                                                                                    tmp_path):
+    from artm_compose.engine.protocol import request_scale
+    from support.engine import executor_argvs, training_plan
+
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    common = dict(topics=96, seed=SEED, iterations=12, heartbeat_timeout=4.0)
+    clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, 2, **common)
+    assert set(codes.values()) == {0}
+    _, clean_phi = read_model(client, "test")
+    clean_run = read_progress(client, "test")["run"]
+    training = start_training(cluster, corpus_dir, tmp_path / "scaled", nodes=2, executors_per_node=2, **common)
+    try:
+        for after, per_node in ((3, 1), (7, 2)):  # 4 -> 2 after pass 3, 2 -> 4 after pass 7
+            wait_for(lambda: (lambda p: p.get("run") != clean_run and p.get("pass", 0) >= after)(
+                read_progress(client, "test")), TIMEOUT, f"pass {after} of the second run")
+            request = request_scale(client, "test", 2 * per_node)
+            wait_for(lambda: read_progress(client, "test").get("scale_request") == request, TIMEOUT,
+                     f"the master to take the request for {2 * per_node} executors")
+            # What the runtime does: the ended executors' places taken by the new plan's.
+            assert all(process.wait(timeout=60) == 0 for process in training.executors.values())
+            plan = training_plan(cluster, corpus_dir, nodes=2, executors_per_node=per_node, **common)
+            training.executors, training.executor_argvs = {}, executor_argvs(cluster, plan, corpus_dir)
+            training.start_executors()
+        codes = training.wait_all(TIMEOUT)
+        assert set(codes.values()) == {0}, training.log("master")
+    finally:
+        training.stop()
+    scaled = json.loads(training.scores.read_text())
+    assert [(r["from"], r["to"]) for r in scaled["rescaled"]] == [(4, 2), (2, 4)]
+    assert 3 <= scaled["rescaled"][0]["pass"] < scaled["rescaled"][1]["pass"] < 12
+    # Other executors sum the contributions in another order: float rounding, nothing more.
+    np.testing.assert_allclose(scaled["perplexity"], clean["perplexity"], rtol=1e-6)
+    _, phi = read_model(client, "test")
+    np.testing.assert_allclose(phi, clean_phi, rtol=1e-3, atol=1e-7)

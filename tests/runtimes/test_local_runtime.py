@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from artm_compose.bootstrap import bootstrap, parse_cluster_nodes, parse_info, targets_from_plan
@@ -318,3 +319,31 @@ def test_up_after_every_redis_node_was_killed_goes_on_from_the_checkpoint(local_
     assert cluster.status().training["checkpoint"] == f"pass {restored['checkpoints'][-1]['pass']}"
     cluster.down(echo=lambda _line: None)
     assert not checkpoint.exists()
+
+
+def test_scale_from_4_to_2_executors_and_back_while_training(local_cluster, tmp_path):
+    from support.engine import dpkg_corpus
+
+    common = dict(data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96, iterations=14, seed=4, heartbeat_timeout=4.0)
+    clean_cluster = local_cluster(nodes=2, up=False, executors_per_node=2, **common)
+    assert clean_cluster.up(detach=False, echo=lambda _line: None).training == "finished"
+    clean = json.loads(clean_cluster.state.scores.read_text())
+    clean_cluster.down(echo=lambda _line: None)
+    cluster = local_cluster(nodes=2, up=False, executors_per_node=2, **common)
+    cluster.up(detach=True, echo=lambda _line: None)
+    wait_until(lambda: (cluster.status().training or {}).get("pass", 0) >= 2, 120, "pass 2")
+    lines: list[str] = []
+    smaller = cluster.scale(2, echo=lines.append)
+    assert [m.name for m in smaller.status().members if m.role == "executor"] == ["executor-0", "executor-1"]
+    assert smaller.scale(4, echo=lines.append).plan.config.executors_per_node == 2
+    assert any(line.startswith("asked run") and "go on with 2 executor(s) (now 4)" in line for line in lines)
+    wait_until(lambda: cluster.status().status != "training", 240, "the scaled run to end")
+    scaled = json.loads(cluster.state.scores.read_text())
+    assert cluster.status().status == "finished", cluster.logs("master")
+    assert [(r["from"], r["to"]) for r in scaled["rescaled"]] == [(4, 2), (2, 4)]
+    # Other executors sum the contributions in another order: float rounding, nothing more.
+    np.testing.assert_allclose(scaled["perplexity"], clean["perplexity"], rtol=1e-6)
+    with pytest.raises(ConfigError, match="executors=3: the cluster has 2 Redis node"):
+        cluster.scale(3)
+    with pytest.raises(ConfigError, match="no training runs in"):
+        cluster.scale(2)

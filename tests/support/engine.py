@@ -123,22 +123,14 @@ def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors
                    start_executors: bool = True, startup_timeout: float | None = None, **config) -> Training:
     """Start the executors (unless told not to) and the master for ``cluster`` (a running local
     cluster, any node count: executors of node k talk to node k mod its size first) on ``data_dir``."""
-    base = cluster.config
-    plan_config = ClusterConfig(name=base.name, runtime="local", nodes=nodes, executors_per_node=executors_per_node,
-                                base_port=base.base_port, state_dir=base.state_dir, data_dir=data_dir, **config)
-    plan = make_plan(plan_config, addressing=LOOPBACK)
+    plan = training_plan(cluster, data_dir, nodes=nodes, executors_per_node=executors_per_node, **config)
     addresses = [line.split() for line in cluster.state.addresses.read_text().splitlines() if line.strip()]
     password = cluster.state.password_file
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     extra = ["--startup-timeout", str(startup_timeout)] if startup_timeout else []
-    argvs = {}
-    for executor in plan.executors:
-        host, port = addresses[executor.node % len(addresses)]
-        argvs[executor.id] = extra + executor_argv(plan, executor, redis_host=host, redis_port=int(port),
-                                                   password_file=password, batches_dir=data_dir,
-                                                   vocab_path=data_dir / "vocab.txt")
+    argvs = {e: extra + argv for e, argv in executor_argvs(cluster, plan, data_dir).items()}
     scores = work / "scores.json"
     host, port = addresses[0]
     argv = extra + master_argv(plan, redis_host=host, redis_port=int(port), password_file=password,
@@ -150,6 +142,26 @@ def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors
         training.start_executors()
     training.start_master()
     return training
+
+
+def training_plan(cluster, data_dir: Path, *, nodes: int, executors_per_node: int, **config) -> Plan:
+    """The plan of a training on ``cluster`` (a running local cluster) with these executors."""
+    base = cluster.config
+    return make_plan(ClusterConfig(name=base.name, runtime="local", nodes=nodes, executors_per_node=executors_per_node,
+                                   base_port=base.base_port, state_dir=base.state_dir, data_dir=data_dir, **config),
+                     addressing=LOOPBACK)
+
+
+def executor_argvs(cluster, plan: Plan, data_dir: Path) -> dict[int, list[str]]:
+    """The executors' command lines of ``plan`` on ``cluster`` (executors of node k talk to node k mod its size)."""
+    addresses = [line.split() for line in cluster.state.addresses.read_text().splitlines() if line.strip()]
+    argvs = {}
+    for executor in plan.executors:
+        host, port = addresses[executor.node % len(addresses)]
+        argvs[executor.id] = executor_argv(plan, executor, redis_host=host, redis_port=int(port),
+                                           password_file=cluster.state.password_file, batches_dir=data_dir,
+                                           vocab_path=data_dir / "vocab.txt")
+    return argvs
 
 
 def client_of(cluster):
