@@ -252,18 +252,30 @@ def test_a_second_master_on_a_cluster_is_refused_naming_the_run_that_holds_it(lo
         first.stop()
 
 
-def test_a_restarted_master_resumes_its_run_to_the_uninterrupted_answer(local_cluster, corpus_dir, tmp_path):
-    cluster = local_cluster(nodes=2)
+def uninterrupted_then_again(cluster, corpus_dir, tmp_path, executors_per_node, **common):
+    """A run to its end on 2 nodes (its scores, phi and run id), then the same run started again."""
     client = client_of(cluster)
-    common = dict(topics=96, seed=SEED, iterations=30, heartbeat_timeout=4.0)
-    clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, 1, **common)
+    clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, executors_per_node, **common)
     assert set(codes.values()) == {0}
     _, clean_phi = read_model(client, "test")
     clean_run = read_progress(client, "test")["run"]
-    training = start_training(cluster, corpus_dir, tmp_path / "resumed", nodes=2, executors_per_node=1, **common)
+    training = start_training(cluster, corpus_dir, tmp_path / "again", nodes=2, executors_per_node=executors_per_node,
+                              **common)
+    return clean, clean_phi, clean_run, training
+
+
+def wait_for_pass(client, number: int, not_run: str) -> None:
+    wait_for(lambda: (lambda p: p.get("run") != not_run and p.get("pass", 0) >= number)(read_progress(client, "test")),
+             TIMEOUT, f"pass {number} of the second run")
+
+
+def test_a_restarted_master_resumes_its_run_to_the_uninterrupted_answer(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    clean, clean_phi, clean_run, training = uninterrupted_then_again(cluster, corpus_dir, tmp_path, 1, topics=96,
+                                                                     seed=SEED, iterations=30, heartbeat_timeout=4.0)
     try:
-        wait_for(lambda: (lambda p: p.get("run") != clean_run and p.get("pass", 0) >= 4)(read_progress(client, "test")),
-                 TIMEOUT, "pass 4 of the second run")
+        wait_for_pass(client, 4, clean_run)
         first_run = read_progress(client, "test")["run"]
         os.kill(training.master.pid, signal.SIGKILL)
         training.master.wait(timeout=10)
@@ -398,15 +410,10 @@ def test_scaling_from_4_to_2_executors_and_back_mid_run_ends_as_an_uninterrupted
     cluster = local_cluster(nodes=2)
     client = client_of(cluster)
     common = dict(topics=96, seed=SEED, iterations=12, heartbeat_timeout=4.0)
-    clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, 2, **common)
-    assert set(codes.values()) == {0}
-    _, clean_phi = read_model(client, "test")
-    clean_run = read_progress(client, "test")["run"]
-    training = start_training(cluster, corpus_dir, tmp_path / "scaled", nodes=2, executors_per_node=2, **common)
+    clean, clean_phi, clean_run, training = uninterrupted_then_again(cluster, corpus_dir, tmp_path, 2, **common)
     try:
         for after, per_node in ((3, 1), (7, 2)):  # 4 -> 2 after pass 3, 2 -> 4 after pass 7
-            wait_for(lambda: (lambda p: p.get("run") != clean_run and p.get("pass", 0) >= after)(
-                read_progress(client, "test")), TIMEOUT, f"pass {after} of the second run")
+            wait_for_pass(client, after, clean_run)
             request = request_scale(client, "test", 2 * per_node)
             wait_for(lambda: read_progress(client, "test").get("scale_request") == request, TIMEOUT,
                      f"the master to take the request for {2 * per_node} executors")
