@@ -104,8 +104,10 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
                     "command": in_cluster_command("control", "--timeout", f"{timeout:g}"),
                     "ready_file": str(READY_FILE), "start_period": f"{timeout:g}s"},
         "executor_services": executor_services,
-        # A dead executor comes back and the master redoes the pass (engine.master); see executor_restart.
-        "executor_restart": executor_restart(plan.config.max_restarts),
+        # A dead executor comes back and the master redoes the pass; a dead master comes back and resumes
+        # its run from the committed model (engine.master); see training_restart.
+        "executor_restart": training_restart(plan.config.max_restarts),
+        "master_restart": training_restart(plan.config.max_restarts),
         "master": master,
         "dashboard": dashboard_service(plan, root, vocab_path) if plan.config.dashboard else None,
         "mounts": [vars(m) for m in mounts],
@@ -134,9 +136,11 @@ def compose_path(state: StateDir) -> Path:
     return state.root / "compose.yml"
 
 
-def executor_restart(max_restarts: int) -> str:
-    """The executors' Compose restart policy: on failure, ``max_restarts`` times (a run that is over ends
-    them with exit status 3, which Docker also restarts: the runtime switches the policy off then)."""
+def training_restart(max_restarts: int) -> str:
+    """The executors' and the master's Compose restart policy: on failure, ``max_restarts`` times. Docker
+    restarts any non-zero exit, not only a kill: a run that is over ends the executors with exit status 3,
+    and the runtime switches their policy off then; a master that failed by itself comes back only to find
+    its run failed and end again (engine.master refuses to start a failed run over)."""
     return f"on-failure:{max_restarts}" if max_restarts else "no"
 
 

@@ -504,11 +504,14 @@ def resumable_run(client: RedisCluster, args: argparse.Namespace) -> tuple[Score
     except ValueError:
         return None
     progress = read_progress(client, args.cluster)
-    record = store.read_model_record(client, args.cluster)
-    if progress.get("run") != earlier.get("run") or record is None or record.run != earlier.get("run"):
+    if progress.get("run") != earlier.get("run"):
         return None
+    # Before the model check: a restart policy also restarts a master that failed before its first commit.
     if progress.get("state") == "failed":
         raise TrainingError(f"run {earlier['run']} failed ({progress.get('error')}); not starting it again")
+    record = store.read_model_record(client, args.cluster)
+    if record is None or record.run != earlier.get("run"):
+        return None
     if progress.get("state") in ("done", "termination"):
         return None
     if args.mode == "online":

@@ -40,7 +40,7 @@ from artm_compose.containers import SERVICE_ADDRESSING, corpus_mounts, in_cluste
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets, whales_message)
 from artm_compose.data.batches import list_batches
-from artm_compose.errors import BootstrapError, BootstrapTimeout, ConfigError
+from artm_compose.errors import BootstrapError, BootstrapTimeout, ConfigError, TrainingTimeout
 from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
@@ -59,6 +59,8 @@ POLL_SECONDS = 0.1
 EXPORT_DIR = "/tmp"
 # Executors notice the master's end at their next poll; allow that beyond the heartbeat timeout.
 EXECUTOR_EXIT_SLACK = 5.0
+# Between a master's exit and its restart: Docker's back-off (0.1 s doubling per restart) and the start.
+MASTER_RESTART_TIMEOUT = 60.0
 REMOVE_THREADS = 8
 LOG_TAIL_LINES = 20
 
@@ -233,21 +235,36 @@ class ComposeRuntime(Runtime):
         self._master = self._client.containers.get(container_name(plan, MASTER))
 
     def follow(self, plan: Plan, echo: Echo) -> str | None:
-        for line in _container_lines(self._master, follow=True):
-            echo(line.rstrip("\n"))
-        code = self._master.wait()["StatusCode"]
+        """Echo the master's output until it has ended for good. Its restart policy brings a killed master
+        back (it resumes the run): Docker ends a log stream at each exit, and its log holds every
+        instance's lines, so each new stream skips the complete lines echoed already."""
+        master = self._master
+        echoed = restarts = 0
+        while True:
+            for number, line in enumerate(_container_lines(master, follow=True)):
+                if number >= echoed:
+                    echo(line.rstrip("\n"))
+                    echoed += line.endswith("\n")
+            state = _settled(master, MASTER_RESTART_TIMEOUT)
+            if master.attrs["RestartCount"] > restarts:
+                restarts = master.attrs["RestartCount"]
+                echo(f"master restarted by its restart policy ({restarts} of {plan.config.max_restarts}); "
+                     f"it resumes the run from the committed model")
+            if not state["Running"]:
+                break
+        code = state["ExitCode"]
         if code == 0:
             return None
-        tail = self._master.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
+        tail = master.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
         return f"master exited with code {code}; last lines:\n{tail}"
 
     def after_training(self, plan: Plan, echo: Echo) -> None:
         """After the master's end the executors leave on their own; wait (bounded) so that status is final.
 
-        Their restart policy goes first: the run is over, and Docker would restart an executor that the
-        master's abort ended (exit status 3)."""
+        Their and the master's restart policies go first: the run is over, and Docker would restart an
+        executor that the master's abort ended (exit status 3)."""
         selector = {"label": labels.selector(plan.cluster, self.name, role="executor")}
-        for container in self._client.api.containers(all=True, filters=selector):
+        for container in [*self._client.api.containers(all=True, filters=selector), {"Id": self._master.id}]:
             self._client.api.update_container(container["Id"], restart_policy={"Name": "no"})
         timeout = plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK
         selector = {**selector, "status": "running"}
@@ -538,6 +555,17 @@ def _choose_components(containers: dict[str, Container], component: str | None) 
 def _component_order(service: str) -> tuple[int, int]:
     role, _, index = service.partition("-")
     return {"redis": 0, "executor": 1, "master": 2}.get(role, 3), int(index) if index.isdigit() else 0
+
+
+def _settled(container: Container, timeout: float) -> dict[str, Any]:
+    """The container's state once it is not between an exit and its restart (``restarting``): running
+    again, or exited for good (Docker decides under one lock, so an exited container stays exited)."""
+    def state() -> dict[str, Any] | None:
+        container.reload()
+        return None if container.attrs["State"]["Restarting"] else container.attrs["State"]
+
+    return wait_until(state, timeout, f"{container.name} to come back from restarting", interval=POLL_SECONDS,
+                      describe=lambda: str(container.attrs["State"].get("Status")), error=TrainingTimeout)
 
 
 def _container_lines(container: Container, follow: bool) -> Iterator[str]:

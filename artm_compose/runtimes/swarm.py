@@ -58,7 +58,7 @@ from artm_compose.swarm.stack import (
 from artm_compose.swarm.one_shot import (
     docker_command, docker_lines, hostnames, json_result, run_once, tail, task_logs,
 )
-from artm_compose.swarm.tasks import TaskView, last_failure, latest, run_state
+from artm_compose.swarm.tasks import TaskView, last_failure, latest, run_state, view
 from artm_compose.waiting import wait_until
 
 RUNTIME_NAME = "swarm"
@@ -67,6 +67,7 @@ SERVICE_START_TIMEOUT = 120.0
 IN_CLUSTER_TIMEOUT = 120.0
 EXPORT_MOUNT = "/export"
 REMOVE_TIMEOUT = 60.0
+MASTER_RESTART_DELAY = float(RESTART["master"]["delay"].rstrip("s"))
 POLL = 0.5
 
 
@@ -335,41 +336,55 @@ class SwarmRuntime(Runtime):
                           describe=unfinished, error=BootstrapTimeout)
 
     def follow(self, plan: Plan, echo: Echo) -> str | None:
+        """Echo the master task's output until it ends; a failed one is replaced by the service's restart
+        policy (at most ``max_restarts`` times, fresh for each run's master service) and the new task,
+        which resumes the run from the committed model, is followed in turn."""
         client = self._client
-        self._wait_running_or_done(client, plan, MASTER, SERVICE_START_TIMEOUT)
-        master = self._service_view(client, plan.cluster, MASTER)
-        assert master is not None and master.task is not None
+        task = self._follow_task(client, plan, self._wait_running_or_done(client, plan, MASTER,
+                                                                          SERVICE_START_TIMEOUT), echo)
+        while task.state != "complete":
+            service = client.services.get(f"{stack_name(plan)}_{MASTER}")
+            failed = sum(1 for t in service.tasks() if (t.get("Status") or {}).get("State") in ("failed", "rejected"))
+            if task.state not in ("failed", "rejected") or failed > plan.config.max_restarts:
+                return (f"master {task.describe(hostnames(client))}; see `artm-compose logs master "
+                        f"--state-dir {self.state.root}`")
+            echo(f"master {task.describe(hostnames(client))}; restarted by its restart policy ({failed} of "
+                 f"{plan.config.max_restarts}): it resumes the run from the committed model")
+            task = self._follow_task(client, plan, self._wait_running_or_done(
+                client, plan, MASTER, SERVICE_START_TIMEOUT + MASTER_RESTART_DELAY, after=task.id), echo)
+        return None
+
+    def _follow_task(self, client: docker.DockerClient, plan: Plan, task: TaskView, echo: Echo) -> TaskView:
+        """Echo the output of the master's task ``task`` until it is over; its last state."""
         lines: queue.Queue[str | None] = queue.Queue()
-        process = _stream(["service", "logs", "--follow", "--raw", master.task.id], lines)
+        process = _stream(["service", "logs", "--follow", "--raw", task.id], lines)
         try:
-            task = master.task
             while not task.terminal:
                 _drain(lines, echo, wait=POLL)
-                current = self._service_view(client, plan.cluster, MASTER)
-                task = current.task if current is not None and current.task is not None else task
+                task = _task_now(client, f"{stack_name(plan)}_{MASTER}", task)
             # The log stream lags the task state a little.
             _drain(lines, echo, wait=2.0, until_quiet=True)
         finally:
             process.terminate()
             process.wait(timeout=10)
-        if task.state != "complete":
-            return (f"master {task.describe(hostnames(client))}; see `artm-compose logs master "
-                    f"--state-dir {self.state.root}`")
-        return None
+        return task
 
-    def _wait_running_or_done(self, client: docker.DockerClient, plan: Plan, component: str,
-                              timeout: float) -> None:
+    def _wait_running_or_done(self, client: docker.DockerClient, plan: Plan, component: str, timeout: float,
+                              after: str | None = None) -> TaskView:
+        """The latest task of ``component`` (other than the task ``after``) once it runs or is over."""
         found: ServiceView | None = None
 
-        def started() -> bool:
+        def started() -> TaskView | None:
             nonlocal found
             found = self._service_view(client, plan.cluster, component)
-            return found is not None and found.task is not None and (found.task.running or found.task.terminal)
+            task = found.task if found is not None else None
+            return task if task is not None and task.id != after and (task.running or task.terminal) else None
 
         def state() -> str:
             return found.task.describe(hostnames(client)) if found and found.task else "no task"
 
-        wait_until(started, timeout, f"{component} to start", interval=POLL, describe=state, error=TrainingTimeout)
+        return wait_until(started, timeout, f"{component} to start", interval=POLL, describe=state,
+                          error=TrainingTimeout)
 
     # -- primitives of status, export, logs and down ------------------------------------------------
 
@@ -636,6 +651,16 @@ def _choose(views: dict[str, ServiceView], component: str | None) -> list[str]:
         raise ConfigError(f"component={component!r} has no service; available: {', '.join(names) or 'none'} "
                           f"(or a role: redis, executor, master)")
     return chosen
+
+
+def _task_now(client: docker.DockerClient, service: str, task: TaskView) -> TaskView:
+    """``task`` of ``service`` as it is now (a removed service ends it)."""
+    try:
+        tasks = client.services.get(service).tasks()
+    except NotFound:
+        return TaskView(id=task.id, state="remove", desired="remove", node_id=task.node_id,
+                        error=f"service {service} was removed", exit_code=None)
+    return next((view(t) for t in tasks if t["ID"] == task.id), task)
 
 
 def _stream(arguments: list[str], lines: queue.Queue, prefix: str = "") -> subprocess.Popen:

@@ -51,8 +51,9 @@ RESTART = {
     # An executor that exits 0 is done; one that fails early (e.g. deployed by hand before the bootstrap
     # finished) is retried a little.
     "executor": {"condition": "on-failure", "delay": "5s", "max_attempts": 3, "window": "30s"},
-    # A failed training is reported, not silently started again.
-    "master": {"condition": "none", "delay": "5s", "max_attempts": 0, "window": "0s"},
+    # A lost master comes back and resumes its run (engine.master; bounded by --max-restarts, see
+    # stack_context); one that failed by itself comes back only to find its run failed, and ends again.
+    "master": {"condition": "on-failure", "delay": "2s", "max_attempts": 0, "window": "0s"},
     # The dashboard and its relay serve until `down`; a crash is retried a little.
     "dashboard": {"condition": "on-failure", "delay": "2s", "max_attempts": 3, "window": "30s"},
 }
@@ -173,8 +174,9 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         "dashboard": dashboard,
         "data_mounts": [vars(m) for m in mounts],
         "state_mount": vars(Mount(str(root), STATE_MOUNT, read_only=False)),
-        "restart": {**RESTART, "executor": {**RESTART["executor"], "max_attempts": plan.config.max_restarts,
-                                             "condition": "on-failure" if plan.config.max_restarts else "none"}},
+        "restart": {**RESTART, **{role: {**RESTART[role], "max_attempts": plan.config.max_restarts,
+                                         "condition": "on-failure" if plan.config.max_restarts else "none"}
+                                  for role in ("executor", "master")}},
         "limits": {"redis": plan.config.redis_memory, "executor": plan.config.executor_memory,
                    "master": plan.config.master_memory},
         "reservations": {role: _reservation(plan, role) for role in DEFAULT_RESERVATIONS},

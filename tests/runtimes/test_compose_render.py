@@ -93,6 +93,16 @@ def test_executors_get_their_own_id_and_ranges_on_the_command_line(tmp_path):
     assert state_mount and state_mount[0]["read_only"] is False
 
 
+def test_executors_and_the_master_restart_on_failure_as_often_as_max_restarts(tmp_path):
+    compose, _, _ = rendered(tmp_path, data=True, nodes=1, executors_per_node=2, max_restarts=2)
+    assert {name: service["restart"] for name, service in compose["services"].items()
+            if name.startswith(("executor", "master"))} == dict.fromkeys(["executor-0", "executor-1", "master"],
+                                                                         "on-failure:2")
+    assert compose["services"]["control"]["restart"] == "no"
+    never, _, _ = rendered(tmp_path / "never", data=True, nodes=1, max_restarts=0)
+    assert never["services"]["master"]["restart"] == never["services"]["executor-0"]["restart"] == "no"
+
+
 def test_data_is_read_only_and_the_password_only_a_secret_file(tmp_path):
     compose, text, state = rendered(tmp_path, data=True, nodes=1, executors_per_node=2)
     password = state.password_file.read_text().strip()

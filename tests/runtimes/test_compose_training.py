@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,12 @@ from artm_compose.api import Cluster
 from artm_compose.compose_file import container_name
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
+from artm_compose.engine.protocol import read_progress
 from artm_compose.errors import ConfigError
 from artm_compose.images.build import build_images
 from artm_compose.runtimes.compose import ComposeRuntime
-from support.compose import QUIET, leftovers
+from artm_compose.waiting import wait_until
+from support.compose import QUIET, host_client, leftovers
 from support.ports import free_port_block
 from support.engine import dpkg_corpus
 
@@ -135,6 +138,47 @@ def test_a_killed_executor_container_is_restarted_and_the_run_heals(corpus, tmp_
         assert healed["perplexity"] == clean["perplexity"]
         victim.reload()
         assert victim.attrs["RestartCount"] == 1
+    finally:
+        ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
+        assert leftovers(cluster.config.name) == []
+
+
+def test_a_killed_master_container_is_restarted_and_up_follows_it_to_the_uninterrupted_answer(corpus, tmp_path):
+    """Chaos: SIGKILL to the master container's process in the middle of a pass, while `up` follows the
+    master: Docker restarts it (its restart policy), it resumes the run from the committed model, and `up`
+    ends as after an uninterrupted run."""
+    build_images(echo=QUIET)
+    cluster = Cluster(ClusterConfig(name=f"mkill{os.getpid()}", runtime="compose", state_dir=tmp_path / "state",
+                                    data_dir=corpus, nodes=2, executors_per_node=1, topics=96, iterations=12, seed=7,
+                                    heartbeat_timeout=4.0))
+    client = docker_client()
+    try:
+        assert cluster.up(detach=False, echo=QUIET).training == "finished"
+        clean = json.loads(cluster.state.scores.read_text())
+        echoed: list[str] = []
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            following = pool.submit(cluster.up, detach=False, echo=echoed.append)
+            redis = host_client(cluster.config.name, cluster.state, cluster.config.base_port)
+            wait_until(lambda: following.done() or (lambda p: p.get("run") != clean["run"] and p.get("pass", 0) >= 3
+                                                    and p.get("phase") == "e-step")(
+                read_progress(redis, cluster.config.name)), 180, "the E-step of pass 3 of the second run",
+                interval=0.005)
+            assert not following.done(), following.result()
+            master = client.containers.get(container_name(cluster.plan, "master"))
+            os.kill(master.attrs["State"]["Pid"], signal.SIGKILL)
+            result = following.result(timeout=300)
+        assert result.training == "finished", echoed[-20:]
+        healed = json.loads(cluster.state.scores.read_text())
+        assert len(healed["resumed"]) == 1 and healed["restarts"] == [], healed
+        assert healed["perplexity"] == pytest.approx(clean["perplexity"], rel=1e-6, abs=0)
+        assert any(line.startswith("master restarted by its restart policy (1 of 3)") for line in echoed), echoed
+        assert any(line.startswith("resuming run ") for line in echoed), echoed
+        assert sum(line.startswith("pass 12:") for line in echoed) == 1, echoed  # each line echoed once
+        master.reload()
+        # Ended for good: exit 0, and its restart policy switched off with the run over.
+        assert (master.attrs["State"]["ExitCode"], master.attrs["RestartCount"]) == (0, 1)
+        assert master.attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"
+        assert cluster.status().status == "finished"
     finally:
         ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
         assert leftovers(cluster.config.name) == []

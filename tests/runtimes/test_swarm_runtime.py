@@ -7,10 +7,13 @@ Marked ``swarm``. If this engine is not in a Swarm, the module initialises one (
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,8 @@ from artm_compose.swarm.assign import label_prefix
 from artm_compose.swarm.data_plan import DataPlan, NodeData
 from artm_compose.swarm.node_check import check_on_nodes
 from artm_compose.swarm.one_shot import json_result
-from support.dashboard import get, wait_until
+from artm_compose.waiting import wait_until
+from support.dashboard import get
 from support.engine import DPKG_STATUS, dpkg_corpus
 from support.ports import free_port_block
 from support.swarm_nodes import swarm_leftovers, swarm_mode
@@ -194,6 +198,41 @@ def test_training_gives_compose_perplexity_per_pass(swarm_cluster, corpus_dir, t
         compose.down(echo=QUIET)
     assert len(scores["perplexity"]) == 4
     np.testing.assert_allclose(scores["perplexity"], expected["perplexity"], rtol=1e-4)
+
+
+def test_a_killed_executor_task_is_replaced_and_the_run_ends_as_an_uninterrupted_one(swarm_cluster, corpus_dir):
+    """Chaos: SIGKILL to an executor task's container process in the middle of a pass, while `up` follows
+    the master: the service's restart policy starts a new task, which registers again, and the master redoes
+    the pass from the committed model."""
+    cluster = swarm_cluster(nodes=2, executors_per_node=1, data_dir=corpus_dir,
+                            **{**TRAINING, "topics": 96, "iterations": 30, "heartbeat_timeout": 4.0})
+    assert cluster.up(detach=False, echo=QUIET).training == "finished"
+    clean = json.loads(cluster.state.scores.read_text())
+    client = docker_client()
+
+    def scores() -> dict:
+        try:
+            return json.loads(cluster.state.scores.read_text())
+        except (OSError, ValueError):  # not written yet, or being replaced
+            return {}
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        following = pool.submit(cluster.up, detach=False, echo=QUIET)
+        wait_until(lambda: following.done() or scores().get("run", clean["run"]) != clean["run"], 300,
+                   "the second run to start")
+        assert not following.done(), following.result()
+        service = client.services.get(f"{labels.project_name(cluster.config.name)}_executor-1")
+        (task,) = [t for t in service.tasks() if t["Status"]["State"] == "running"]
+        victim = client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+        wait_until(lambda: following.done() or len(scores().get("perplexity", [])) >= 3, 120,
+                   "pass 3 of the second run", interval=0.005)
+        assert not following.done(), following.result()
+        os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)
+        assert following.result(timeout=300).training == "finished"
+    healed = json.loads(cluster.state.scores.read_text())
+    assert [r["executor"] for r in healed["restarts"]] == [1], healed["restarts"]
+    assert healed["perplexity"] == pytest.approx(clean["perplexity"], rel=1e-6, abs=0)
+    assert sum(t["Status"]["State"] == "failed" for t in service.tasks()) >= 1
 
 
 def test_label_and_data_plan_commands(swarm, images, corpus_dir):

@@ -93,7 +93,10 @@ def test_docker_stack_config_accepts_the_stack_and_places_by_group(setup):
         assert all(mount["read_only"] for mount in service["volumes"])
     master = services["master"]
     assert master["deploy"]["placement"]["constraints"] == [f"node.id == {MANAGER}"]
-    assert master["deploy"]["restart_policy"]["condition"] == "none"
+    # A lost master comes back (resuming its run) as often as --max-restarts (default 3) allows.
+    assert master["deploy"]["restart_policy"]["condition"] == "on-failure"
+    assert master["deploy"]["restart_policy"]["max_attempts"] == plan.config.max_restarts == 3
+    assert service["deploy"]["restart_policy"]["max_attempts"] == plan.config.max_restarts
     assert {"type": "bind", "source": str(state.root), "target": "/state"} in [
         {k: v for k, v in m.items() if k in ("type", "source", "target")} for m in master["volumes"]]
     assert services["bootstrap"]["deploy"]["restart_policy"]["condition"] == "on-failure"
