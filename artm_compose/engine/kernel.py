@@ -175,26 +175,10 @@ def _topic_sums(phi, offset, ratio, steps, padded, ntd):  # pragma: no cover - j
         c0, c1, c2, c3 = simd.zero(), simd.zero(), simd.zero(), simd.zero()
         e0, e1, e2, e3 = simd.zero(), simd.zero(), simd.zero(), simd.zero()
         for i in range(0, steps, WORDS):
-            ra, oa = simd.splat(ratio[i]), offset[i] + k
-            a0 = simd.fma(simd.load(phi, oa), ra, a0)
-            a1 = simd.fma(simd.load(phi, oa + LANES), ra, a1)
-            a2 = simd.fma(simd.load(phi, oa + 2 * LANES), ra, a2)
-            a3 = simd.fma(simd.load(phi, oa + 3 * LANES), ra, a3)
-            rb, ob = simd.splat(ratio[i + 1]), offset[i + 1] + k
-            b0 = simd.fma(simd.load(phi, ob), rb, b0)
-            b1 = simd.fma(simd.load(phi, ob + LANES), rb, b1)
-            b2 = simd.fma(simd.load(phi, ob + 2 * LANES), rb, b2)
-            b3 = simd.fma(simd.load(phi, ob + 3 * LANES), rb, b3)
-            rc, oc = simd.splat(ratio[i + 2]), offset[i + 2] + k
-            c0 = simd.fma(simd.load(phi, oc), rc, c0)
-            c1 = simd.fma(simd.load(phi, oc + LANES), rc, c1)
-            c2 = simd.fma(simd.load(phi, oc + 2 * LANES), rc, c2)
-            c3 = simd.fma(simd.load(phi, oc + 3 * LANES), rc, c3)
-            re, oe = simd.splat(ratio[i + 3]), offset[i + 3] + k
-            e0 = simd.fma(simd.load(phi, oe), re, e0)
-            e1 = simd.fma(simd.load(phi, oe + LANES), re, e1)
-            e2 = simd.fma(simd.load(phi, oe + 2 * LANES), re, e2)
-            e3 = simd.fma(simd.load(phi, oe + 3 * LANES), re, e3)
+            a0, a1, a2, a3 = _add_row(phi, offset[i] + k, ratio[i], a0, a1, a2, a3)
+            b0, b1, b2, b3 = _add_row(phi, offset[i + 1] + k, ratio[i + 1], b0, b1, b2, b3)
+            c0, c1, c2, c3 = _add_row(phi, offset[i + 2] + k, ratio[i + 2], c0, c1, c2, c3)
+            e0, e1, e2, e3 = _add_row(phi, offset[i + 3] + k, ratio[i + 3], e0, e1, e2, e3)
         simd.store(ntd, k, simd.add(simd.add(a0, b0), simd.add(c0, e0)))
         simd.store(ntd, k + LANES, simd.add(simd.add(a1, b1), simd.add(c1, e1)))
         simd.store(ntd, k + 2 * LANES, simd.add(simd.add(a2, b2), simd.add(c2, e2)))
@@ -209,6 +193,14 @@ def _topic_sums(phi, offset, ratio, steps, padded, ntd):  # pragma: no cover - j
             s3 = simd.fma(simd.load(phi, offset[i + 3] + k), simd.splat(ratio[i + 3]), s3)
         simd.store(ntd, k, simd.add(simd.add(s0, s1), simd.add(s2, s3)))
         k += LANES
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _add_row(phi, at, scale, s0, s1, s2, s3):  # pragma: no cover - jitted
+    """The four sums plus ``scale`` times the 64 values of ``phi`` from ``at``."""
+    factor = simd.splat(scale)
+    return (simd.fma(simd.load(phi, at), factor, s0), simd.fma(simd.load(phi, at + LANES), factor, s1),
+            simd.fma(simd.load(phi, at + 2 * LANES), factor, s2), simd.fma(simd.load(phi, at + 3 * LANES), factor, s3))
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
