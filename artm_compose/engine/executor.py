@@ -112,6 +112,16 @@ class Executor:
         self.own_slots = np.zeros(0, dtype=np.int64)  # class slot of each own row
         self.pending_terms: list = []  # phi regularizer terms awaiting the master's gamma coefficients
 
+    def take_ranges(self, token_range: tuple[int, int], batch_range: tuple[int, int]) -> None:
+        """Own ``token_range`` and E-step the batches of ``batch_range`` (loaded here) from now on."""
+        if batch_range != self.status.batch_range:
+            self.corpus = load_corpus(self.args.batches_dir_path, self.vocab, *batch_range)
+            self.token_weights = self.corpus.docs.weights
+        self.own = OwnRows(*token_range)
+        self.is_own = (self.corpus.rows >= self.own.begin) & (self.corpus.rows < self.own.end)
+        self.status.token_range, self.status.batch_range = token_range, batch_range
+        self.status.documents = self.corpus.docs.count
+
     def use_model_settings(self, command: dict[str, Any]) -> None:
         """Classes, class weights and regularizers of the run (the master's, so all executors agree)."""
         self.classes = list(command["classes"])
@@ -146,6 +156,8 @@ class Executor:
             raise TrainingError(f"the master seeds the model with {command['seed']}, this executor was started "
                                 f"with --seed {self.args.seed}")
         self.layout = Layout.from_dict(self.args.cluster, command["layout"])
+        if "token_range" in command:  # a lost executor's share is ours too from now on (master take_over)
+            self.take_ranges(tuple(command["token_range"]), tuple(command["batch_range"]))
         self.use_model_settings(command)
         begin, end = self.own.begin, self.own.end
         reply: dict[str, Any] = {}

@@ -14,6 +14,7 @@ on stderr. The model of the last committed pass stays in Redis either way.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field, fields
@@ -141,6 +142,7 @@ class Scores:
     resumed: list[dict[str, Any]] = field(default_factory=list)  # runs this one went on with (master restarts)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # pass, seconds, bytes of each written
     rescaled: list[dict[str, Any]] = field(default_factory=list)  # scale: after which pass, from, to, seconds
+    taken_over: list[dict[str, Any]] = field(default_factory=list)  # executors that never came back: by whom
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scores:
@@ -259,9 +261,8 @@ class Master:
 
     def rescale(self, request: dict[str, Any]) -> tuple[Layout, int]:
         """Go on with ``request["executors"]`` executors (``artm-compose scale``), between passes: the
-        current ones end, the new ones (started by the runtime with the new plan's ranges) register, and
-        each writes its token range of the committed model in the new layout; returns that layout and its
-        generation. A pass then sums other contributions in another order: float rounding, nothing more."""
+        current ones end, the new ones (started by the runtime with the new plan's ranges) register and
+        take over the committed model (:meth:`relayout`); returns its layout and generation."""
         committed, count = self.committed, int(request["executors"])
         started, before = time.monotonic(), len(self.channel.executors)
         self.bar.clear()
@@ -273,17 +274,7 @@ class Master:
         self.args.num_executors = self.scores.executors = self.progress["executor_count"] = count
         self.set_state("rescaling", scale_request=request.get("request"))
         self.channel.wait_for_registration(count, self.args.restart_timeout, self.echo, gone=gone)
-        vocab_size = committed.layout.vocab_size
-        layout = Layout(cluster=self.args.cluster, topics=self.args.num_topics,
-                        starts=tuple(block_starts(check_ranges(self.channel.executors, vocab_size), vocab_size,
-                                                  self.args.num_topics)))
-        generation = committed.generation + 1
-        command = self.prepare_command(layout, init="move", source_layout=committed.layout.to_dict(),
-                                       source_generation=committed.generation, generation=generation)
-        replies = self.round({e: command for e in self.channel.executors}, "preparation", committed.pass_number)
-        self.foreign_rows = [int(replies[e]["foreign_rows"]) for e in sorted(replies)]
-        self.commit(ModelRecord(generation=generation, pass_number=committed.pass_number, layout=layout,
-                                run=self.channel.run, n_t=committed.n_t))
+        layout, generation = self.relayout({})
         seconds = time.monotonic() - started
         self.scores.rescaled.append({"pass": committed.pass_number, "from": before, "to": count, "seconds": seconds})
         self.echo(f"{count} executor(s) go on from the model of pass {committed.pass_number} ({seconds:.1f} s)")
@@ -307,10 +298,11 @@ class Master:
             coefficients.append(relative_coefficients(regularizer, r_it, raw_n_t, self.topic_names, self.classes))
         return coefficients
 
-    def heal(self, lost: ExecutorLost) -> int:
+    def heal(self, lost: ExecutorLost) -> tuple[Layout, int]:
         """Wait for a lost executor to come back, bring every executor back to the committed model, and
-        return that model's generation, from which the interrupted pass is redone. Raises ``lost`` when
-        it cannot be healed (online mode, restarts used up) and TrainingError when it does not come back."""
+        return that model's layout and generation, from which the interrupted pass is redone; one that does
+        not come back in time has its share taken over (:meth:`take_over`). Raises TrainingError when it
+        cannot be healed (online mode, restarts used up, no other executor)."""
         args = self.args
         used = sum(1 for r in self.scores.restarts if r["executor"] == lost.executor)
         if self.online is not None or used >= args.max_restarts or self.committed is None:
@@ -323,7 +315,10 @@ class Master:
                   f"(restart {used + 1} of {args.max_restarts})")
         self.set_state("recovery", executor=lost.executor)
         self.channel.forget(lost.executor)
-        info = self.channel.wait_for_rejoin(lost.executor, args.restart_timeout)
+        try:
+            info = self.channel.wait_for_rejoin(lost.executor, args.restart_timeout)
+        except TrainingError as gone:
+            return self.take_over(lost, str(gone))
         committed = self.committed
         command = self.prepare_command(committed.layout, init="rejoin", source_layout=committed.layout.to_dict(),
                                        source_generation=committed.generation, generation=committed.generation)
@@ -333,7 +328,50 @@ class Master:
                                      "pid": info.pid, "seconds": seconds})
         self.echo(f"executor {lost.executor} is back (pid {info.pid}) after {seconds:.1f} s; redoing pass "
                   f"{lost.pass_number} from the model of pass {committed.pass_number}")
-        return committed.generation
+        return committed.layout, committed.generation
+
+    def take_over(self, lost: ExecutorLost, why: str) -> tuple[Layout, int]:
+        """The share of an executor that did not come back goes to its neighbour in id order (the ranges
+        tile in that order, so the merged ones are ranges again): it loads the batches and owns the
+        tokens, the model is laid out anew, and the interrupted pass is redone from the committed model."""
+        executors = self.channel.executors
+        rest = sorted(e for e in executors if e != lost.executor)
+        if not rest:
+            raise TrainingError(f"{lost}: {why}; no other executor can take over its share")
+        heir = max((e for e in rest if e < lost.executor), default=rest[0])
+        gone, kept = executors.pop(lost.executor), executors[heir]
+        ranges = {}
+        for kind in ("token_range", "batch_range"):
+            a, b = sorted((getattr(kept, kind), getattr(gone, kind)))
+            if a[1] != b[0]:
+                raise TrainingError(f"{lost}: {why}; executor {heir}'s {kind} {a} does not adjoin {b}")
+            ranges[kind] = (a[0], b[1])
+        executors[heir] = dataclasses.replace(kept, **ranges)
+        self.echo(f"{lost}: {why}; executor {heir} takes over its batches {gone.batch_range} and tokens "
+                  f"{gone.token_range}")
+        layout, generation = self.relayout({heir: {kind: list(value) for kind, value in ranges.items()}})
+        self.scores.taken_over.append({"executor": lost.executor, "by": heir, "pass": lost.pass_number, **ranges})
+        self.progress["executor_count"] = max(executors) + 1
+        return layout, generation
+
+    def relayout(self, reassigned: dict[int, dict[str, Any]]) -> tuple[Layout, int]:
+        """The committed model written again in the layout of the executors' token ranges, each executor
+        its own range (``init move``), ``reassigned`` ones after taking their new ranges; the new layout
+        and generation. Passes after it add contributions in another order: float rounding only."""
+        committed, args = self.committed, self.args
+        vocab_size = committed.layout.vocab_size
+        layout = Layout(cluster=args.cluster, topics=args.num_topics,
+                        starts=tuple(block_starts(check_ranges(self.channel.executors, vocab_size), vocab_size,
+                                                  args.num_topics)))
+        generation = committed.generation + 1
+        command = self.prepare_command(layout, init="move", source_layout=committed.layout.to_dict(),
+                                       source_generation=committed.generation, generation=generation)
+        replies = self.round({e: {**command, **reassigned.get(e, {})} for e in self.channel.executors},
+                             "preparation", committed.pass_number)
+        self.foreign_rows = [int(replies[e]["foreign_rows"]) for e in sorted(replies)]
+        self.commit(ModelRecord(generation=generation, pass_number=committed.pass_number, layout=layout,
+                                run=self.channel.run, n_t=committed.n_t))
+        return layout, generation
 
     def commit(self, record: ModelRecord) -> None:
         store.commit_model(self.client, record)
@@ -627,7 +665,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
             while True:  # a lost executor that comes back: the pass again, from the committed model
                 try:
                     if lost is not None:
-                        generation, lost = master.heal(lost), None
+                        (layout, generation), lost = master.heal(lost), None
                     generation = master.one_pass(layout, generation, number)
                     break
                 except ExecutorLost as error:
