@@ -1,12 +1,15 @@
-"""Time from killing an executor to the next committed pass, on the local runtime (issue 10).
+"""Time from killing an executor (local runtime) or the master (Compose) to the next committed pass (issue 10).
 
     .venv/bin/python benchmarks/bench_heal.py [--corpus DIR] [--topics 50] [--heartbeat-timeout 10] [--runs 3]
+                                              [--kill executor|master]
 
-Each run trains (2 nodes x 2 executors) in the background, SIGKILLs executor 1 (the process itself,
-under its supervisor) in the middle of pass 4, and measures from the kill: when the master noticed
-(its progress turns to ``recovery``), and when the interrupted pass was committed after the redo. The
-target is at most the heartbeat timeout plus one pass. The median pass time of the same run is printed
-beside it.
+Each run trains (2 nodes x 2 executors) in the background and, in the middle of pass 4, SIGKILLs
+``executor``: executor 1 of a local cluster (the process itself, under its supervisor), or ``master``:
+the master container's process of a Compose cluster (its restart policy brings it back, and it resumes
+the run). It measures from the kill: when the master noticed (executor: its progress turns to
+``recovery``; master: the restarted master took the run over, its progress names its new run), and when
+the interrupted pass was committed after the redo. The target is at most the heartbeat timeout plus one
+pass. The median pass time of the same run is printed beside it.
 """
 
 from __future__ import annotations
@@ -23,13 +26,18 @@ import time
 from pathlib import Path
 
 from artm_compose.api import Cluster
+from artm_compose.compose_file import container_name
+from artm_compose.docker_env import docker_client
 from artm_compose.engine.protocol import read_progress
 from artm_compose.redis_client import cluster_client, read_addresses
 from artm_compose.state import read_password
+from artm_compose.swarm.tasks import created
 from artm_compose.waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_engine import free_base  # noqa: E402 - the benchmarks share their port picking
+from support.compose import host_client  # noqa: E402 - Redis of a Compose cluster, reached from this host
 
 KILL_PASS = 4
 
@@ -39,31 +47,44 @@ def wait(condition, timeout: float, what: str):
     return wait_until(condition, timeout, what, interval=0.01)
 
 
-def one_run(corpus: Path, state: Path, topics: int, heartbeat: float) -> dict:
-    cluster = Cluster.from_config(None, name="heal", runtime="local", nodes=2, executors_per_node=2,
-                                  base_port=free_base(2), state_dir=state, data_dir=corpus, topics=topics,
-                                  iterations=KILL_PASS + 4, seed=1, heartbeat_timeout=heartbeat,
-                                  show_top_tokens=False)
+def one_run(corpus: Path, state: Path, topics: int, heartbeat: float, kill: str) -> dict:
+    name = f"heal{os.getpid()}"
+    compose = kill == "master"
+    cluster = Cluster.from_config(None, name=name, runtime="compose" if compose else "local", nodes=2,
+                                  executors_per_node=2, base_port=7000 if compose else free_base(2), state_dir=state,
+                                  data_dir=corpus, topics=topics, iterations=KILL_PASS + 4, seed=1,
+                                  heartbeat_timeout=heartbeat, show_top_tokens=False)
     try:
         cluster.up(detach=True, echo=lambda _line: None)
-        client = cluster_client(read_addresses(cluster.state.addresses), read_password(cluster.state.password_file))
+        client = (host_client(name, cluster.state, cluster.config.base_port) if compose else
+                  cluster_client(read_addresses(cluster.state.addresses), read_password(cluster.state.password_file)))
         progress = wait(lambda: (lambda p: p if p.get("pass") == KILL_PASS and p.get("phase") == "e-step" else None)(
-            read_progress(client, "heal")), 600, f"pass {KILL_PASS}")
-        os.kill(int(progress["executors"]["1"]["pid"]), signal.SIGKILL)
-        killed = time.monotonic()
-        wait(lambda: read_progress(client, "heal").get("state") == "recovery", 600, "the master to notice")
+            read_progress(client, name)), 600, f"pass {KILL_PASS}")
+        master = docker_client().containers.get(container_name(cluster.plan, "master")) if compose else None
+        os.kill(master.attrs["State"]["Pid"] if master else int(progress["executors"]["1"]["pid"]), signal.SIGKILL)
+        killed, killed_at = time.monotonic(), time.time()
+        if compose:
+            wait(lambda: read_progress(client, name).get("run") not in (None, progress["run"]), 600,
+                 "the restarted master to take the run over")
+        else:
+            wait(lambda: read_progress(client, name).get("state") == "recovery", 600, "the master to notice")
         noticed = time.monotonic() - killed
         wait(lambda: (lambda p: p.get("pass", 0) > KILL_PASS or (p.get("pass") == KILL_PASS and
                                                                  p.get("phase") == "committed"))(
-            read_progress(client, "heal")), 600, f"pass {KILL_PASS} committed after the redo")
+            read_progress(client, name)), 600, f"pass {KILL_PASS} committed after the redo")
         committed = time.monotonic() - killed
-        wait(lambda: read_progress(client, "heal").get("state") in ("done", "failed"), 600, "the end of the run")
+        wait(lambda: read_progress(client, name).get("state") in ("done", "failed"), 600, "the end of the run")
         scores = json.loads(cluster.state.scores.read_text())
         client.close()
+        if master is not None:  # when Docker had started the master again (its clock is this host's)
+            master.reload()
+            restarted = created({"CreatedAt": master.attrs["State"]["StartedAt"]}).timestamp() - killed_at
     finally:
         cluster.down(echo=lambda _line: None)
+    healed = scores["resumed"] if compose else scores["restarts"]
+    assert len(healed) == 1, scores
     return {"noticed": noticed, "committed": committed, "pass_seconds": statistics.median(scores["seconds"]),
-            "restarts": scores["restarts"]}
+            "healed": healed[0], "restarted": restarted if compose else None}
 
 
 def main() -> None:
@@ -72,6 +93,8 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=50)
     parser.add_argument("--heartbeat-timeout", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--kill", choices=("executor", "master"), default="executor",
+                        help="executor: of a local cluster; master: of a Compose cluster")
     args = parser.parse_args()
     if not (args.corpus / "vocab.txt").exists():
         subprocess.run([str(Path(sys.executable).with_name("artm-compose")), "data", "debian", "--out",
@@ -79,10 +102,14 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-heal-") as scratch:
         for number in range(args.runs):
-            result = one_run(args.corpus, Path(scratch) / f"state-{number}", args.topics, args.heartbeat_timeout)
+            result = one_run(args.corpus, Path(scratch) / f"state-{number}", args.topics, args.heartbeat_timeout,
+                             args.kill)
+            detail = (f"container started again {result['restarted']:.2f} s after the kill; resumed from pass "
+                      f"{result['healed']['pass']}" if args.kill == "master" else
+                      f"waited {result['healed']['seconds']:.2f} s for the executor to come back")
             print(f"run {number + 1}: noticed {result['noticed']:.2f} s after the kill, pass {KILL_PASS} committed "
-                  f"{result['committed']:.2f} s after it (median pass {result['pass_seconds']:.2f} s; waited "
-                  f"{result['restarts'][0]['seconds']:.2f} s for the executor to come back)", flush=True)
+                  f"{result['committed']:.2f} s after it (median pass {result['pass_seconds']:.2f} s; {detail})",
+                  flush=True)
             results.append(result)
     noticed = statistics.median(r["noticed"] for r in results)
     committed = statistics.median(r["committed"] for r in results)
