@@ -174,6 +174,12 @@ class Health:
     def nodes_up(self) -> int:
         return sum(1 for s in self.states if s.error is None)
 
+    def roles(self) -> dict[str, str]:
+        """Each answering instance's role by name: ``primary``, or ``replica of <name>``."""
+        names = {s.myid: s.target.name for s in self.states if s.myid}
+        return {s.target.name: (f"replica of {names.get(s.me.master, s.me.master)}" if s.me.replica else "primary")
+                for s in self.states if s.me is not None}
+
     def summary_info(self) -> dict[str, str]:
         """``CLUSTER INFO`` of the first node that answered (empty if none did)."""
         return next((s.info for s in self.states if s.error is None), {})

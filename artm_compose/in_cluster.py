@@ -59,7 +59,8 @@ def run_probe(state: StateDir, password_file: Path) -> dict[str, Any]:
     return {"nodes_up": health.nodes_up, "nodes": len(targets),
             "cluster_state": info.get("cluster_state", "unknown"),
             "slots_assigned": int(info.get("cluster_slots_assigned", 0)),
-            "slot_count": SLOT_COUNT, "problems": list(health.problems), "training": training}
+            "slot_count": SLOT_COUNT, "problems": list(health.problems), "training": training,
+            "roles": health.roles()}
 
 
 def run_export(state: StateDir, password_file: Path, vocab_path: Path, out: Path) -> dict[str, Any]:

@@ -17,6 +17,14 @@ from artm_compose.state import read_password
 
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
 DEFAULT_STARTUP_TIMEOUT = 300.0
+# A failover takes cluster-node-timeout plus an election (about a second); longer node timeouts get more
+# (failover_timeout).
+DEFAULT_FAILOVER_TIMEOUT = 60.0
+
+
+def failover_timeout(node_timeout_ms: int) -> float:
+    """How long engine programs wait for a failover of a cluster with this ``cluster-node-timeout``."""
+    return max(DEFAULT_FAILOVER_TIMEOUT, 4 * node_timeout_ms / 1000)
 
 
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +37,8 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
                         help="seconds of silence after which a process counts as dead")
     parser.add_argument("--startup-timeout", type=float, default=DEFAULT_STARTUP_TIMEOUT,
                         help="seconds to wait for Redis, the master, or the executors to appear")
+    parser.add_argument("--failover-timeout", type=float, default=DEFAULT_FAILOVER_TIMEOUT,
+                        help="seconds to wait for the Redis Cluster to serve every slot again after a lost node")
 
 
 # Exit status of an engine program whose run is over (aborted by its master, or the master is gone):
@@ -57,6 +67,8 @@ def check_timeouts(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.error(f"--heartbeat-timeout={args.heartbeat_timeout} must be > 0")
     if args.startup_timeout <= 0:
         parser.error(f"--startup-timeout={args.startup_timeout} must be > 0")
+    if args.failover_timeout <= 0:
+        parser.error(f"--failover-timeout={args.failover_timeout} must be > 0")
 
 
 def connect(args: argparse.Namespace, deadline: float) -> RedisCluster:

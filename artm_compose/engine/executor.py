@@ -27,6 +27,7 @@ from artm_compose.data.vocab import Vocabulary, read_vocab
 from artm_compose.engine import model_store as store
 from artm_compose.engine.connect import EXIT_FINAL, add_connection_flags, check_timeouts, connect, run_or_exit
 from artm_compose.engine.corpus import LocalCorpus, load_corpus
+from artm_compose.engine.failover import REDIS_ERRORS, describe_redis_error, wait_for_cluster
 from artm_compose.engine.initial import phi_rows_for, random_rows
 from artm_compose.engine.chunks import row_blocks
 from artm_compose.engine.kernel import Modalities, e_step, normalise_rows, warm_up
@@ -294,7 +295,11 @@ class Executor:
                     "e-step": ("e-step", self.e_step), "aggregate": ("aggregate", self.aggregate),
                     "regularize": ("regularization", self.regularize)}
         while True:
-            command = channel.next_command(deadline, self.heartbeat.tick, attached=self.attached(channel))
+            try:
+                command = channel.next_command(deadline, self.heartbeat.tick, attached=self.attached(channel))
+            except REDIS_ERRORS as error:
+                self.ride_out(error, "waiting for a command")
+                continue
             op = command.get("op")
             self.status.pass_number = int(command.get("pass", self.status.pass_number))
             if op == "terminate":
@@ -311,11 +316,33 @@ class Executor:
             try:
                 reply = handlers[op][1](command)
                 reply["cpu_seconds"] = time.process_time() - cpu
+            except REDIS_ERRORS as error:
+                # The master redoes the pass from the committed model; this command's work is void.
+                self.ride_out(error, handlers[op][0])
+                self.answer(channel, command, error=f"Redis: {describe_redis_error(error)}", interrupted=True)
+                continue
             except Exception as error:
                 text = str(error) if isinstance(error, ArtmComposeError) else f"{type(error).__name__}: {error}"
                 channel.reply(command, error=text)
                 raise
-            channel.reply(command, **reply)
+            self.answer(channel, command, **reply)
+
+    def answer(self, channel: ExecutorChannel, command: dict[str, Any], **fields: Any) -> None:
+        """Reply; a reply lost to a failover is left unsent (the master notices the failover and redoes the pass)."""
+        try:
+            channel.reply(command, **fields)
+        except REDIS_ERRORS as error:
+            self.ride_out(error, "replying")
+
+    def ride_out(self, error: BaseException, doing: str) -> None:
+        """Wait (bounded) for the cluster to serve every slot again after a Redis error; raises if it won't."""
+        why = f"executor {self.args.executor_id}: Redis error while {doing} ({describe_redis_error(error)})"
+        print(f"{why}; waiting up to {self.args.failover_timeout:g} s for the cluster", flush=True)
+        started = time.monotonic()
+        wait_for_cluster(self.client, self.args.failover_timeout, why, self.heartbeat.tick)
+        self.heartbeat.beat()
+        print(f"executor {self.args.executor_id}: the cluster serves every slot again after "
+              f"{time.monotonic() - started:.1f} s", flush=True)
 
     def attached(self, channel: ExecutorChannel):
         """Callback for the channel: show the run just joined in the heartbeat at once."""

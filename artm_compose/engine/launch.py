@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from artm_compose.engine.connect import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT
+from artm_compose.engine.connect import (DEFAULT_FAILOVER_TIMEOUT, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT,
+                                         failover_timeout)
 from artm_compose.plan import ExecutorPlan, Plan
 
 
@@ -26,6 +27,8 @@ def _common(plan: Plan, redis_host: str, redis_port: int, password_file: Path | 
             "--heartbeat-timeout", f"{config.heartbeat_timeout:g}"]
     if config.init_phi is not None:
         argv += ["--init-phi", str(config.init_phi)]
+    if failover_timeout(config.node_timeout_ms) != DEFAULT_FAILOVER_TIMEOUT:
+        argv += ["--failover-timeout", f"{failover_timeout(config.node_timeout_ms):g}"]
     return argv
 
 

@@ -30,6 +30,8 @@ from artm_compose.engine.checkpoint import Checkpoint, mismatch, read_checkpoint
 from artm_compose.engine.connect import (DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT, add_connection_flags,
                                          check_timeouts, connect, run_or_exit)
 from artm_compose.engine.export import topic_names
+from artm_compose.engine.failover import (REDIS_ERRORS, FailoverWatch, describe_redis_error, wait_for_cluster,
+                                          wait_for_heartbeats)
 from artm_compose.engine.layout import Layout, block_starts, prepare_slot_tags
 from artm_compose.engine.model_store import ModelRecord
 from artm_compose.engine.online import (DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, MODES, OnlineSchedule,
@@ -38,8 +40,9 @@ from artm_compose.engine.progress import ProgressLine
 from artm_compose.engine.regularizers import (check_against_model, check_class_weights, parse_class_weight,
                                               parse_shorthand, relative_coefficients, relative_regularizers)
 from artm_compose.engine import scores as score_math
-from artm_compose.engine.protocol import (ExecutorLost, MasterChannel, Heartbeat, master_key, master_payload,
-                                          new_run_id, read_master, read_progress, take_scale_request, write_progress)
+from artm_compose.engine.protocol import (ClusterInterrupted, ExecutorLost, MasterChannel, Heartbeat, master_key,
+                                          master_payload, new_run_id, read_master, read_progress, take_scale_request,
+                                          write_progress)
 from artm_compose.errors import ConfigError, DataError, TrainingError
 
 TOP_TOKENS = 10
@@ -139,6 +142,7 @@ class Scores:
     executor_cpu_seconds: list[float] = field(default_factory=list)
     online: dict[str, Any] | None = None  # online mode: OnlineSchedule.summary
     restarts: list[dict[str, Any]] = field(default_factory=list)  # lost executors that came back
+    failovers: list[dict[str, Any]] = field(default_factory=list)  # passes redone after a lost Redis node
     resumed: list[dict[str, Any]] = field(default_factory=list)  # runs this one went on with (master restarts)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # pass, seconds, bytes of each written
     rescaled: list[dict[str, Any]] = field(default_factory=list)  # scale: after which pass, from, to, seconds
@@ -319,10 +323,7 @@ class Master:
             info = self.channel.wait_for_rejoin(lost.executor, args.restart_timeout)
         except TrainingError as gone:
             return self.take_over(lost, str(gone))
-        committed = self.committed
-        command = self.prepare_command(committed.layout, init="rejoin", source_layout=committed.layout.to_dict(),
-                                       source_generation=committed.generation, generation=committed.generation)
-        self.round({e: command for e in self.channel.executors}, "recovery", lost.pass_number)
+        committed = self.rejoin_committed(lost.pass_number)
         seconds = time.monotonic() - started
         self.scores.restarts.append({"executor": lost.executor, "pass": lost.pass_number, "phase": lost.phase,
                                      "pid": info.pid, "seconds": seconds})
@@ -372,6 +373,42 @@ class Master:
         self.commit(ModelRecord(generation=generation, pass_number=committed.pass_number, layout=layout,
                                 run=self.channel.run, n_t=committed.n_t))
         return layout, generation
+
+    def rejoin_committed(self, pass_number: int) -> ModelRecord:
+        """Every executor back to the committed model (a recovery round of pass ``pass_number``)."""
+        committed = self.committed
+        assert committed is not None
+        command = self.prepare_command(committed.layout, init="rejoin", source_layout=committed.layout.to_dict(),
+                                       source_generation=committed.generation, generation=committed.generation)
+        self.round({e: command for e in self.channel.executors}, "recovery", pass_number)
+        return committed
+
+    def ride_out_failover(self, error: Exception, pass_number: int, watch: FailoverWatch) -> tuple[Layout, int]:
+        """A Redis node was lost during pass ``pass_number``: wait (bounded) until the cluster serves every slot
+        again (its replica promoted), bring every executor back to the committed model and return its layout
+        and generation, from which the pass is redone. Bounded by --max-restarts per run; online mode cannot."""
+        args = self.args
+        if self.online is not None or len(self.scores.failovers) >= args.max_restarts or self.committed is None:
+            why = ("online mode keeps counters in the executors" if self.online is not None
+                   else f"{args.max_restarts} recoveries from a lost Redis node used up")
+            raise TrainingError(f"Redis failed during pass {pass_number}: {describe_redis_error(error)} ({why})"
+                                ) from error
+        started = time.monotonic()
+        self.bar.clear()
+        why = f"Redis failed during pass {pass_number} ({describe_redis_error(error)})"
+        self.echo(f"{why}; waiting up to {args.failover_timeout:g} s for the cluster to serve every slot again")
+        view = wait_for_cluster(self.client, args.failover_timeout, why, self.channel.tick)
+        watch.reset(view.epoch)
+        wait_for_heartbeats(self.client, args.cluster, self.channel.executors, args.heartbeat_timeout,
+                            self.channel.tick)
+        self.set_state("recovery", failover=len(self.scores.failovers) + 1)
+        committed = self.rejoin_committed(pass_number)
+        seconds = time.monotonic() - started
+        self.scores.failovers.append({"pass": pass_number, "error": describe_redis_error(error), "seconds": seconds,
+                                      "epoch": view.epoch})
+        self.echo(f"the Redis Cluster serves every slot again after {seconds:.1f} s; redoing pass {pass_number} "
+                  f"from the model of pass {committed.pass_number}")
+        return committed.layout, committed.generation
 
     def commit(self, record: ModelRecord) -> None:
         store.commit_model(self.client, record)
@@ -634,6 +671,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         echo(f"run {run_id}: waiting for {args.num_executors} executor(s) in cluster {args.cluster!r}")
         master.set_state("waiting")
         channel.wait_for_registration(args.num_executors, args.startup_timeout, echo)
+        channel.watch = watch = FailoverWatch(client)
         layout = Layout(cluster=args.cluster, topics=args.num_topics,
                         starts=tuple(block_starts(check_ranges(channel.executors, vocab_size), vocab_size,
                                                   args.num_topics)))
@@ -662,14 +700,19 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         for number in range(start, first + args.num_outer_iter):
             state.update(state="iterations", **{"pass": number})
             lost: ExecutorLost | None = None
-            while True:  # a lost executor that comes back: the pass again, from the committed model
+            failed: Exception | None = None
+            while True:  # a lost executor came back, a Redis node failed over: the pass again, from the committed model
                 try:
                     if lost is not None:
                         (layout, generation), lost = master.heal(lost), None
+                    if failed is not None:
+                        (layout, generation), failed = master.ride_out_failover(failed, number, watch), None
                     generation = master.one_pass(layout, generation, number)
                     break
                 except ExecutorLost as error:
                     lost = error
+                except (ClusterInterrupted, *REDIS_ERRORS) as error:
+                    failed = error
             if master.checkpoint_due(number):
                 master.checkpoint(number)
             request = take_scale_request(client, args.cluster)

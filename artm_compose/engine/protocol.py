@@ -249,6 +249,8 @@ class MasterChannel:
     executors: dict[int, ExecutorInfo] = field(default_factory=dict)
     sequence: int = 0
     tick: Callable[[], None] = lambda: None
+    # Called while replies are awaited (phase, pass): raises ClusterInterrupted when a Redis node failed over.
+    watch: Callable[[str, int], None] = lambda phase, pass_number: None
 
     def wait_for_registration(self, count: int, timeout: float, echo: Callable[[str], None],
                               gone: frozenset[str] = frozenset()) -> dict[int, ExecutorInfo]:
@@ -307,6 +309,9 @@ class MasterChannel:
                 if reply is None or reply.get("run") != self.run or reply.get("seq") != sequence:
                     continue
                 executor = int(reply["executor"])
+                if reply.get("interrupted"):
+                    raise ClusterInterrupted(f"executor {executor} lost Redis in {phase} of pass {pass_number}: "
+                                             f"{reply.get('error')}", pass_number)
                 if reply.get("error"):
                     raise TrainingError(f"executor {executor} failed in {phase} of pass {pass_number}: "
                                         f"{reply['error']}{_kept(kept_pass)}")
@@ -314,6 +319,7 @@ class MasterChannel:
                 replies[executor] = reply
                 continue
             self.check_alive(phase, pass_number, kept_pass)
+            self.watch(phase, pass_number)
         return replies
 
     def check_alive(self, phase: str, pass_number: int, kept_pass: int | None) -> None:
@@ -382,6 +388,14 @@ class ExecutorLost(TrainingError):
         super().__init__(message)
         self.executor = executor
         self.phase = phase
+        self.pass_number = pass_number
+
+
+class ClusterInterrupted(TrainingError):
+    """A Redis node was lost (or failed over) during a pass: the pass is redone from the committed model."""
+
+    def __init__(self, message: str, pass_number: int):
+        super().__init__(message)
         self.pass_number = pass_number
 
 

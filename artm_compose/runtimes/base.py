@@ -122,7 +122,8 @@ def training_summary(progress: dict[str, Any] | None, scores_path: Path) -> dict
     checkpoints = (scores or {}).get("checkpoints") or []
     summary = {"state": progress.get("state"), "pass": progress.get("pass"), "passes": progress.get("passes"),
                "perplexity": perplexity[-1] if perplexity else None, "error": progress.get("error"),
-               "checkpoint": f"pass {checkpoints[-1]['pass']}" if checkpoints else None}
+               "checkpoint": f"pass {checkpoints[-1]['pass']}" if checkpoints else None,
+               "failovers": len((scores or {}).get("failovers") or []) or None}
     return {key: value for key, value in summary.items() if value is not None}
 
 
@@ -178,6 +179,7 @@ class Probe:
     slots_assigned: int
     problems: tuple[str, ...] = ()
     progress: dict[str, Any] | None = None
+    roles: dict[str, str] = field(default_factory=dict)  # Redis instance name -> primary / replica of <name>
 
 
 @dataclass(frozen=True)
@@ -189,9 +191,13 @@ class Bootstrapped:
 
 
 def members_of(record: ClusterRecord, seen: dict[str, MemberState], training: dict[str, Any] | None,
-               missing: str) -> list[MemberStatus]:
-    """Every member the record names, by role, with what the runtime saw of it (``missing``: never seen)."""
-    planned = [("redis", node.name, node.address, f"slots {node.slots[0]}-{node.slots[1]}") for node in record.nodes]
+               missing: str, roles: dict[str, str] | None = None) -> list[MemberStatus]:
+    """Every member the record names, by role, with what the runtime saw of it (``missing``: never seen) and,
+    for Redis instances, their ``roles`` (primary or replica) where known."""
+    roles = roles or {}
+    planned = [("redis", node.name, node.address,
+                ", ".join(part for part in (roles.get(node.name), f"slots {node.slots[0]}-{node.slots[1]}") if part))
+               for node in record.nodes]
     if record.training is not None:
         planned += [("executor", e.name, e.redis, f"batches [{e.batch_range[0]}, {e.batch_range[1]}) "
                                                   f"tokens [{e.token_range[0]}, {e.token_range[1]})")

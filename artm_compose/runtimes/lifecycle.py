@@ -108,11 +108,14 @@ def assemble_status(record: ClusterRecord, state: StateDir, runtime: str, seen: 
         try:
             result = probe()
             found = Probe(cluster_state=result["cluster_state"], slots_assigned=int(result["slots_assigned"]),
-                          problems=tuple(result["problems"]), progress=result.get("training"))
+                          problems=tuple(result["problems"]), progress=result.get("training"),
+                          roles=result.get("roles") or {})
         except BootstrapError as error:
             found = Probe(cluster_state="unknown", slots_assigned=0, problems=(str(error),))
     training = training_summary(found.progress, state.scores) if record.training else None
-    members = members_of(record, seen, training, missing)
+    # Roles matter with replicas: which instance of a virtual node serves it (a failover swaps them).
+    roles = found.roles if any(node.replica_of is not None for node in record.nodes) else {}
+    members = members_of(record, seen, training, missing, roles)
     return ClusterStatus(cluster=record.cluster, runtime=runtime, state_dir=str(state.root),
                          status=effective_status(record.status, members, training), cluster_state=found.cluster_state,
                          slots_assigned=found.slots_assigned, members=tuple(members), problems=found.problems,

@@ -347,3 +347,28 @@ def test_scale_from_4_to_2_executors_and_back_while_training(local_cluster, tmp_
         cluster.scale(3)
     with pytest.raises(ConfigError, match="no training runs in"):
         cluster.scale(2)
+
+
+def test_a_killed_redis_primary_fails_over_to_its_replica_and_the_run_ends_as_an_uninterrupted_one(
+        local_cluster, tmp_path):
+    from support.engine import client_of, dpkg_corpus
+
+    cluster = local_cluster(nodes=3, replicas=1, up=False, data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96,
+                            iterations=20, seed=4, heartbeat_timeout=10.0)
+    assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
+    clean = json.loads(cluster.state.scores.read_text())
+    progress = second_run_at_pass_3(cluster, client_of(cluster), clean["run"])
+    os.kill(ProcessRecord.load(cluster.state.pid_record("redis-1")).pid, signal.SIGKILL)
+    master = ProcessRecord.load(cluster.state.pid_record("master"))
+    wait_until(lambda: not is_running(master), 240, "the master to end the run after redis-1 was killed")
+    healed = json.loads(cluster.state.scores.read_text())
+    assert healed["run"] == progress["run"] and cluster.status().training["state"] == "done", cluster.logs("master")
+    assert [f["pass"] for f in healed["failovers"]] == [progress["pass"]] or \
+        [f["pass"] for f in healed["failovers"]] == [progress["pass"] + 1]  # killed as the pass ended
+    assert healed["restarts"] == []  # the executors rode the failover out
+    assert healed["perplexity"] == clean["perplexity"]  # the assignment is unchanged: bit for bit
+    status = cluster.status()
+    assert status.training["failovers"] == 1
+    details = {m.name: (m.alive, m.detail) for m in status.members}
+    assert details["redis-4"] == (True, "primary, slots 5462-10922")  # the replica of redis-1 took over
+    assert details["redis-1"][0] is False and details["redis-3"] == (True, "replica of redis-0, slots 0-5461")

@@ -1,0 +1,156 @@
+"""Riding out a lost Redis node: wait (bounded) until the cluster serves every slot again, or say why it won't.
+
+When a primary dies, Redis Cluster marks it failed after ``cluster-node-timeout`` and its replica wins an
+election and takes its slots (a second or so later). Meanwhile commands to its slots fail (connection
+errors, ``CLUSTERDOWN``, ``TRYAGAIN``, ``MOVED`` to the promoted replica), and replication being
+asynchronous, writes acknowledged just before the loss may be gone: a pass that spans a failover is redone
+from the committed model, never trusted (PITFALLS.md, "Replicas, failover, restarts").
+
+Executors and the master use :func:`wait_for_cluster` after a Redis error; the master also watches the
+cluster's epoch (:func:`cluster_epoch`), which a failover raises, so a failover that none of its own
+commands hit still interrupts the pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+from artm_compose.bootstrap import NodeView, parse_cluster_nodes, parse_info
+from artm_compose.engine.protocol import ClusterInterrupted, read_heartbeats
+from artm_compose.errors import TrainingError, TrainingTimeout
+from artm_compose.redis_client import node_client
+from artm_compose.waiting import poll_until, wait_until
+
+REDIS_ERRORS = (RedisError, RedisClusterException)
+_PROBE_TIMEOUT = 2.0
+_FAILED = frozenset({"fail", "fail?"})
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The cluster as one answering node sees it: ``problem`` is empty when every slot is served by a
+    primary that answers; ``hopeless`` names a lost primary that no replica can replace."""
+
+    epoch: int = -1
+    problem: str = ""
+    hopeless: str = ""
+    state: str = "?"  # cluster_state
+
+
+def observe(client: RedisCluster) -> ClusterView:
+    """Ask the nodes ``client`` knows, first answer wins; every serving primary is pinged too."""
+    password = client.nodes_manager.connection_kwargs.get("password")
+    seen: set[tuple[str, int]] = set()
+    last_error = "no Redis node known"
+    for node in [*client.get_nodes(), *client.nodes_manager.startup_nodes.values()]:
+        if (node.host, node.port) in seen:
+            continue
+        seen.add((node.host, node.port))
+        probe = node_client(node.host, node.port, password, timeout=_PROBE_TIMEOUT)
+        try:
+            info = parse_info(probe.execute_command("CLUSTER", "INFO"))
+            views = parse_cluster_nodes(probe.execute_command("CLUSTER", "NODES"))
+        except REDIS_ERRORS as error:
+            last_error = f"{node.host}:{node.port}: {error or type(error).__name__}"
+            continue
+        finally:
+            probe.close()
+        return _judge(info, views, node.host, password)
+    # Every node gone: no replica is left to take over, and nodes restarted empty hold no model.
+    message = f"no Redis node of the cluster answers ({last_error})"
+    return ClusterView(problem=message, hopeless=message)
+
+
+def _judge(info: dict[str, str], views: list[NodeView], host: str, password: str | None) -> ClusterView:
+    epoch, state = int(info.get("cluster_current_epoch", -1)), info.get("cluster_state", "?")
+    primaries = [v for v in views if v.slots and not v.replica]
+    for primary in primaries:
+        if "fail" not in primary.flags:
+            continue
+        standby = [v for v in views if v.master == primary.id and not v.flags & _FAILED]
+        if not standby:
+            return ClusterView(epoch, f"{primary.ip}:{primary.port} failed",
+                               f"Redis node {primary.ip}:{primary.port} is lost and no replica of it is left to "
+                               f"serve its slots (use --replicas to have one)", state)
+    if state != "ok":
+        return ClusterView(epoch, f"cluster_state:{state}", state=state)
+    for primary in primaries:
+        address = host if primary.myself else primary.ip
+        probe = node_client(address, primary.port, password, timeout=_PROBE_TIMEOUT)
+        try:
+            probe.ping()
+        except REDIS_ERRORS as error:
+            return ClusterView(epoch, f"{address}:{primary.port} serves slots but does not answer: {error}", state=state)
+        finally:
+            probe.close()
+    return ClusterView(epoch, state=state)
+
+
+def wait_for_heartbeats(client: RedisCluster, cluster: str, executors: Iterable[int], timeout: float,
+                        tick: Callable[[], None]) -> bool:
+    """Wait (bounded) until every executor's heartbeat key is there again: keys on the lost node's slots may
+    have expired during the failover, and come back with the executors' next beat. False if some did not."""
+    wanted = list(executors)
+
+    def present() -> bool:
+        tick()
+        return all(beat is not None for beat in read_heartbeats(client, cluster, wanted).values())
+
+    return bool(poll_until(present, timeout, interval=0.1))
+
+
+class FailoverWatch:
+    """The master's look at the cluster while it awaits replies, at most every ``every`` seconds: a failover
+    raises the epoch, and writes of the pass may be lost with the old primary even if no command failed."""
+
+    def __init__(self, client: RedisCluster, every: float = 1.0):
+        self.client = client
+        self.every = every
+        self.baseline = observe(client).epoch
+        self.next_look = time.monotonic() + every
+
+    def reset(self, epoch: int) -> None:
+        """The cluster serves again at ``epoch`` (after a recovery)."""
+        self.baseline = epoch
+
+    def __call__(self, phase: str, pass_number: int) -> None:
+        if time.monotonic() < self.next_look:
+            return
+        self.next_look = time.monotonic() + self.every
+        view = observe(self.client)
+        # Not every problem: a primary slow to answer on a loaded machine is no reason to redo a pass.
+        if view.state == "fail" or view.epoch > self.baseline:
+            what = (f"cluster_state:{view.state}" if view.state == "fail"
+                    else f"the cluster's epoch rose from {self.baseline} to {view.epoch} (a failover)")
+            raise ClusterInterrupted(f"Redis Cluster changed during {phase} of pass {pass_number}: {what}",
+                                     pass_number)
+
+
+def wait_for_cluster(client: RedisCluster, timeout: float, why: str, tick: Callable[[], None]) -> ClusterView:
+    """Wait until every slot is served by an answering primary (bounded by ``timeout``), then refresh the
+    client's slot table. Raises :class:`TrainingError` at once when a lost primary has no replica left.
+
+    ``tick`` tells the caller's heartbeat that it is alive while it waits (a silent owner's key expires)."""
+    last = ClusterView(problem="not asked yet")
+
+    def serving() -> ClusterView | None:
+        nonlocal last
+        tick()
+        last = observe(client)
+        if last.hopeless:
+            raise TrainingError(f"{why}: {last.hopeless}")
+        return None if last.problem else last
+
+    view = wait_until(serving, timeout, f"the Redis Cluster to serve every slot again after {why}", interval=0.25,
+                      describe=lambda: last.problem, error=TrainingTimeout)
+    client.nodes_manager.initialize()
+    return view
+
+
+def describe_redis_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
