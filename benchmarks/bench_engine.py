@@ -1,7 +1,7 @@
 """Our engine against BigARTM 0.9.2 on the real Debian corpus (SYSTEM.md section 4).
 
     .venv/bin/python benchmarks/bench_engine.py [--corpus DIR] [--topics 50] [--passes 10] \
-        [--processors 1,2] [--executors 1,2] [--regularized] [--json OUT.json]
+        [--processors 1,2] [--executors 1,2] [--threads 1] [--regularized] [--json OUT.json]
 
 ``--regularized``: both train ARTM instead of PLSA, on the corpus with modalities (``data debian
 --modalities``): the three regularizers of :data:`REGULARIZERS` and the class weights of
@@ -11,8 +11,8 @@ Both start from the same initial phi (ours, seeded per token, exported after ``-
 and given to BigARTM through ``scripts/bigartm_reference.py fit --init-phi``), so the per-pass
 perplexities are comparable as well as the times. BigARTM runs ``fit_offline`` one pass at a
 time with ``--processors`` threads; ours runs on the local runtime (``artm-compose up --runtime
-local``: one Redis node and ``--executors`` executor processes of one thread each), timed by the
-master per pass (E-step, aggregation, normalisation and commit, Redis traffic included).
+local``: one Redis node and ``--executors`` executor processes of ``--threads`` E-step threads
+each), timed by the master per pass (E-step, aggregation, normalisation and commit, Redis traffic included).
 Throughput = token weight / median seconds per pass. Bytes moved per pass are the Redis nodes'
 client traffic (``INFO stats``), next to the minimum the pass needs (see
 ``artm_compose.engine.model_store.minimum_pass_bytes``).
@@ -57,12 +57,12 @@ def free_base(count: int) -> int:
 
 
 def ours(corpus: Path, state: Path, executors: int, topics: int, passes: int, init_phi: Path | None,
-         export_to: Path | None = None, regularized: bool = False) -> dict:
+         export_to: Path | None = None, regularized: bool = False, threads: int = 1) -> dict:
     """One training on the local runtime; the master's scores (and optionally the exported model)."""
     model = {"regularizers": REGULARIZERS, "class_ids": CLASS_WEIGHTS} if regularized and passes else {}
     cluster = Cluster.from_config(None, name="bench", runtime="local", nodes=1, executors_per_node=executors,
                                   base_port=free_base(1), state_dir=state, data_dir=corpus, topics=topics,
-                                  iterations=passes, inner_iterations=10, seed=1, init_phi=init_phi,
+                                  iterations=passes, inner_iterations=10, seed=1, init_phi=init_phi, threads=threads,
                                   show_top_tokens=False, allow_idle=True, **model)
     try:
         cluster.up(detach=False, echo=lambda line: print(f"    {line}", flush=True))
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=10)
     parser.add_argument("--processors", default="1,2")
     parser.add_argument("--executors", default="1,2")
+    parser.add_argument("--threads", type=int, default=1, help="E-step threads of each of our executors")
     parser.add_argument("--regularized", action="store_true",
                         help="three regularizers and weighted modalities (the corpus needs --modalities)")
     parser.add_argument("--json", type=Path)
@@ -116,11 +117,13 @@ def main() -> None:
     if not REFERENCE_PYTHON.exists():
         raise SystemExit("no .venv-ref: run scripts/setup_reference.sh")
     corpus_info = json.loads((args.corpus / "corpus.json").read_text())
+    print(f"{args.threads} E-step thread(s) per executor of ours")
     print(f"corpus {args.corpus}: {corpus_info['documents']} documents, {corpus_info['vocab_size']} tokens, "
           f"token weight {corpus_info['token_weight']:.0f}; {args.topics} topics, {args.passes} passes, 10 inner")
     if args.regularized:
         print(f"regularizers {json.dumps(REGULARIZERS)}, class weights {json.dumps(CLASS_WEIGHTS)}")
     report: dict = {"corpus": corpus_info, "topics": args.topics, "passes": args.passes, "bigartm": {}, "ours": {},
+                    "threads": args.threads,
                     "regularized": args.regularized,
                     "load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as scratch:
@@ -137,7 +140,8 @@ def main() -> None:
         for executors in [int(e) for e in args.executors.split(",")]:
             print(f"ours, {executors} executor(s)", flush=True)
             report["ours"][executors] = ours(args.corpus, work / f"state-{executors}", executors, args.topics,
-                                             args.passes, init_phi, regularized=args.regularized)
+                                             args.passes, init_phi, regularized=args.regularized,
+                                             threads=args.threads)
     report["load_average_after"] = os.getloadavg()
     print_report(report)
     if args.json:
