@@ -200,15 +200,17 @@ def test_training_gives_compose_perplexity_per_pass(swarm_cluster, corpus_dir, t
     np.testing.assert_allclose(scores["perplexity"], expected["perplexity"], rtol=1e-4)
 
 
-def test_a_killed_executor_task_is_replaced_and_the_run_ends_as_an_uninterrupted_one(swarm_cluster, corpus_dir):
-    """Chaos: SIGKILL to an executor task's container process in the middle of a pass, while `up` follows
-    the master: the service's restart policy starts a new task, which registers again, and the master redoes
-    the pass from the committed model."""
+def test_killed_executor_and_master_tasks_are_replaced_and_the_run_ends_as_an_uninterrupted_one(swarm_cluster,
+                                                                                              corpus_dir):
+    """Chaos, while `up` follows the master: SIGKILL to an executor task's container process in the middle of
+    a pass (the service's restart policy starts a new task, which registers again, and the master redoes the
+    pass), then to the master task's (a new master task resumes the run from the committed model)."""
     cluster = swarm_cluster(nodes=2, executors_per_node=1, data_dir=corpus_dir,
-                            **{**TRAINING, "topics": 96, "iterations": 30, "heartbeat_timeout": 4.0})
+                            **{**TRAINING, "topics": 96, "iterations": 40, "heartbeat_timeout": 4.0})
     assert cluster.up(detach=False, echo=QUIET).training == "finished"
     clean = json.loads(cluster.state.scores.read_text())
     client = docker_client()
+    stack = labels.project_name(cluster.config.name)
 
     def scores() -> dict:
         try:
@@ -216,23 +218,34 @@ def test_a_killed_executor_task_is_replaced_and_the_run_ends_as_an_uninterrupted
         except (OSError, ValueError):  # not written yet, or being replaced
             return {}
 
+    def running_pid(component: str) -> int:
+        (task,) = [t for t in client.services.get(f"{stack}_{component}").tasks()
+                   if t["Status"]["State"] == "running"]
+        return client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"]).attrs["State"]["Pid"]
+
+    echoed: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
-        following = pool.submit(cluster.up, detach=False, echo=QUIET)
+        following = pool.submit(cluster.up, detach=False, echo=echoed.append)
         wait_until(lambda: following.done() or scores().get("run", clean["run"]) != clean["run"], 300,
                    "the second run to start")
-        assert not following.done(), following.result()
-        service = client.services.get(f"{labels.project_name(cluster.config.name)}_executor-1")
-        (task,) = [t for t in service.tasks() if t["Status"]["State"] == "running"]
-        victim = client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+        executor, master = running_pid("executor-1"), running_pid("master")
         wait_until(lambda: following.done() or len(scores().get("perplexity", [])) >= 3, 120,
                    "pass 3 of the second run", interval=0.005)
         assert not following.done(), following.result()
-        os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)
-        assert following.result(timeout=300).training == "finished"
+        os.kill(executor, signal.SIGKILL)
+        wait_until(lambda: following.done() or bool(scores().get("restarts")), 120, "the pass redone",
+                   interval=0.005)
+        assert not following.done(), following.result()
+        os.kill(master, signal.SIGKILL)
+        assert following.result(timeout=300).training == "finished", echoed[-20:]
     healed = json.loads(cluster.state.scores.read_text())
     assert [r["executor"] for r in healed["restarts"]] == [1], healed["restarts"]
+    assert len(healed["resumed"]) == 1, healed["resumed"]
     assert healed["perplexity"] == pytest.approx(clean["perplexity"], rel=1e-6, abs=0)
-    assert sum(t["Status"]["State"] == "failed" for t in service.tasks()) >= 1
+    assert any("restarted by its restart policy (1 of 3)" in line for line in echoed), echoed
+    for component in ("executor-1", "master"):
+        tasks = client.services.get(f"{stack}_{component}").tasks()
+        assert sum(t["Status"]["State"] == "failed" for t in tasks) == 1, component
 
 
 def test_label_and_data_plan_commands(swarm, images, corpus_dir):
