@@ -248,8 +248,8 @@ class ComposeRuntime(Runtime):
             state = _settled(master, MASTER_RESTART_TIMEOUT)
             if master.attrs["RestartCount"] > restarts:
                 restarts = master.attrs["RestartCount"]
-                echo(f"master restarted by its restart policy ({restarts} of {plan.config.max_restarts}); "
-                     f"it resumes the run from the committed model")
+                # A killed master resumes its run; one that failed by itself ends again (engine.master).
+                echo(f"master restarted by its restart policy ({restarts} of {plan.config.max_restarts})")
             if not state["Running"]:
                 break
         code = state["ExitCode"]

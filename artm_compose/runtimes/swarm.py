@@ -349,7 +349,7 @@ class SwarmRuntime(Runtime):
                 return (f"master {task.describe(hostnames(client))}; see `artm-compose logs master "
                         f"--state-dir {self.state.root}`")
             echo(f"master {task.describe(hostnames(client))}; restarted by its restart policy ({failed} of "
-                 f"{plan.config.max_restarts}): it resumes the run from the committed model")
+                 f"{plan.config.max_restarts})")
             task = self._follow_task(client, plan, self._wait_running_or_done(
                 client, plan, MASTER, SERVICE_START_TIMEOUT + MASTER_RESTART_DELAY, after=task.id), echo)
         return None
