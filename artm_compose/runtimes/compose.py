@@ -20,7 +20,7 @@ import ipaddress
 import json
 import secrets
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,11 +122,12 @@ def planned_containers(plan: Plan) -> dict[str, str]:
 
 
 def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
-                   port_is_free=port_free) -> list[str]:
+                   port_is_free=port_free, left_over: Collection[str] = ()) -> list[str]:
     """Everything that keeps ``plan`` from starting here, each naming the object, port or state dir in the way.
 
     Pure apart from ``port_is_free`` (probes a host port). An empty list means ``up`` may proceed; objects of
-    this very cluster (same name, same state directory) are not conflicts: ``up`` reuses or heals them.
+    this very cluster (same name, same state directory) are not conflicts: ``up`` reuses or heals them, and
+    removes the containers named in ``left_over`` (left_by_a_lost_cluster).
     """
     cluster = plan.cluster
     problems = []
@@ -150,7 +151,7 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
                         f"such as {stale[0].name}; now {len(plan.nodes)} node(s) from port {plan.config.base_port}); "
                         f"run `artm-compose down --state-dir {state.root}` first")
     training = [o.name for o in ours if o.kind == "container" and o.running
-                and o.labels.get(labels.ROLE) in ("executor", "master")]
+                and o.labels.get(labels.ROLE) in ("executor", "master") and o.name not in left_over]
     if training:
         problems.append(f"training is already running in cluster {cluster!r} ({', '.join(sorted(training)[:4])} "
                         f"up); follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
@@ -160,6 +161,25 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
         wanted_ports.append((plan.config.dashboard_port, "the dashboard", "--dashboard-port"))
     problems.extend(_port_conflicts(plan, inventory, port_is_free, wanted_ports))
     return problems
+
+
+def left_by_a_lost_cluster(plan: Plan, inventory: Inventory,
+                           probe: Callable[[], dict[str, Any]]) -> list[DockerObject]:
+    """The executors and master still running (or restarting) of a run whose Redis is lost: a Redis container
+    of the plan is down and the nodes left do not serve the cluster (``probe``, the in-cluster job, says so
+    or cannot run). That run cannot go on (its model is gone); ``up`` removes them and starts the run again,
+    from its checkpoint, instead of refusing. A cluster that still serves, e.g. a replica took over a dead
+    node, is training: nothing is left over then."""
+    containers = [o for o in inventory.of_cluster(plan.cluster) if o.kind == "container"]
+    training = [o for o in containers if o.running and o.labels.get(labels.ROLE) in ("executor", "master")]
+    redis = [o for o in containers if o.labels.get(labels.ROLE) == "redis"]
+    if not training or (len(redis) >= len(plan.redis_nodes) and all(o.running for o in redis)):
+        return []
+    try:
+        serving = probe()["cluster_state"] == "ok"
+    except BootstrapError:  # no control container, or no node answers
+        serving = False
+    return [] if serving else training
 
 
 def _port_conflicts(plan: Plan, inventory: Inventory, port_is_free,
@@ -209,9 +229,12 @@ class ComposeRuntime(Runtime):
         self._client = client = docker_client()
         ensure_compose_plugin()
         inventory = Inventory.collect(client)
-        problems = find_conflicts(plan, self.state, inventory)
+        left_over = left_by_a_lost_cluster(plan, inventory, lambda: self._exec(plan.cluster, "probe", client=client))
+        problems = find_conflicts(plan, self.state, inventory, left_over=[o.name for o in left_over])
         if problems:
             raise ConfigError("; ".join(problems))
+        for container in left_over:
+            echo(_remove_container(client, container.name, container.name) + " (left by a run that lost its Redis)")
         images = build_images(echo=echo, client=client)
         layout = network_layout(plan, inventory, client)
         self.render(plan, images=images, layout=layout, status=Status.STARTING)
@@ -394,7 +417,8 @@ class ComposeRuntime(Runtime):
         for step in sorted({rank(c) for c in containers}):
             batch = [c for c in containers if rank(c) == step]
             with ThreadPoolExecutor(max_workers=REMOVE_THREADS) as pool:
-                messages.extend(pool.map(lambda summary: _remove_container(client, summary), batch))
+                messages.extend(pool.map(lambda c: _remove_container(client, c["Id"], c["Names"][0].lstrip("/")),
+                                         batch))
         for network in union(lambda selector: client.networks.list(filters=selector), lambda n: n.id):
             network.remove()
             messages.append(f"removed network {network.name}")
@@ -490,10 +514,11 @@ def _member_state(container: Container) -> MemberState:
 
 
 def _container_object(summary: dict[str, Any]) -> DockerObject:
-    """A container from a ``docker ps``-style summary (published ports are listed for running ones)."""
+    """A container from a ``docker ps``-style summary (published ports are listed for running ones); one
+    that Docker is restarting counts as running."""
     ports = tuple(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort"))
     return DockerObject("container", summary["Names"][0].lstrip("/"), summary.get("Labels") or {},
-                        running=summary.get("State") == "running", host_ports=ports)
+                        running=summary.get("State") in ("running", "restarting"), host_ports=ports)
 
 
 def _start_marker(client: docker.DockerClient, name: str) -> tuple[str, str] | None:
@@ -525,10 +550,10 @@ def _running(client: docker.DockerClient, name: str) -> Container | None:
     return container if container.status == "running" else None
 
 
-def _remove_container(client: docker.DockerClient, summary: dict[str, Any]) -> str:
-    name = summary["Names"][0].lstrip("/")
+def _remove_container(client: docker.DockerClient, container: str, name: str) -> str:
+    """Remove ``container`` (id or name) by force; what happened, for people."""
     try:
-        client.api.remove_container(summary["Id"], force=True)
+        client.api.remove_container(container, force=True)
     except NotFound:
         return f"{name} was already gone"
     except APIError as error:

@@ -8,7 +8,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.plan import make_plan
 from artm_compose.render import redis_fingerprint
-from artm_compose.runtimes.compose import DockerObject, Inventory, find_conflicts
+from artm_compose.runtimes.compose import DockerObject, Inventory, find_conflicts, left_by_a_lost_cluster
 from artm_compose.state import StateDir
 
 STATE = StateDir.at("/srv/artm/state")
@@ -64,11 +64,29 @@ def test_a_name_used_from_another_state_dir_is_refused():
 
 def test_another_layout_and_running_training_are_refused():
     inventory = Inventory(containers=(ours("artm-demo-redis-0", "redis", layout="0123456789ab"),
-                                      ours("artm-demo-executor-0", "executor")))
+                                      ours("artm-demo-executor-0", "executor"), ours("artm-demo-master", "master")))
     problems = find_conflicts(plan(nodes=3), STATE, inventory)
     assert "is up with another Redis layout (1 Redis container(s) such as artm-demo-redis-0; now 3 node(s)" \
         in problems[0]
-    assert problems[1].startswith("training is already running in cluster 'demo' (artm-demo-executor-0 up)")
+    assert problems[1].startswith("training is already running in cluster 'demo' (artm-demo-executor-0, "
+                                  "artm-demo-master up)")
+
+
+def test_training_left_by_a_run_that_lost_its_redis_is_no_conflict():
+    p = plan(nodes=2)
+    layout = redis_fingerprint(p)[:12]
+    redis = (ours("artm-demo-redis-0", "redis", layout=layout), ours("artm-demo-redis-1", "redis", layout=layout))
+    training = (ours("artm-demo-executor-0", "executor"), ours("artm-demo-master", "master"))
+    every_node_up = Inventory(containers=(*redis, *training))
+
+    def not_asked() -> dict:
+        raise AssertionError("with every Redis container running, the training is not probed")
+
+    assert left_by_a_lost_cluster(p, every_node_up, not_asked) == []
+    assert find_conflicts(p, STATE, every_node_up)[0].startswith("training is already running")
+    lost = Inventory(containers=(ours("artm-demo-redis-0", "redis", layout=layout, running=False), *redis[1:],
+                                 *training))
+    assert find_conflicts(p, STATE, lost, left_over=[o.name for o in training]) == []
 
 
 def test_published_ports_taken_by_others_are_named_and_our_own_are_fine():

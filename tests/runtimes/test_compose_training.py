@@ -23,8 +23,9 @@ from artm_compose.api import Cluster
 from artm_compose.compose_file import container_name
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
+from artm_compose.engine.checkpoint import read_checkpoint
 from artm_compose.engine.protocol import read_progress
-from artm_compose.errors import ConfigError
+from artm_compose.errors import ConfigError, DataError
 from artm_compose.images.build import build_images
 from artm_compose.runtimes.compose import ComposeRuntime
 from artm_compose.waiting import wait_until
@@ -108,18 +109,30 @@ def test_new_run_after_a_redis_restart_heals_and_gives_the_same_answer(trained):
     assert len(redis) == 2
 
 
+def chaos_cluster(prefix: str, corpus: Path, tmp_path: Path, **overrides) -> Cluster:
+    """A compose cluster (not up yet) for a chaos test: 2 nodes, a short heartbeat timeout, passes long
+    enough to kill something in the middle of one."""
+    build_images(echo=QUIET)
+    config = dict(nodes=2, executors_per_node=1, topics=96, seed=7, heartbeat_timeout=4.0) | overrides
+    return Cluster(ClusterConfig(name=f"{prefix}{os.getpid()}", runtime="compose", state_dir=tmp_path / "state",
+                                 data_dir=corpus, **config))
+
+
+def train_then_start_again(cluster: Cluster) -> dict:
+    """Train to the end (the uninterrupted reference: its scores, returned), then start the same run again."""
+    assert cluster.up(detach=False, echo=QUIET).training == "finished"
+    clean = json.loads(cluster.state.scores.read_text())
+    cluster.up(detach=True, echo=QUIET)
+    return clean
+
+
 def test_a_killed_executor_container_is_restarted_and_the_run_heals(corpus, tmp_path):
     """Chaos: SIGKILL to an executor container's process in the middle of the run (as the OOM killer
     would; `docker kill` would count as a manual stop and switch Docker's restart policy off)."""
-    build_images(echo=QUIET)
-    cluster = Cluster(ClusterConfig(name=f"heal{os.getpid()}", runtime="compose", state_dir=tmp_path / "state",
-                                    data_dir=corpus, nodes=2, executors_per_node=2, topics=96, iterations=30, seed=7,
-                                    heartbeat_timeout=4.0, restart_timeout=60.0))
+    cluster = chaos_cluster("heal", corpus, tmp_path, executors_per_node=2, iterations=30, restart_timeout=60.0)
     client = docker_client()
     try:
-        assert cluster.up(detach=False, echo=QUIET).training == "finished"
-        clean = json.loads(cluster.state.scores.read_text())
-        cluster.up(detach=True, echo=QUIET)
+        clean = train_then_start_again(cluster)
         deadline = time.monotonic() + 180
         while True:
             training = cluster.status().training or {}
@@ -147,10 +160,7 @@ def test_a_killed_master_container_is_restarted_and_up_follows_it_to_the_uninter
     """Chaos: SIGKILL to the master container's process in the middle of a pass, while `up` follows the
     master: Docker restarts it (its restart policy), it resumes the run from the committed model, and `up`
     ends as after an uninterrupted run."""
-    build_images(echo=QUIET)
-    cluster = Cluster(ClusterConfig(name=f"mkill{os.getpid()}", runtime="compose", state_dir=tmp_path / "state",
-                                    data_dir=corpus, nodes=2, executors_per_node=1, topics=96, iterations=12, seed=7,
-                                    heartbeat_timeout=4.0))
+    cluster = chaos_cluster("mkill", corpus, tmp_path, iterations=12)
     client = docker_client()
     try:
         assert cluster.up(detach=False, echo=QUIET).training == "finished"
@@ -179,6 +189,41 @@ def test_a_killed_master_container_is_restarted_and_up_follows_it_to_the_uninter
         assert (master.attrs["State"]["ExitCode"], master.attrs["RestartCount"]) == (0, 1)
         assert master.attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"
         assert cluster.status().status == "finished"
+    finally:
+        ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
+        assert leftovers(cluster.config.name) == []
+
+
+def test_up_after_every_redis_container_was_killed_goes_on_from_the_checkpoint(corpus, tmp_path):
+    """Chaos without replicas: `docker kill` of every Redis container after a checkpoint loses the model;
+    `up` with the same config right away removes the run's executors and master (they cannot go on and
+    their restart policy would keep them coming back), brings the nodes back empty, and the run goes on
+    from its checkpoint."""
+    # Passes take ~0.2 s: enough of them that the run is still going when the kills land.
+    cluster = chaos_cluster("ckpt", corpus, tmp_path, iterations=60, checkpoint_every=5)
+    client = docker_client()
+    try:
+        clean = train_then_start_again(cluster)
+
+        def checkpointed() -> bool:
+            try:
+                return read_checkpoint(cluster.state.checkpoint).run != clean["run"]
+            except DataError:  # absent, or being replaced as we read it
+                return False
+
+        wait_until(checkpointed, 180, "a checkpoint of the second run", interval=0.05)
+        for redis in client.containers.list(
+                filters={"label": labels.selector(cluster.config.name, "compose", role="redis")}):
+            redis.kill()
+        lines: list[str] = []
+        assert cluster.up(detach=False, echo=lines.append).training == "finished", lines
+        assert sum("(left by a run that lost its Redis)" in line for line in lines) == 3, lines
+        restored = json.loads(cluster.state.scores.read_text())
+        [resumed] = restored["resumed"]
+        assert resumed["from"] == "checkpoint" and resumed["run"] != clean["run"] and resumed["pass"] < 60
+        assert any(f"going on with run {resumed['run']} from its checkpoint of pass {resumed['pass']}" in line
+                   for line in lines), lines
+        assert restored["perplexity"] == clean["perplexity"]  # every pass once, bit for bit as uninterrupted
     finally:
         ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
         assert leftovers(cluster.config.name) == []
