@@ -392,10 +392,25 @@ def normalise_rows(nwt: np.ndarray, n_t: np.ndarray) -> np.ndarray:
     phi is zero; values below ``TINY`` (negative ones included) become zero (see the module's
     "Zero threshold").
     """
-    safe = np.where(n_t > 0, n_t, 1.0)
-    phi = np.where(n_t > 0, nwt / safe, 0.0).astype(np.float32)
-    phi[phi < TINY] = 0.0
+    nwt = np.ascontiguousarray(nwt, dtype=np.float64)
+    n_t = np.ascontiguousarray(n_t, dtype=np.float64)
+    phi = np.empty(nwt.shape, dtype=np.float32)
+    _normalise(nwt, n_t.reshape(-1, nwt.shape[1]), phi)
     return phi
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _normalise(nwt, n_t, phi):  # pragma: no cover - jitted
+    """``normalise_rows`` in one pass, without temporaries; ``n_t`` has one row, or one per row of nwt."""
+    per_row = n_t.shape[0] > 1
+    for r in range(nwt.shape[0]):
+        normaliser = n_t[r if per_row else 0]
+        for t in range(nwt.shape[1]):
+            if normaliser[t] > 0.0:
+                value = np.float32(nwt[r, t] / normaliser[t])
+                phi[r, t] = np.float32(0.0) if value < TINY else value
+            else:
+                phi[r, t] = 0.0
 
 
 def warm_up() -> None:
@@ -403,3 +418,4 @@ def warm_up() -> None:
     docs = Documents(indptr=np.array([0, 1], dtype=np.int64), rows=np.zeros(1, dtype=np.int32),
                      weights=np.ones(1, dtype=np.float32))
     e_step(docs, np.ones((1, 2), dtype=np.float32), inner=1)
+    normalise_rows(np.ones((1, 2)), np.ones(2))
