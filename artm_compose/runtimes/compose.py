@@ -59,8 +59,8 @@ POLL_SECONDS = 0.1
 EXPORT_DIR = "/tmp"
 # Executors notice the master's end at their next poll; allow that beyond the heartbeat timeout.
 EXECUTOR_EXIT_SLACK = 5.0
-# Between a master's exit and its restart: Docker's back-off (0.1 s doubling per restart) and the start.
-MASTER_RESTART_TIMEOUT = 60.0
+# Between a container's exit and its restart: Docker's back-off (0.1 s doubling per restart) and the start.
+RESTART_TIMEOUT = 60.0
 REMOVE_THREADS = 8
 LOG_TAIL_LINES = 20
 
@@ -258,24 +258,17 @@ class ComposeRuntime(Runtime):
         self._master = self._client.containers.get(container_name(plan, MASTER))
 
     def follow(self, plan: Plan, echo: Echo) -> str | None:
-        """Echo the master's output until it has ended for good. Its restart policy brings a killed master
-        back (it resumes the run): Docker ends a log stream at each exit, and its log holds every
-        instance's lines, so each new stream skips the complete lines echoed already."""
+        """Echo the master's output until it has ended for good: its restart policy brings a killed master
+        back, which resumes the run."""
         master = self._master
-        echoed = restarts = 0
-        while True:
-            for number, line in enumerate(_container_lines(master, follow=True)):
-                if number >= echoed:
-                    echo(line.rstrip("\n"))
-                    echoed += line.endswith("\n")
-            state = _settled(master, MASTER_RESTART_TIMEOUT)
-            if master.attrs["RestartCount"] > restarts:
-                restarts = master.attrs["RestartCount"]
-                # A killed master resumes its run; one that failed by itself ends again (engine.master).
-                echo(f"master restarted by its restart policy ({restarts} of {plan.config.max_restarts})")
-            if not state["Running"]:
-                break
-        code = state["ExitCode"]
+
+        def restarted(count: int) -> None:
+            # A killed master resumes its run; one that failed by itself ends again (engine.master).
+            echo(f"master restarted by its restart policy ({count} of {plan.config.max_restarts})")
+
+        for line in _lines_through_restarts(master, restarted):
+            echo(line.rstrip("\n"))
+        code = master.attrs["State"]["ExitCode"]
         if code == 0:
             return None
         tail = master.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
@@ -434,7 +427,8 @@ class ComposeRuntime(Runtime):
         containers = self._containers(docker_client(), self.state_record().cluster)
         chosen = _choose_components(containers, component)
         if len(chosen) == 1:
-            yield from _container_lines(next(iter(chosen.values())), follow)
+            container = next(iter(chosen.values()))
+            yield from _lines_through_restarts(container) if follow else _container_lines(container, follow=False)
             return
         if not follow:
             for name, container in chosen.items():
@@ -580,6 +574,25 @@ def _choose_components(containers: dict[str, Container], component: str | None) 
 def _component_order(service: str) -> tuple[int, int]:
     role, _, index = service.partition("-")
     return {"redis": 0, "executor": 1, "master": 2}.get(role, 3), int(index) if index.isdigit() else 0
+
+
+def _lines_through_restarts(container: Container,
+                            restarted: Callable[[int], None] = lambda _count: None) -> Iterator[str]:
+    """The container's log lines, followed until it has exited for good; ``restarted`` hears of each restart
+    by its restart policy. Docker ends a log stream at each exit, and its log holds every instance's lines,
+    so each new stream skips the complete lines yielded already."""
+    yielded = restarts = 0
+    while True:
+        for number, line in enumerate(_container_lines(container, follow=True)):
+            if number >= yielded:
+                yield line
+                yielded += line.endswith("\n")
+        state = _settled(container, RESTART_TIMEOUT)
+        if container.attrs["RestartCount"] > restarts:
+            restarts = container.attrs["RestartCount"]
+            restarted(restarts)
+        if not state["Running"]:
+            return
 
 
 def _settled(container: Container, timeout: float) -> dict[str, Any]:

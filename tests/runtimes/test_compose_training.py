@@ -159,14 +159,14 @@ def test_a_killed_executor_container_is_restarted_and_the_run_heals(corpus, tmp_
 def test_a_killed_master_container_is_restarted_and_up_follows_it_to_the_uninterrupted_answer(corpus, tmp_path):
     """Chaos: SIGKILL to the master container's process in the middle of a pass, while `up` follows the
     master: Docker restarts it (its restart policy), it resumes the run from the committed model, and `up`
-    ends as after an uninterrupted run."""
+    ends as after an uninterrupted run; `logs master -f` follows it across the restart too."""
     cluster = chaos_cluster("mkill", corpus, tmp_path, iterations=12)
     client = docker_client()
     try:
         assert cluster.up(detach=False, echo=QUIET).training == "finished"
         clean = json.loads(cluster.state.scores.read_text())
         echoed: list[str] = []
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
             following = pool.submit(cluster.up, detach=False, echo=echoed.append)
             redis = host_client(cluster.config.name, cluster.state, cluster.config.base_port)
             wait_until(lambda: following.done() or (lambda p: p.get("run") != clean["run"] and p.get("pass", 0) >= 3
@@ -175,6 +175,7 @@ def test_a_killed_master_container_is_restarted_and_up_follows_it_to_the_uninter
                 interval=0.005)
             assert not following.done(), following.result()
             master = client.containers.get(container_name(cluster.plan, "master"))
+            logged = pool.submit(lambda: "".join(cluster.runtime.logs("master", follow=True)))
             os.kill(master.attrs["State"]["Pid"], signal.SIGKILL)
             result = following.result(timeout=300)
         assert result.training == "finished", echoed[-20:]
@@ -188,6 +189,8 @@ def test_a_killed_master_container_is_restarted_and_up_follows_it_to_the_uninter
         # Ended for good: exit 0, and its restart policy switched off with the run over.
         assert (master.attrs["State"]["ExitCode"], master.attrs["RestartCount"]) == (0, 1)
         assert master.attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"
+        followed = logged.result(timeout=60)  # `logs master -f` too followed the master until it ended for good
+        assert followed.count("waiting for 2 executor(s)") == 2 and followed.count("\npass 12:") == 1, followed
         assert cluster.status().status == "finished"
     finally:
         ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
