@@ -98,7 +98,7 @@ def _estep_range(indptr, rows, weights, phi, padded, topics, inner, nwt, theta_o
             weight[i] = weights[begin + i]
         for i in range(length, steps):  # padding words: any row (the first); n_dw = 0 makes their ratio 0
             offset[i] = 0
-        for i in range(length, longest):
+        for i in range(length, (length + LANES - 1) // LANES * LANES):  # as far as the divisions read
             weight[i] = 0.0
         for t in range(topics):
             theta[t] = uniform
