@@ -61,6 +61,8 @@ EXPORT_DIR = "/tmp"
 EXECUTOR_EXIT_SLACK = 5.0
 # Between a container's exit and its restart: Docker's back-off (0.1 s doubling per restart) and the start.
 RESTART_TIMEOUT = 60.0
+# Docker records a container's exit within moments; until then it refuses to update the container.
+RESTART_POLICY_TIMEOUT = 10.0
 REMOVE_THREADS = 8
 LOG_TAIL_LINES = 20
 
@@ -127,7 +129,7 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
 
     Pure apart from ``port_is_free`` (probes a host port). An empty list means ``up`` may proceed; objects of
     this very cluster (same name, same state directory) are not conflicts: ``up`` reuses or heals them, and
-    removes the containers named in ``left_over`` (left_by_a_lost_cluster).
+    removes the containers named in ``left_over`` (the training of a run whose Redis was lost).
     """
     cluster = plan.cluster
     problems = []
@@ -150,8 +152,7 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
         problems.append(f"cluster {cluster!r} is up with another Redis layout ({len(stale)} Redis container(s) "
                         f"such as {stale[0].name}; now {len(plan.nodes)} node(s) from port {plan.config.base_port}); "
                         f"run `artm-compose down --state-dir {state.root}` first")
-    training = [o.name for o in ours if o.kind == "container" and o.running
-                and o.labels.get(labels.ROLE) in ("executor", "master") and o.name not in left_over]
+    training = [o.name for o in training_containers(plan, inventory) if o.name not in left_over]
     if training:
         problems.append(f"training is already running in cluster {cluster!r} ({', '.join(sorted(training)[:4])} "
                         f"up); follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
@@ -163,23 +164,24 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
     return problems
 
 
-def left_by_a_lost_cluster(plan: Plan, inventory: Inventory,
-                           probe: Callable[[], dict[str, Any]]) -> list[DockerObject]:
-    """The executors and master still running (or restarting) of a run whose Redis is lost: a Redis container
-    of the plan is down and the nodes left do not serve the cluster (``probe``, the in-cluster job, says so
-    or cannot run). That run cannot go on (its model is gone); ``up`` removes them and starts the run again,
-    from its checkpoint, instead of refusing. A cluster that still serves, e.g. a replica took over a dead
-    node, is training: nothing is left over then."""
-    containers = [o for o in inventory.of_cluster(plan.cluster) if o.kind == "container"]
-    training = [o for o in containers if o.running and o.labels.get(labels.ROLE) in ("executor", "master")]
-    redis = [o for o in containers if o.labels.get(labels.ROLE) == "redis"]
-    if not training or (len(redis) >= len(plan.redis_nodes) and all(o.running for o in redis)):
-        return []
+def redis_lost(plan: Plan, inventory: Inventory, probe: Callable[[], dict[str, Any]]) -> bool:
+    """Whether the cluster's Redis lost data: a Redis container of the plan is down or gone and the nodes
+    left do not serve the cluster (``probe``, the in-cluster job, says so or cannot run). A cluster that
+    still serves, e.g. a replica took over a dead node, lost nothing."""
+    redis = [o for o in inventory.of_cluster(plan.cluster)
+             if o.kind == "container" and o.labels.get(labels.ROLE) == "redis"]
+    if len(redis) >= len(plan.redis_nodes) and all(o.running for o in redis):
+        return False
     try:
-        serving = probe()["cluster_state"] == "ok"
+        return probe()["cluster_state"] != "ok"
     except BootstrapError:  # no control container, or no node answers
-        serving = False
-    return [] if serving else training
+        return True
+
+
+def training_containers(plan: Plan, inventory: Inventory) -> list[DockerObject]:
+    """The executors and master of the cluster that are running (or restarting)."""
+    return [o for o in inventory.of_cluster(plan.cluster) if o.kind == "container" and o.running
+            and o.labels.get(labels.ROLE) in ("executor", "master")]
 
 
 def _port_conflicts(plan: Plan, inventory: Inventory, port_is_free,
@@ -229,12 +231,19 @@ class ComposeRuntime(Runtime):
         self._client = client = docker_client()
         ensure_compose_plugin()
         inventory = Inventory.collect(client)
-        left_over = left_by_a_lost_cluster(plan, inventory, lambda: self._exec(plan.cluster, "probe", client=client))
+        lost = redis_lost(plan, inventory, lambda: self._exec(plan.cluster, "probe", client=client))
+        # A run whose Redis lost data cannot go on (its model is gone), though its restart policies keep
+        # its members coming back: removed, not a training in progress; the run starts again, from its
+        # checkpoint.
+        left_over = training_containers(plan, inventory) if lost else []
         problems = find_conflicts(plan, self.state, inventory, left_over=[o.name for o in left_over])
         if problems:
             raise ConfigError("; ".join(problems))
         for container in left_over:
             echo(_remove_container(client, container.name, container.name) + " (left by a run that lost its Redis)")
+        # The nodes left hold part of the model (no replicas took over): every node starts empty, so that
+        # the master goes on from the whole checkpoint rather than starting over on that part.
+        self._start_empty = lost and plan.data is not None and self.state.checkpoint.exists()
         images = build_images(echo=echo, client=client)
         layout = network_layout(plan, inventory, client)
         self.render(plan, images=images, layout=layout, status=Status.STARTING)
@@ -281,7 +290,7 @@ class ComposeRuntime(Runtime):
         executor that the master's abort ended (exit status 3)."""
         selector = {"label": labels.selector(plan.cluster, self.name, role="executor")}
         for container in [*self._client.api.containers(all=True, filters=selector), {"Id": self._master.id}]:
-            self._client.api.update_container(container["Id"], restart_policy={"Name": "no"})
+            _restart_no_more(self._client, container["Id"])
         timeout = plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK
         selector = {**selector, "status": "running"}
         running: list[dict[str, Any]] = []
@@ -299,15 +308,18 @@ class ComposeRuntime(Runtime):
         """Start the Redis nodes and the control container together; the bootstrap's JSON report.
 
         A control container started now bootstraps by itself (waiting for the nodes to answer); one that
-        was already running bootstraps again through ``docker exec``, healing restarted nodes.
+        was already running bootstraps again through ``docker exec``, healing restarted nodes. With
+        ``_start_empty`` (set by prepare) every one is created anew.
         """
         control_name = container_name(plan, CONTROL)
         before = _start_marker(client, control_name)
         services = [redis_component(n.index) for n in plan.nodes] + [CONTROL]
         echo(f"starting {len(plan.nodes)} Redis node(s) and the control container on network "
-             f"{network_name(plan)}")
+             f"{network_name(plan)}" + (", all anew: the Redis Cluster lost data and the run goes on from its "
+                                        "checkpoint" if self._start_empty else ""))
         try:
-            self._compose().compose.up(services, detach=True, dependencies=False, quiet=True, color=False)
+            self._compose().compose.up(services, detach=True, dependencies=False, force_recreate=self._start_empty,
+                                       quiet=True, color=False)
         except WhalesError as error:
             raise BootstrapError(f"starting the containers failed: {whales_message(error)}") from None
         control = client.containers.get(control_name)
@@ -593,6 +605,24 @@ def _lines_through_restarts(container: Container,
             restarted(restarts)
         if not state["Running"]:
             return
+
+
+def _restart_no_more(client: docker.DockerClient, container: str) -> None:
+    """Switch the container's restart policy off. Docker refuses to update a container in the middle of
+    its exit ("cannot update a stopped container") until it has recorded the exit: retried (bounded)."""
+    def switched() -> bool:
+        try:
+            client.api.update_container(container, restart_policy={"Name": "no"})
+        except NotFound:
+            return True
+        except APIError as error:
+            if "stopped container" not in str(error):
+                raise
+            return False
+        return True
+
+    wait_until(switched, RESTART_POLICY_TIMEOUT, f"the restart policy of container {container[:12]} to be switched off",
+               interval=POLL_SECONDS)
 
 
 def _settled(container: Container, timeout: float) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.plan import make_plan
 from artm_compose.render import redis_fingerprint
-from artm_compose.runtimes.compose import DockerObject, Inventory, find_conflicts, left_by_a_lost_cluster
+from artm_compose.runtimes.compose import DockerObject, Inventory, find_conflicts, redis_lost
 from artm_compose.state import StateDir
 
 STATE = StateDir.at("/srv/artm/state")
@@ -80,13 +80,15 @@ def test_training_left_by_a_run_that_lost_its_redis_is_no_conflict():
     every_node_up = Inventory(containers=(*redis, *training))
 
     def not_asked() -> dict:
-        raise AssertionError("with every Redis container running, the training is not probed")
+        raise AssertionError("with every Redis container running, the cluster is not probed")
 
-    assert left_by_a_lost_cluster(p, every_node_up, not_asked) == []
+    assert not redis_lost(p, every_node_up, not_asked)
     assert find_conflicts(p, STATE, every_node_up)[0].startswith("training is already running")
-    lost = Inventory(containers=(ours("artm-demo-redis-0", "redis", layout=layout, running=False), *redis[1:],
-                                 *training))
-    assert find_conflicts(p, STATE, lost, left_over=[o.name for o in training]) == []
+    one_down = Inventory(containers=(ours("artm-demo-redis-0", "redis", layout=layout, running=False), *redis[1:],
+                                     *training))
+    assert not redis_lost(p, one_down, lambda: {"cluster_state": "ok"})  # a replica took over
+    assert redis_lost(p, one_down, lambda: {"cluster_state": "fail"})
+    assert find_conflicts(p, STATE, one_down, left_over=[o.name for o in training]) == []
 
 
 def test_published_ports_taken_by_others_are_named_and_our_own_are_fine():

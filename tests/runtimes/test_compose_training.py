@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from redis.crc import key_slot
 
 from artm_compose import labels
 from artm_compose.api import Cluster
@@ -24,6 +25,7 @@ from artm_compose.compose_file import container_name
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.engine.checkpoint import read_checkpoint
+from artm_compose.engine.model_store import model_key
 from artm_compose.engine.protocol import read_progress
 from artm_compose.errors import ConfigError, DataError
 from artm_compose.images.build import build_images
@@ -197,36 +199,44 @@ def test_a_killed_master_container_is_restarted_and_up_follows_it_to_the_uninter
         assert leftovers(cluster.config.name) == []
 
 
-def test_up_after_every_redis_container_was_killed_goes_on_from_the_checkpoint(corpus, tmp_path):
-    """Chaos without replicas: `docker kill` of every Redis container after a checkpoint loses the model;
-    `up` with the same config right away removes the run's executors and master (they cannot go on and
-    their restart policy would keep them coming back), brings the nodes back empty, and the run goes on
-    from its checkpoint."""
+def test_up_after_its_redis_lost_data_goes_on_from_the_checkpoint(corpus, tmp_path):
+    """Chaos without replicas, after a checkpoint: `docker kill` of the Redis node that does not hold the
+    model's record (the other keeps part of the model), and in the next run of every Redis container. Each
+    time `up` with the same config right away removes the run's executors and master (they cannot go on;
+    their restart policy would keep them coming back), starts every node anew, and the run goes on from its
+    checkpoint to the uninterrupted run's perplexities."""
     # Passes take ~0.2 s: enough of them that the run is still going when the kills land.
     cluster = chaos_cluster("ckpt", corpus, tmp_path, iterations=60, checkpoint_every=5)
     client = docker_client()
+    record_slot = key_slot(model_key(cluster.config.name).encode())
+    keeps_record = next(n.index for n in cluster.plan.nodes if n.slots[0] <= record_slot <= n.slots[1])
     try:
         clean = train_then_start_again(cluster)
+        done = {clean["run"]}
+        for attempt, lost in enumerate(([n.index for n in cluster.plan.nodes if n.index != keeps_record],
+                                        [n.index for n in cluster.plan.nodes])):
+            if attempt:
+                cluster.up(detach=True, echo=QUIET)
 
-        def checkpointed() -> bool:
-            try:
-                return read_checkpoint(cluster.state.checkpoint).run != clean["run"]
-            except DataError:  # absent, or being replaced as we read it
-                return False
+            def checkpointed() -> bool:
+                try:
+                    return read_checkpoint(cluster.state.checkpoint).run not in done
+                except DataError:  # absent, or being replaced as we read it
+                    return False
 
-        wait_until(checkpointed, 180, "a checkpoint of the second run", interval=0.05)
-        for redis in client.containers.list(
-                filters={"label": labels.selector(cluster.config.name, "compose", role="redis")}):
-            redis.kill()
-        lines: list[str] = []
-        assert cluster.up(detach=False, echo=lines.append).training == "finished", lines
-        assert sum("(left by a run that lost its Redis)" in line for line in lines) == 3, lines
-        restored = json.loads(cluster.state.scores.read_text())
-        [resumed] = restored["resumed"]
-        assert resumed["from"] == "checkpoint" and resumed["run"] != clean["run"] and resumed["pass"] < 60
-        assert any(f"going on with run {resumed['run']} from its checkpoint of pass {resumed['pass']}" in line
-                   for line in lines), lines
-        assert restored["perplexity"] == clean["perplexity"]  # every pass once, bit for bit as uninterrupted
+            wait_until(checkpointed, 180, "a checkpoint of the run just started", interval=0.05)
+            for index in lost:
+                client.containers.get(container_name(cluster.plan, f"redis-{index}")).kill()
+            lines: list[str] = []
+            assert cluster.up(detach=False, echo=lines.append).training == "finished", lines
+            assert sum("(left by a run that lost its Redis)" in line for line in lines) == 3, lines
+            restored = json.loads(cluster.state.scores.read_text())
+            [resumed] = restored["resumed"]
+            assert resumed["from"] == "checkpoint" and resumed["run"] not in done and resumed["pass"] < 60
+            assert any(f"going on with run {resumed['run']} from its checkpoint of pass {resumed['pass']}" in line
+                       for line in lines), lines
+            assert restored["perplexity"] == clean["perplexity"]  # every pass once, bit for bit as uninterrupted
+            done |= {resumed["run"], restored["run"]}
     finally:
         ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
         assert leftovers(cluster.config.name) == []
