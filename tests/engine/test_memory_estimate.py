@@ -100,10 +100,10 @@ def test_executor_estimate_matches_the_measured_peak(tmp_path: Path):
         poller.join()
         cluster.down(echo=lambda _m: None)
     for executor, estimate in zip(cluster.plan.executors, estimates):
-        # Measured 0.95-0.99 of the estimate at load average 1-6: the E-step is the peak (the bound on rows
-        # touched is tight on this corpus); before engine.chunks, the M-step and the kernel scores' temporaries
-        # made it 1.03-1.19, varying with the allocator's timing.
-        assert 0.9 * estimate.total <= peaks[executor.name] <= 1.1 * estimate.total, (executor.name, peaks, estimate)
+        # The estimate is a bound: measured 0.90-0.98 of it at load average 6-12 with the vector kernel (0.95-0.99
+        # before it), the E-step being the peak; before engine.chunks, the M-step and the kernel scores'
+        # temporaries made it 1.03-1.19, varying with the allocator's timing.
+        assert 0.8 * estimate.total <= peaks[executor.name] <= 1.05 * estimate.total, (executor.name, peaks, estimate)
 
 
 def test_up_refuses_a_plan_over_the_executor_memory(tmp_path: Path):
