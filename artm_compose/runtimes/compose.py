@@ -223,6 +223,7 @@ class ComposeRuntime(Runtime):
     addressing = SERVICE_ADDRESSING
     where = "on Docker"
     serves_dashboard = True
+    scales_executors = True
     missing = "no container"
 
     # -- primitives of up ---------------------------------------------------------------------------
@@ -291,18 +292,30 @@ class ComposeRuntime(Runtime):
         selector = {"label": labels.selector(plan.cluster, self.name, role="executor")}
         for container in [*self._client.api.containers(all=True, filters=selector), {"Id": self._master.id}]:
             _restart_no_more(self._client, container["Id"])
-        timeout = plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK
-        selector = {**selector, "status": "running"}
-        running: list[dict[str, Any]] = []
+        _await_executors_exit(self._client, plan, echo, "the master ended")
 
-        def all_exited() -> bool:
-            nonlocal running
-            running = self._client.api.containers(filters=selector)
-            return not running
-
-        if not poll_until(all_exited, timeout, interval=POLL_SECONDS * 5):
-            names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])
-            echo(f"warning: {len(running)} executor(s) still running {timeout:g} s after the master ended: {names}")
+    def replace_executors(self, plan: Plan, echo: Echo) -> None:
+        """``scale``: the master has ended the executors; render ``compose.yml`` for ``plan``, remove the
+        executor containers it has no more and start its executors afresh (their ranges, so their commands,
+        changed). Redis, the control container and the master are not touched: the master goes on with
+        the run. The images are those the cluster runs, not this installation's, which may be newer."""
+        client = docker_client()
+        _await_executors_exit(client, plan, echo, "the master ended them to scale")
+        found = self._containers(client, plan.cluster)
+        wanted = {e.name for e in plan.executors}
+        for service, container in sorted(found.items()):
+            if container.labels.get(labels.ROLE) == "executor" and service not in wanted:
+                echo(_remove_container(client, container.id, container.name))
+        redis = next(c for c in found.values() if c.labels.get(labels.ROLE) == "redis")
+        images = ImageTags(redis=redis.attrs["Config"]["Image"], artm=found[MASTER].attrs["Config"]["Image"])
+        compose_path(self.state).write_text(render_compose(
+            plan, self.state, images=images, network=network_layout(plan, Inventory.collect(client), client)))
+        echo(f"starting {len(wanted)} executor(s)")
+        try:
+            self._compose().compose.up(sorted(wanted, key=_component_order), detach=True, dependencies=False,
+                                       force_recreate=True, quiet=True, color=False)
+        except WhalesError as error:
+            raise BootstrapError(f"starting the executors failed: {whales_message(error)}") from None
 
     def _start_cluster(self, plan: Plan, client: docker.DockerClient, echo: Echo) -> dict[str, Any]:
         """Start the Redis nodes and the control container together; the bootstrap's JSON report.
@@ -484,6 +497,23 @@ class ComposeRuntime(Runtime):
 
 
 RUNTIME = ComposeRuntime
+
+
+def _await_executors_exit(client: docker.DockerClient, plan: Plan, echo: Echo, why: str) -> None:
+    """Executors leave on their own at their next poll once the master has ended them; wait for that
+    (bounded) and warn of those that do not."""
+    selector = {"label": labels.selector(plan.cluster, RUNTIME_NAME, role="executor"), "status": "running"}
+    timeout = plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK
+    running: list[dict[str, Any]] = []
+
+    def all_exited() -> bool:
+        nonlocal running
+        running = client.api.containers(filters=selector)
+        return not running
+
+    if not poll_until(all_exited, timeout, interval=POLL_SECONDS * 5):
+        names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])
+        echo(f"warning: {len(running)} executor(s) still running {timeout:g} s after {why}: {names}")
 
 
 def _copy_out(container: Container, inside: str, out: Path) -> None:

@@ -240,3 +240,40 @@ def test_up_after_its_redis_lost_data_goes_on_from_the_checkpoint(corpus, tmp_pa
     finally:
         ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
         assert leftovers(cluster.config.name) == []
+
+
+def test_scale_from_4_to_2_executors_and_back_while_training(corpus, tmp_path):
+    """`scale` mid-run: the removed executors' containers go, the new plan's executors start afresh, the
+    master container keeps running, and the run ends as a local run of the same config (float rounding)."""
+    cluster = chaos_cluster("scale", corpus, tmp_path, executors_per_node=2, iterations=150)
+    client = docker_client()
+    executors = lambda: {c.name: c.id for c in client.containers.list(  # noqa: E731
+        all=True, filters={"label": labels.selector(cluster.config.name, "compose", role="executor")})}
+    try:
+        cluster.up(detach=True, echo=QUIET)
+        master = client.containers.get(container_name(cluster.plan, "master"))
+        before = executors()
+        wait_until(lambda: (cluster.status().training or {}).get("pass", 0) >= 2, 120, "pass 2")
+        smaller = cluster.scale(2, echo=QUIET)
+        assert sorted(executors()) == [container_name(cluster.plan, f"executor-{i}") for i in range(2)]
+        lines: list[str] = []
+        smaller.scale(4, echo=lines.append)
+        assert any("go on with 4 executor(s) (now 2)" in line for line in lines), lines
+        after = executors()
+        assert sorted(after) == sorted(before) and not set(after.values()) & set(before.values())
+        assert master.wait(timeout=600)["StatusCode"] == 0, master.logs(tail=20).decode()
+        master.reload()
+        assert master.attrs["RestartCount"] == 0
+        scaled = json.loads(cluster.state.scores.read_text())
+        assert [(r["from"], r["to"]) for r in scaled["rescaled"]] == [(4, 2), (2, 4)]
+    finally:
+        ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
+        assert leftovers(cluster.config.name) == []
+    local = Cluster(cluster.config.replace(name="scale-twin", runtime="local", state_dir=tmp_path / "local",
+                                           base_port=free_port_block(2)))
+    try:
+        assert local.up(detach=False, echo=QUIET).training == "finished"
+    finally:
+        local.down(echo=QUIET)
+    # Other executors sum the contributions in another order: float rounding, nothing more.
+    np.testing.assert_allclose(scaled["perplexity"], perplexities(local.state.root), rtol=1e-6)
