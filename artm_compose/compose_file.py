@@ -4,7 +4,8 @@ One service per Redis node with a fixed address (MEET needs IPs; ``nodes.conf`` 
 ``control`` service that bootstraps the cluster from inside the network and then idles, so that later
 jobs (heal, probe) run in it with ``docker exec``; one service per executor with its own id and ranges
 on its command line; and the master. The password reaches containers as a Compose secret (a read-only
-file), never through the environment or a command line. Every container runs as the host user, so it
+file), never through the environment or a command line; the executors and the master get only the training
+user's (acl.py), the Redis nodes that user's definition. Every container runs as the host user, so it
 can read the secret and what the master writes into the state directory belongs to the user. The file
 also works by hand: executors wait for ``control`` to be healthy (bootstrapped).
 """
@@ -17,8 +18,9 @@ from typing import Any
 
 from artm_compose import labels
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.containers import (STATE_MOUNT, Mount, dashboard_command, data_mounts, engine_commands,
-                                     escape_dollars, in_cluster_command, redis_maxmemory)
+from artm_compose.containers import (REDIS_DIR_BYTES, SCRATCH_MOUNT, STATE_MOUNT, TMP_BYTES, TMP_DIR, Mount,
+                                     dashboard_command, data_mounts, engine_commands, escape_dollars,
+                                     in_cluster_command, redis_maxmemory)
 from artm_compose.docker_env import NetworkLayout
 from artm_compose.in_cluster import READY_FILE
 from artm_compose.images.build import ImageTags
@@ -29,7 +31,8 @@ from artm_compose.state import StateDir
 
 # The node directory lives in memory: a restarted container starts empty (the reference's rule), and
 # nothing is left on disk or in a volume when the cluster goes.
-REDIS_TMPFS = f"{CONTAINER_REDIS_DIR}:rw,mode=1777,size=16m"
+REDIS_TMPFS = f"{CONTAINER_REDIS_DIR}:rw,mode=1777,size={REDIS_DIR_BYTES}"
+ARTM_TMPFS = f"{TMP_DIR}:rw,mode=1777,size={TMP_BYTES}"
 # Health is shown by status (and orders a hand-run `docker compose up`); `up` itself never waits for it,
 # so checks are rare: each one is a process started in the container.
 HEALTH_INTERVAL = "5s"
@@ -97,12 +100,14 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
         "node_timeout_ms": plan.config.node_timeout_ms,
         "redis_maxmemory": redis_maxmemory(plan.config.redis_memory),
         "redis_tmpfs": REDIS_TMPFS,
+        "artm_tmpfs": ARTM_TMPFS,
         "health_interval": HEALTH_INTERVAL,
         "redis_services": redis_services,
         "control": {"container": container_name(plan, CONTROL),
                     "labels": labels.role_labels(plan, root, CONTROL),
                     "command": in_cluster_command("control", "--timeout", f"{timeout:g}"),
-                    "ready_file": str(READY_FILE), "start_period": f"{timeout:g}s"},
+                    "ready_file": str(READY_FILE), "start_period": f"{timeout:g}s",
+                    "scratch": vars(Mount(str(state.scratch_dir), SCRATCH_MOUNT, read_only=False))},
         "executor_services": executor_services,
         # A dead executor comes back and the master redoes the pass; a dead master comes back and resumes
         # its run from the committed model (engine.master); see training_restart.
@@ -119,6 +124,8 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
                     "subnet": str(network.subnet), "ip_range": str(network.ip_range),
                     "gateway": str(network.gateway)},
         "password_file": str(state.password_file),
+        "training_password_file": str(state.training_password_file),
+        "users_file": str(state.users_conf),
     }
     return escape_dollars(context)
 

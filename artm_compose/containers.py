@@ -23,16 +23,32 @@ from artm_compose.state import CHECKPOINT_FILE, SCORES_FILE
 # Every Redis node is a service named after its component (render.redis_component) on the cluster's
 # network, so each has its own host name and all listen on the same port.
 SERVICE_ADDRESSING = Addressing(host="redis-{index}", port_per_node=False)
+# Secrets: the admin password (Redis, bootstrap and other jobs, the dashboard), the training user's password
+# (the executors and the master only) and that user's definition (the Redis nodes, acl.py).
 SECRET_NAME = "redis_password"
 PASSWORD_FILE = f"/run/secrets/{SECRET_NAME}"
+TRAINING_SECRET_NAME = "redis_training_password"
+TRAINING_PASSWORD_FILE = f"/run/secrets/{TRAINING_SECRET_NAME}"
+USERS_SECRET_NAME = "redis_users"
 CORPUS_MOUNT = "/corpus"
 VOCAB_MOUNT = "/vocab"
 INIT_PHI_MOUNT = "/init"
 STATE_MOUNT = "/state"
+# Where the control container writes exports and copies of transform inputs: the state directory's
+# scratch/ (its root file system is read-only, and a tmpfs is out of reach of `docker cp`).
+SCRATCH_MOUNT = "/scratch"
+# Root file systems are read-only. An artm container writes to a tmpfs at HOME=/tmp (numba's cache, which
+# the image's entrypoint copies there; the control container's ready file) and to its mounts; a Redis
+# node to a tmpfs at its node directory (redis.conf, nodes.conf; no persistence).
+TMP_DIR = "/tmp"
+TMP_BYTES = 64 << 20
+REDIS_DIR_BYTES = 16 << 20
 # Redis may use this share of its container's memory limit; the rest covers buffers and fragmentation.
 MAXMEMORY_SHARE = 0.8
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 EXECUTOR_PROGRAM = "artm-compose-executor"
+# The artm image's entrypoint (docker/artm-entrypoint); `docker exec` has to name it to go through it.
+ARTM_ENTRYPOINT = "artm-entrypoint"
 MASTER_PROGRAM = "artm-compose-master"
 
 
@@ -113,12 +129,12 @@ def engine_commands(plan: Plan, batches_dir: str, vocab_path: str) -> EngineComm
     executors = {
         e.id: [EXECUTOR_PROGRAM, *launch.executor_argv(
             inside, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
-            password_file=PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)]
+            password_file=TRAINING_PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)]
         for e in plan.executors
     }
     first = plan.nodes[0]
     master = [MASTER_PROGRAM, *launch.master_argv(
-        inside, redis_host=first.host, redis_port=first.port, password_file=PASSWORD_FILE,
+        inside, redis_host=first.host, redis_port=first.port, password_file=TRAINING_PASSWORD_FILE,
         batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/{SCORES_FILE}",
         checkpoint_path=f"{STATE_MOUNT}/{CHECKPOINT_FILE}")]
     return EngineCommands(executors=executors, master=master, mounts=mounts)

@@ -19,18 +19,20 @@ from artm_compose.state import read_password
 Address = tuple[str, int]
 
 
-def node_client(host: str, port: int, password: str | None, *, timeout: float = 5.0) -> redis.Redis:
+def node_client(host: str, port: int, password: str | None, *, username: str | None = None,
+                timeout: float = 5.0) -> redis.Redis:
     """A client of one Redis instance, answers decoded to ``str``."""
-    return redis.Redis(host=host, port=port, password=password, decode_responses=True,
+    return redis.Redis(host=host, port=port, username=username, password=password, decode_responses=True,
                        socket_timeout=timeout, socket_connect_timeout=min(timeout, 2.0))
 
 
-def cluster_client(addresses: Sequence[Address], password: str | None, *,
+def cluster_client(addresses: Sequence[Address], password: str | None, *, username: str | None = None,
                    address_remap: Callable[[Address], Address] | None = None,
                    decode_responses: bool = False, timeout: float = 10.0) -> RedisCluster:
-    """A cluster client that starts from ``addresses`` and follows MOVED redirections."""
+    """A cluster client that starts from ``addresses`` and follows MOVED redirections; it logs in as
+    ``username`` (an ACL user, acl.py) or, without one, as Redis's default user (the cluster password)."""
     return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in addresses],
-                        password=password, address_remap=address_remap,
+                        username=username, password=password, address_remap=address_remap,
                         decode_responses=decode_responses, socket_timeout=timeout,
                         socket_connect_timeout=min(timeout, 2.0))
 

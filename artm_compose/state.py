@@ -4,13 +4,16 @@ Every runtime uses the same layout, so ``status``, ``logs`` and ``down`` only ne
 
     cluster.json          the plan plus runtime and status (written by render.cluster_description,
                           read and updated as a record.ClusterRecord)
-    redis.password        the cluster password, mode 0600, never on a command line
+    redis.password        the cluster (admin) password, mode 0600, never on a command line
+    redis.training.password  the password of the master's and executors' ACL user (acl.py), mode 0600
+    redis.users.conf      containers: that user's definition for the Redis nodes (a secret), mode 0600
     addresses.txt         local runtime: HOST PORT per Redis instance (the reference's addresses file)
     redis/<i>/redis.conf  local runtime: one directory per virtual node, emptied of all else before a (re)start
     logs/<component>.log  one log per component: redis-<i>, executor-<id>, master
     pids/<component>.json the processes a local runtime started (see processes.py)
     scores.json           written by the master
     checkpoint.npz        the master's last checkpoint of the model (engine.checkpoint); down removes it
+    scratch/              compose: the control container's exports and transform inputs (removed after use)
 """
 
 from __future__ import annotations
@@ -51,12 +54,24 @@ class StateDir:
         return self.root / "redis.password"
 
     @property
+    def training_password_file(self) -> Path:
+        return self.root / "redis.training.password"
+
+    @property
+    def users_conf(self) -> Path:
+        return self.root / "redis.users.conf"
+
+    @property
     def scores(self) -> Path:
         return self.root / SCORES_FILE
 
     @property
     def checkpoint(self) -> Path:
         return self.root / CHECKPOINT_FILE
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.root / "scratch"
 
     @property
     def logs_dir(self) -> Path:
@@ -88,15 +103,11 @@ class StateDir:
 
     def ensure_password(self) -> str:
         """The cluster password: read from ``redis.password``, created (mode 0600) on first use."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return read_password(self.password_file)
-        password = secrets.token_hex(PASSWORD_BYTES)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(password + "\n")
-        return password
+        return _ensure_secret(self.password_file)
+
+    def ensure_training_password(self) -> str:
+        """The training user's password: read from ``redis.training.password``, created on first use."""
+        return _ensure_secret(self.training_password_file)
 
     def empty_redis_dir(self, index: int) -> None:
         """Remove everything in ``redis/<index>/`` except ``redis.conf`` (stale nodes.conf breaks a cluster)."""
@@ -110,6 +121,19 @@ class StateDir:
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+
+
+def _ensure_secret(path: Path) -> str:
+    """The random password stored in ``path``, created (mode 0600) if it does not exist yet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_password(path)
+    password = secrets.token_hex(PASSWORD_BYTES)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
 
 
 def read_password(path: Path) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisClusterException, RedisError
 
 from artm_compose.errors import ArtmComposeError, TrainingError
 from artm_compose.redis_client import cluster_client
@@ -31,7 +31,8 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     """The reference's ``--redis-ip/--redis-port`` plus password, key namespace and timeouts."""
     parser.add_argument("--redis-ip", default="127.0.0.1", help="any node of the Redis Cluster")
     parser.add_argument("--redis-port", type=int, default=7000)
-    parser.add_argument("--redis-password-file", type=Path, help="file holding the cluster's password")
+    parser.add_argument("--redis-user", help="Redis ACL user (default: Redis's default user)")
+    parser.add_argument("--redis-password-file", type=Path, help="file holding the user's password")
     parser.add_argument("--cluster", default="artm", help="key namespace: ac:<cluster>:...")
     parser.add_argument("--heartbeat-timeout", type=float, default=DEFAULT_HEARTBEAT_TIMEOUT,
                         help="seconds of silence after which a process counts as dead")
@@ -77,13 +78,23 @@ def connect(args: argparse.Namespace, deadline: float) -> RedisCluster:
     last_error = ""
     while True:
         try:
-            client = cluster_client([(args.redis_ip, args.redis_port)], password,
+            client = cluster_client([(args.redis_ip, args.redis_port)], password, username=args.redis_user,
                                     timeout=max(10.0, args.heartbeat_timeout))
             client.ping()
             return client
         except (RedisError, RedisClusterException, OSError) as error:
             last_error = str(error)
+            if _refused(error):  # credentials or ACL rules: waiting changes nothing
+                raise TrainingError(f"Redis Cluster at {args.redis_ip}:{args.redis_port} refused user "
+                                    f"{args.redis_user or 'default'}: {last_error}") from None
         if time.monotonic() > deadline:
             raise TrainingError(f"Redis Cluster at {args.redis_ip}:{args.redis_port} did not answer before the "
                                 f"start-up timeout: {last_error}")
         time.sleep(0.5)
+
+
+def _refused(error: Exception) -> bool:
+    """Whether Redis refused the login or a command by its ACL (redis-py reports a failed login while it
+    maps the cluster as a RedisClusterException carrying Redis's message)."""
+    return (isinstance(error, (AuthenticationError, NoPermissionError))
+            or "invalid username-password pair" in str(error))

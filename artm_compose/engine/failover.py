@@ -43,15 +43,17 @@ class ClusterView:
 
 
 def observe(client: RedisCluster) -> ClusterView:
-    """Ask the nodes ``client`` knows, first answer wins; every serving primary is pinged too."""
-    password = client.nodes_manager.connection_kwargs.get("password")
+    """Ask the nodes ``client`` knows, first answer wins; every serving primary is pinged too (logged in as
+    ``client`` is: the training user, acl.py)."""
+    login = {key: client.nodes_manager.connection_kwargs.get(key) for key in ("username", "password")}
     seen: set[tuple[str, int]] = set()
     last_error = "no Redis node known"
     for node in [*client.get_nodes(), *client.nodes_manager.startup_nodes.values()]:
         if (node.host, node.port) in seen:
             continue
         seen.add((node.host, node.port))
-        probe = node_client(node.host, node.port, password, timeout=_PROBE_TIMEOUT)
+        probe = node_client(node.host, node.port, login["password"], username=login["username"],
+                            timeout=_PROBE_TIMEOUT)
         try:
             info = parse_info(probe.execute_command("CLUSTER", "INFO"))
             views = parse_cluster_nodes(probe.execute_command("CLUSTER", "NODES"))
@@ -60,13 +62,13 @@ def observe(client: RedisCluster) -> ClusterView:
             continue
         finally:
             probe.close()
-        return _judge(info, views, node.host, password)
+        return _judge(info, views, node.host, login)
     # Every node gone: no replica is left to take over, and nodes restarted empty hold no model.
     message = f"no Redis node of the cluster answers ({last_error})"
     return ClusterView(problem=message, hopeless=message)
 
 
-def _judge(info: dict[str, str], views: list[NodeView], host: str, password: str | None) -> ClusterView:
+def _judge(info: dict[str, str], views: list[NodeView], host: str, login: dict[str, str | None]) -> ClusterView:
     epoch, state = int(info.get("cluster_current_epoch", -1)), info.get("cluster_state", "?")
     primaries = [v for v in views if v.slots and not v.replica]
     for primary in primaries:
@@ -81,7 +83,8 @@ def _judge(info: dict[str, str], views: list[NodeView], host: str, password: str
         return ClusterView(epoch, f"cluster_state:{state}", state=state)
     for primary in primaries:
         address = host if primary.myself else primary.ip
-        probe = node_client(address, primary.port, password, timeout=_PROBE_TIMEOUT)
+        probe = node_client(address, primary.port, login["password"], username=login["username"],
+                            timeout=_PROBE_TIMEOUT)
         try:
             probe.ping()
         except REDIS_ERRORS as error:

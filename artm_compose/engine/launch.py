@@ -3,13 +3,14 @@
 Every runtime (local processes, Compose, Swarm) starts the programs with these arguments and
 only chooses the program name (``artm-compose-executor`` / ``artm-compose-master`` or
 ``python -m artm_compose.engine.executor``) and the addresses and paths as seen from where the
-process runs.
+process runs. The programs log in as the training user (acl.py): ``password_file`` holds its password.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from artm_compose.acl import TRAINING_USER
 from artm_compose.engine.connect import (DEFAULT_FAILOVER_TIMEOUT, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT,
                                          failover_timeout)
 from artm_compose.plan import ExecutorPlan, Plan
@@ -22,7 +23,7 @@ def _common(plan: Plan, redis_host: str, redis_port: int, password_file: Path | 
             "--batches-dir-path", str(batches_dir), "--vocab-path", str(vocab_path),
             "--continue-fitting", "1" if config.continue_fitting else "0",
             "--redis-ip", redis_host, "--redis-port", str(redis_port),
-            "--redis-password-file", str(password_file),
+            "--redis-user", TRAINING_USER, "--redis-password-file", str(password_file),
             "--cluster", plan.cluster, "--seed", str(config.seed),
             "--heartbeat-timeout", f"{config.heartbeat_timeout:g}"]
     if config.init_phi is not None:

@@ -44,6 +44,10 @@ REDIS_CONTEXT = {
     "docker/artm-redis-entrypoint": "docker/artm-redis-entrypoint",
     "docker/artm-redis-healthcheck": "docker/artm-redis-healthcheck",
 }
+# The same for the artm image's files beyond the Dockerfile and the wheels.
+ARTM_CONTEXT = {
+    "docker/artm-entrypoint": "docker/artm-entrypoint",
+}
 BUILD_TIMEOUT = 900
 LOCK_TIMEOUT = 3600
 LOCK_POLL = 1.0
@@ -70,7 +74,8 @@ class BaseImage:
 def source_root() -> Path:
     """The source checkout holding the Dockerfiles (images are built from a checkout, not a wheel)."""
     root = Path(artm_compose.__file__).resolve().parent.parent
-    missing = [name for name in (ARTM_DOCKERFILE, *REDIS_CONTEXT.values(), "pyproject.toml")
+    missing = [name for name in (ARTM_DOCKERFILE, *REDIS_CONTEXT.values(), *ARTM_CONTEXT.values(),
+                                 "pyproject.toml")
                if not (root / name).is_file()]
     if missing:
         raise ImageBuildError(f"{root} is not an artm-compose source checkout (missing {', '.join(missing)}): "
@@ -97,6 +102,8 @@ def redis_fingerprint(root: Path, base: BaseImage) -> str:
 def artm_fingerprint(root: Path, base: BaseImage) -> str:
     """Content hash of the artm image: its Dockerfile, the project's files (so its requirements) and base."""
     fingerprint = Fingerprint().add_text("base", base.identity).add_file("Dockerfile", root / ARTM_DOCKERFILE)
+    for name, source in ARTM_CONTEXT.items():
+        fingerprint.add_file(name, root / source)
     for path in project_files(root):
         fingerprint.add_file(path.relative_to(root).as_posix(), path)
     return fingerprint.hexdigest()
@@ -173,7 +180,7 @@ def build_images(base_image: str | None = None, redis_base_image: str | None = N
                     tempfile.TemporaryDirectory(prefix=f"context-{spec.role}-", dir=cache_dir) as scratch:
                 context = Path(scratch)
                 if spec.role == "redis":
-                    _redis_context(root, context)
+                    _copy_context(root, context, REDIS_CONTEXT)
                 else:
                     _artm_context(client, root, context, spec.base, cache_dir, progress, refresh=no_cache)
                 _docker_build(client, context, spec, no_cache, progress)
@@ -234,8 +241,8 @@ def _ensure_base(client: docker.DockerClient, cache_dir: Path, progress: Progres
     progress.note(f"base image {tag}: {client.images.get(tag).attrs['Size'] / 1e6:.0f} MB")
 
 
-def _redis_context(root: Path, context: Path) -> None:
-    for name, source in REDIS_CONTEXT.items():
+def _copy_context(root: Path, context: Path, files: dict[str, str]) -> None:
+    for name, source in files.items():
         (context / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / source, context / name)
         # COPY keeps the mode; a checkout made with a umask or core.fileMode=false may have lost the x bit.
@@ -250,6 +257,7 @@ def _artm_context(client: docker.DockerClient, root: Path, context: Path, base: 
     deps = dependency_wheels(project_requirements(pyproject), target, cache_dir, progress, refresh=refresh)
     tools = build_wheels(build_requirements(pyproject), cache_dir, progress, refresh=refresh)
     _place(root / ARTM_DOCKERFILE, context / "Dockerfile")
+    _copy_context(root, context, ARTM_CONTEXT)
     for wheel in deps.iterdir():
         _place(wheel, context / "wheels" / "deps" / wheel.name)
     project_wheel(root, context / "wheels" / "project", tools, progress)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import os
 import secrets
 import tarfile
 from collections.abc import Callable, Collection, Iterator
@@ -33,10 +34,12 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
+from artm_compose.acl import write_users_conf
 from artm_compose.bootstrap import bootstrap_timeout
 from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, compose_path, container_name, network_name,
                                        published_port, render_compose)
-from artm_compose.containers import SERVICE_ADDRESSING, corpus_mounts, in_cluster_command
+from artm_compose.containers import (ARTM_ENTRYPOINT, SCRATCH_MOUNT, SERVICE_ADDRESSING, corpus_mounts,
+                                     in_cluster_command)
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
                                      used_subnets, whales_message)
 from artm_compose.data.batches import list_batches
@@ -56,7 +59,6 @@ RUNTIME_NAME = "compose"
 # Beyond the bootstrap's own time limit: starting Python in a fresh container.
 CONTROL_START_SLACK = 30.0
 POLL_SECONDS = 0.1
-EXPORT_DIR = "/tmp"
 # Executors notice the master's end at their next poll; allow that beyond the heartbeat timeout.
 EXECUTOR_EXIT_SLACK = 5.0
 # Between a container's exit and its restart: Docker's back-off (0.1 s doubling per restart) and the start.
@@ -362,7 +364,8 @@ class ComposeRuntime(Runtime):
         if layout is None:
             client = _client_or_none()
             layout = network_layout(plan, Inventory.collect(client) if client else Inventory(), client)
-        written = render_all(plan, self.state, status=status)
+        written = [*render_all(plan, self.state, status=status), write_users_conf(plan.cluster, self.state)]
+        self.state.scratch_dir.mkdir(mode=0o700, exist_ok=True)  # a bind mount's source must exist
         path = compose_path(self.state)
         path.write_text(render_compose(plan, self.state, images=images, network=layout))
         return [*written, path]
@@ -379,7 +382,7 @@ class ComposeRuntime(Runtime):
     def export_model(self, record: ClusterRecord, training: TrainingRecord, out: Path) -> Path:
         """Exported inside the control container, then copied out of it."""
         _, _, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
-        inside = f"{EXPORT_DIR}/{secrets.token_hex(4)}-{out.name}"
+        inside = f"{SCRATCH_MOUNT}/{secrets.token_hex(4)}-{out.name}"
         client = docker_client()
         self._exec(record.cluster, "export", "--vocab-path", vocab, "--out", inside, client=client)
         control = client.containers.get(labels.project_name(record.cluster) + f"-{CONTROL}")
@@ -396,7 +399,7 @@ class ComposeRuntime(Runtime):
         _, corpus, vocab = corpus_mounts(training.batches_dir, training.vocab_path)
         client = docker_client()
         control = client.containers.get(labels.project_name(record.cluster) + f"-{CONTROL}")
-        scratch = f"{EXPORT_DIR}/transform-{secrets.token_hex(4)}"
+        scratch = f"{SCRATCH_MOUNT}/transform-{secrets.token_hex(4)}"
         inside_out = f"{scratch}/{out.name}"
         control.exec_run(["mkdir", "-p", f"{scratch}/data"])
         try:
@@ -482,7 +485,8 @@ class ComposeRuntime(Runtime):
         if control is None:
             raise BootstrapError(f"the control container {name} is not running: run `artm-compose up` "
                                  f"--state-dir {self.state.root}")
-        code, (stdout, stderr) = control.exec_run(in_cluster_command(job, *arguments), demux=True)
+        code, (stdout, stderr) = control.exec_run([ARTM_ENTRYPOINT, *in_cluster_command(job, *arguments)],
+                                                  demux=True)
         report = _last_json((stdout or b"").decode(errors="replace"))
         if code != 0 or report is None:
             message = (stderr or stdout or b"").decode(errors="replace").strip()
@@ -527,12 +531,13 @@ def _copy_out(container: Container, inside: str, out: Path) -> None:
 
 
 def _batches_archive(batches_dir: Path) -> bytes:
-    """A tar of the ``*.batch`` files of ``batches_dir`` (flat), readable by any user in the container."""
+    """A tar of the ``*.batch`` files of ``batches_dir`` (flat), owned by this user: they land in the state
+    directory's scratch/ (a bind mount), which this user removes again."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for path in list_batches(batches_dir):
             info = archive.gettarinfo(str(path), arcname=path.name)
-            info.mode, info.uid, info.gid = 0o644, 0, 0
+            info.mode, info.uid, info.gid = 0o644, os.getuid(), os.getgid()
             with path.open("rb") as handle:
                 archive.addfile(info, handle)
     return buffer.getvalue()

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from artm_compose.acl import users_conf
 from artm_compose.addressing import Addressing
 from artm_compose.containers import engine_launch
 from artm_compose.bootstrap import bootstrap, bootstrap_timeout, check_health, seeded_nodes_conf, targets_from_plan
@@ -51,24 +52,25 @@ EXECUTOR_EXIT_GRACE = 10.0
 DASHBOARD_START_TIMEOUT = 10.0
 
 
-def render_redis_conf(plan: Plan, state: StateDir, node: NodePlan, password: str) -> str:
+def render_redis_conf(plan: Plan, state: StateDir, node: NodePlan, password: str, users: str) -> str:
     """The ``redis.conf`` of ``node``: its own directory and log file, cluster mode, node timeout,
-    noeviction, no persistence, and the password (so none is on a command line)."""
+    noeviction, no persistence, the password (so none is on a command line) and the training user."""
     return render_template("redis.conf.j2", cluster=plan.cluster, node=node, port=node.port, bind=node.host,
-                           password=password, directory=str(state.redis_dir(node.index)),
+                           password=password, users=users, directory=str(state.redis_dir(node.index)),
                            logfile=str(state.log(redis_component(node.index))),
                            node_timeout_ms=plan.config.node_timeout_ms)
 
 
 def render_local_files(plan: Plan, state: StateDir) -> list[Path]:
     """Write what only this runtime reads beside ``cluster.json``: each node's ``redis.conf`` (mode 0600:
-    it holds the password) and ``addresses.txt``, the reference's ``HOST PORT`` per node, which this
+    it holds the passwords) and ``addresses.txt``, the reference's ``HOST PORT`` per node, which this
     machine (unlike one outside a container network) can use to reach the cluster."""
     password = state.ensure_password()
+    users = users_conf(plan.cluster, state.ensure_training_password())
     written = []
     for node in plan.redis_nodes:
         path = state.redis_conf(node.index)
-        write_text_atomic(path, render_redis_conf(plan, state, node, password), mode=0o600)
+        write_text_atomic(path, render_redis_conf(plan, state, node, password, users), mode=0o600)
         written.append(path)
     write_text_atomic(state.addresses, render_template("addresses.txt.j2", nodes=plan.nodes))
     return [*written, state.addresses]
@@ -324,9 +326,9 @@ class LocalRuntime(Runtime):
         return self._start(MASTER, argv)
 
     def _engine_paths(self, plan: Plan) -> dict[str, Path]:
-        """The password and data paths every engine process of ``plan`` gets."""
+        """The training user's password and the data paths every engine process of ``plan`` gets."""
         assert plan.data is not None
-        return dict(password_file=self.state.password_file, batches_dir=plan.data.batches_dir,
+        return dict(password_file=self.state.training_password_file, batches_dir=plan.data.batches_dir,
                     vocab_path=plan.data.vocab_path)
 
     def _start_executors(self, plan: Plan) -> None:

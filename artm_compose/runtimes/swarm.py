@@ -34,6 +34,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
+from artm_compose.acl import write_users_conf
 from artm_compose.bootstrap import bootstrap_timeout
 from artm_compose.containers import (PASSWORD_FILE, SERVICE_ADDRESSING, STATE_MOUNT, Mount, corpus_mounts,
                                     in_cluster_command)
@@ -150,6 +151,7 @@ class SwarmRuntime(Runtime):
         if plan.data is not None:
             self._check_data_on_nodes(client, plan, holdings, manager_id, images, echo)
         render_all(plan, self.state, status=Status.STARTING)
+        write_users_conf(plan.cluster, self.state)
         files = StackFiles.of(self.state)
         write_text_atomic(files.nodes, nodes_document(plan))
         if plan.config.dashboard:
@@ -173,7 +175,7 @@ class SwarmRuntime(Runtime):
         labelled = holdings is not None
         if holdings is None:
             holdings = assign(plan.cluster, len(plan.nodes), swarm_nodes).holdings
-        written = render_all(plan, self.state)
+        written = [*render_all(plan, self.state), write_users_conf(plan.cluster, self.state)]
         files = StackFiles.of(self.state)
         write_text_atomic(files.nodes, nodes_document(plan))
         if plan.config.dashboard:

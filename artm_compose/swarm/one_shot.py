@@ -17,8 +17,10 @@ from typing import Any
 
 import docker
 from docker.errors import NotFound
+from docker.types import Mount as DockerMount
 from docker.types import RestartPolicy
 
+from artm_compose.containers import TMP_BYTES, TMP_DIR
 from artm_compose.errors import RuntimeTimeout, RuntimeUnavailable
 from artm_compose.swarm.tasks import TaskView, latest
 from artm_compose.waiting import wait_until
@@ -44,11 +46,15 @@ def run_once(client: docker.DockerClient, image: str, command: list[str], *, nam
     """Create service ``<name>-<random>`` running ``command`` once (no restart), wait for its task to end.
 
     ``options`` go to ``client.services.create`` (networks, mounts, constraints, secrets, configs, user,
-    labels, container_labels). Raises RuntimeTimeout (a RuntimeUnavailable) naming the task's state if it
-    does not end in time.
+    labels, container_labels). The task runs hardened as the stack's services do: no capabilities, a
+    read-only root file system and a tmpfs at /tmp. Raises RuntimeTimeout (a RuntimeUnavailable) naming the
+    task's state if it does not end in time.
     """
-    service = client.services.create(image, command=command, name=f"{name}-{uuid.uuid4().hex[:8]}",
-                                     restart_policy=RestartPolicy(condition="none"), **options)
+    mounts = [*options.pop("mounts", []), DockerMount(TMP_DIR, None, type="tmpfs", tmpfs_size=TMP_BYTES)]
+    # As arguments, not as the command: a service's command replaces the image's entrypoint.
+    service = client.services.create(image, args=command, name=f"{name}-{uuid.uuid4().hex[:8]}",
+                                     restart_policy=RestartPolicy(condition="none"), cap_drop=["ALL"],
+                                     read_only=True, mounts=mounts, **options)
     task: TaskView | None = None
 
     def ended() -> TaskView | None:

@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from artm_compose import labels
+from artm_compose.acl import users_conf
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.containers import (PASSWORD_FILE, STATE_MOUNT, Mount, dashboard_command, data_mounts, engine_commands,
-                                     escape_dollars, in_cluster_command, redis_maxmemory)
+from artm_compose.containers import (REDIS_DIR_BYTES, SECRET_NAME, STATE_MOUNT, TMP_BYTES, TMP_DIR,
+                                     TRAINING_SECRET_NAME, USERS_SECRET_NAME, Mount, dashboard_command, data_mounts,
+                                     engine_commands, escape_dollars, in_cluster_command, redis_maxmemory)
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
-from artm_compose.render import DASHBOARD, plan_fingerprint, redis_component, redis_fingerprint, render_template
+from artm_compose.render import (CONTAINER_REDIS_DIR, DASHBOARD, plan_fingerprint, redis_component, redis_fingerprint,
+                                 render_template)
 from artm_compose.state import StateDir
 from artm_compose.swarm.assign import group_label
 
@@ -117,6 +120,8 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         raise ValueError(f"no Swarm group for virtual node(s) {missing}")
     files = StackFiles.of(state)
     root = state.root
+    training_password = state.ensure_training_password()
+    users = users_conf(plan.cluster, training_password)
     fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
     layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
 
@@ -162,7 +167,8 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         "port": plan.config.base_port,
         "node_timeout_ms": plan.config.node_timeout_ms,
         "redis_maxmemory": redis_maxmemory(plan.config.redis_memory),
-        "secret_target": Path(PASSWORD_FILE).name,
+        "tmp": {"target": TMP_DIR, "size": TMP_BYTES},
+        "redis_tmp": {"target": CONTAINER_REDIS_DIR, "size": REDIS_DIR_BYTES},
         "redis_services": redis_services,
         "bootstrap": {"constraints": [],
                       "labels": labels.role_labels(plan, root, "bootstrap"),
@@ -181,8 +187,14 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
                    "master": plan.config.master_memory},
         "reservations": {role: _reservation(plan, role) for role in DEFAULT_RESERVATIONS},
         "network": {"name": network_name(plan), "labels": base},
-        "secret": {"name": content_name(plan, "password", password), "file": str(files.password),
-                   "labels": base},
+        "secrets": {
+            SECRET_NAME: {"name": content_name(plan, "password", password), "file": str(files.password),
+                          "labels": base},
+            TRAINING_SECRET_NAME: {"name": content_name(plan, "training-password", training_password),
+                                   "file": str(state.training_password_file), "labels": base},
+            USERS_SECRET_NAME: {"name": content_name(plan, "users", users), "file": str(state.users_conf),
+                                "labels": base},
+        },
         "nodes_config": {"name": content_name(plan, "nodes", nodes_document(plan)), "file": str(files.nodes),
                          "labels": base},
     }

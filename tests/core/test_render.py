@@ -35,10 +35,11 @@ def rendered(tmp_path):
     return plan, state, written
 
 
-def test_render_all_writes_cluster_json_and_the_password_only(rendered):
+def test_render_all_writes_cluster_json_and_the_passwords_only(rendered):
     _, state, written = rendered
     assert written == [state.cluster_json]
-    assert sorted(p.name for p in state.root.rglob("*") if p.is_file()) == ["cluster.json", "redis.password"]
+    assert sorted(p.name for p in state.root.rglob("*") if p.is_file()) == ["cluster.json", "redis.password",
+                                                                         "redis.training.password"]
 
 
 def test_password_file_is_private_and_reused(rendered):

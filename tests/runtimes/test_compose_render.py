@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from artm_compose import labels
+from artm_compose.acl import write_users_conf
 from artm_compose.compose_file import compose_path, render_compose
 from artm_compose.config import ClusterConfig
-from artm_compose.containers import PASSWORD_FILE, SERVICE_ADDRESSING, redis_maxmemory
+from artm_compose.containers import SERVICE_ADDRESSING, TRAINING_PASSWORD_FILE, redis_maxmemory
 from artm_compose.data.summary import DataSummary
 from artm_compose.docker_env import layout_network
 from artm_compose.images.build import ImageTags
@@ -39,6 +40,7 @@ def rendered(tmp_path: Path, *, data: bool = False, **overrides) -> tuple[dict, 
     plan = make_plan(config, data=summary(data_dir) if data else None, addressing=SERVICE_ADDRESSING)
     state = StateDir.at(config.state_dir)
     render_all(plan, state)
+    write_users_conf(plan.cluster, state)
     text = render_compose(plan, state, images=IMAGES, network=layout_network(SUBNET, len(plan.nodes)),
                           user="1000:1000")
     compose_path(state).write_text(text)
@@ -106,17 +108,38 @@ def test_executors_and_the_master_restart_on_failure_as_often_as_max_restarts(tm
 def test_data_is_read_only_and_the_password_only_a_secret_file(tmp_path):
     compose, text, state = rendered(tmp_path, data=True, nodes=1, executors_per_node=2)
     password = state.password_file.read_text().strip()
-    assert password not in text
-    assert compose["secrets"]["redis_password"]["file"] == str(state.password_file)
+    training_password = state.training_password_file.read_text().strip()
+    assert password not in text and training_password not in text
+    assert compose["secrets"] == {"redis_password": {"file": str(state.password_file)},
+                                  "redis_training_password": {"file": str(state.training_password_file)},
+                                  "redis_users": {"file": str(state.users_conf)}}
+    assert state.users_conf.stat().st_mode & 0o777 == 0o600
     for name, service in compose["services"].items():
-        assert service["secrets"] == ["redis_password"], name
+        # The admin password stays out of the training containers: they log in as the training user.
+        expected = {"redis-0": ["redis_password", "redis_users"], "control": ["redis_password"]}.get(
+            name, ["redis_training_password"])
+        assert service["secrets"] == expected, name
         assert "PASSWORD" not in " ".join(service.get("environment", {})), name
         for volume in service.get("volumes", []):
             if volume["target"] == "/corpus":
                 assert volume["read_only"] is True and volume["source"] == str((tmp_path / "corpus").resolve())
     executor = compose["services"]["executor-0"]["command"]
     assert executor[executor.index("--vocab-path") + 1] == "/corpus/vocab.txt"
-    assert PASSWORD_FILE in executor
+    assert TRAINING_PASSWORD_FILE in executor and "artm-training" in executor
+
+
+def test_every_container_runs_without_capabilities_on_a_read_only_root(tmp_path):
+    compose, _, state = rendered(tmp_path, data=True, nodes=2, executors_per_node=1, dashboard=True)
+    writable = {}
+    for name, service in compose["services"].items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert service["read_only"] is True, name
+        assert [entry.split(":")[0] for entry in service["tmpfs"]] == (
+            ["/data"] if name.startswith("redis-") else ["/tmp"]), name
+        writable.update({(name, v["target"]): v["source"] for v in service.get("volumes", []) if not v["read_only"]})
+    # Beyond the tmpfs only the master's scores and the control container's scratch (exports) are written.
+    assert writable == {("master", "/state"): str(state.root), ("control", "/scratch"): str(state.scratch_dir)}
 
 
 def test_ports_are_published_only_on_request_and_only_on_loopback(tmp_path):

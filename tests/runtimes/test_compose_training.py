@@ -93,6 +93,44 @@ def test_status_and_export_after_training(trained, tmp_path):
     assert np.allclose(model["phi"].sum(axis=0), 1.0, atol=1e-5)
 
 
+def test_every_container_ran_without_capabilities_on_a_read_only_root(trained):
+    cluster, _ = trained
+    client = docker_client()
+    found = client.containers.list(all=True, filters={"label": labels.selector(cluster.config.name, "compose")})
+    roles = sorted(c.labels[labels.ROLE] for c in found)
+    assert roles == ["control", "executor", "executor", "executor", "executor", "master", "redis", "redis"]
+    for container in found:
+        host = container.attrs["HostConfig"]
+        assert host["CapDrop"] == ["ALL"], container.name
+        assert "no-new-privileges:true" in (host["SecurityOpt"] or []), container.name
+        assert host["ReadonlyRootfs"] is True, container.name
+    for container in (c for c in found if c.status == "running"):  # what the kernel enforces, seen from inside
+        scratch = "/data" if container.labels[labels.ROLE] == "redis" else "/tmp"
+        _, output = container.exec_run(["sh", "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
+                                        f"touch /usr/probe 2>&1; touch {scratch}/probe && echo writable; "
+                                        f"rm -f {scratch}/probe"])
+        text = output.decode()
+        assert "CapEff:\t0000000000000000" in text and "CapBnd:\t0000000000000000" in text, (container.name, text)
+        assert "NoNewPrivs:\t1" in text and "Read-only file system" in text, (container.name, text)
+        assert "writable" in text.split("Read-only file system")[-1], (container.name, text)
+
+
+def test_the_training_containers_logged_in_as_the_training_user_and_were_refused_nothing(trained):
+    cluster, _ = trained
+    client = docker_client()
+    for node in cluster.plan.nodes:  # ACL LOG of each node, asked as the admin (password on stdin)
+        redis = client.containers.get(container_name(cluster.plan, f"redis-{node.index}"))
+        script = ("printf 'AUTH %s\\nACL LOG\\n' \"$(cat /run/secrets/redis_password)\" | "
+                  f"redis-cli -p {cluster.config.base_port}")
+        _, output = redis.exec_run(["sh", "-c", script])
+        lines = output.decode().splitlines()
+        assert lines[0] == "OK" and "reason" not in lines, lines  # no ACL denial
+    executor = client.containers.get(container_name(cluster.plan, "executor-0"))
+    assert [m for m in executor.attrs["Mounts"] if "redis_password" in m["Destination"]] == []
+    command = executor.attrs["Config"]["Cmd"]
+    assert command[command.index("--redis-user") + 1] == "artm-training"
+
+
 def test_new_run_after_a_redis_restart_heals_and_gives_the_same_answer(trained):
     cluster, _ = trained
     first = perplexities(cluster.state.root)

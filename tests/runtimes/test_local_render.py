@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from artm_compose.acl import users_conf
 from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary
 from artm_compose.plan import make_plan
@@ -44,7 +45,8 @@ def test_render_writes_redis_conf_addresses_and_cluster_json_only(rendered):
     assert [p.relative_to(state.root).as_posix() for p in written] == [
         "redis/0/redis.conf", "redis/1/redis.conf", "redis/2/redis.conf", "addresses.txt", "cluster.json"]
     files = sorted(p.relative_to(state.root).as_posix() for p in state.root.rglob("*") if p.is_file())
-    assert files == sorted([*(p.relative_to(state.root).as_posix() for p in written), "redis.password"])
+    assert files == sorted([*(p.relative_to(state.root).as_posix() for p in written), "redis.password",
+                            "redis.training.password"])
 
 
 def test_redis_conf_per_node_has_cluster_settings_password_and_no_persistence(rendered):
@@ -60,8 +62,23 @@ def test_redis_conf_per_node_has_cluster_settings_password_and_no_persistence(re
             "dir": str(state.redis_dir(node.index)), "logfile": str(state.log(f"redis-{node.index}")),
             "daemonize": "no", "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
             "cluster-node-timeout": "3000", "maxmemory-policy": "noeviction", "save": "", "appendonly": "no",
+            "user": users_conf("demo", read_password(state.training_password_file))[len("user "):].strip(),
         }
     assert [n.port for n in plan.nodes] == [7100, 7101, 7102]
+
+
+def test_the_training_user_gets_only_the_clusters_keys_and_the_engines_commands(rendered):
+    _, state, _ = rendered
+    training_password = read_password(state.training_password_file)
+    assert state.training_password_file.stat().st_mode & 0o777 == 0o600
+    assert training_password != read_password(state.password_file)
+    rules = parse_conf(state.redis_conf(0).read_text())["user"].split()
+    assert rules[0] == "artm-training" and "on" in rules
+    assert training_password not in " ".join(rules)  # only its hash
+    assert [r for r in rules if r.startswith("~")] == ["~ac:demo:*"]
+    assert rules.index("-@all") < min(rules.index(r) for r in rules if r.startswith("+"))
+    granted = {r[1:] for r in rules if r.startswith("+")}
+    assert not granted & {"flushall", "flushdb", "config", "debug", "keys", "scan", "acl", "shutdown", "eval"}
 
 
 def test_addresses_file_lists_every_node_as_host_port(rendered):

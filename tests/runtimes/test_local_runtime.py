@@ -180,7 +180,7 @@ def second_run_at_pass_3(cluster, client, first_run: str) -> dict:
 
 
 def test_a_killed_executor_is_restarted_and_the_run_ends_as_an_uninterrupted_one(local_cluster, tmp_path):
-    from support.engine import client_of, dpkg_corpus
+    from support.engine import acl_denials, client_of, dpkg_corpus
 
     corpus = dpkg_corpus(tmp_path / "dpkg")
     cluster = local_cluster(nodes=2, up=False, data_dir=corpus, executors_per_node=2, topics=96, iterations=30,
@@ -199,6 +199,7 @@ def test_a_killed_executor_is_restarted_and_the_run_ends_as_an_uninterrupted_one
     assert cluster.status().status == "finished", cluster.logs("master")
     assert [r["executor"] for r in healed["restarts"]] == [1]
     assert healed["perplexity"] == clean["perplexity"]
+    assert acl_denials(cluster) == []  # the training user may do all the engine does, rejoining too
     assert "supervisor: executor-1 failed (exit status -9); restarting it (1 of 3)" in \
         cluster.state.log("executor-1").read_text()
 
@@ -263,7 +264,7 @@ def test_down_with_name_stops_that_local_cluster_even_when_its_processes_run_fro
 
 
 def test_a_killed_master_is_restarted_and_resumes_the_run(local_cluster, tmp_path):
-    from support.engine import client_of, dpkg_corpus
+    from support.engine import acl_denials, client_of, dpkg_corpus
 
     corpus = dpkg_corpus(tmp_path / "dpkg")
     cluster = local_cluster(nodes=2, up=False, data_dir=corpus, executors_per_node=1, topics=96, iterations=30,
@@ -281,6 +282,7 @@ def test_a_killed_master_is_restarted_and_resumes_the_run(local_cluster, tmp_pat
     assert cluster.status().status == "finished", cluster.logs("master")
     assert resumed["resumed"][0]["run"] == progress["run"]
     assert resumed["perplexity"] == clean["perplexity"]
+    assert acl_denials(cluster) == []  # the training user may do all the engine does, resuming too
 
 
 def test_up_after_every_redis_node_was_killed_goes_on_from_the_checkpoint(local_cluster, tmp_path):
@@ -351,7 +353,7 @@ def test_scale_from_4_to_2_executors_and_back_while_training(local_cluster, tmp_
 
 def test_a_killed_redis_primary_fails_over_to_its_replica_and_the_run_ends_as_an_uninterrupted_one(
         local_cluster, tmp_path):
-    from support.engine import client_of, dpkg_corpus
+    from support.engine import acl_denials, client_of, dpkg_corpus
 
     cluster = local_cluster(nodes=3, replicas=1, up=False, data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96,
                             iterations=20, seed=4, heartbeat_timeout=10.0)
@@ -367,6 +369,7 @@ def test_a_killed_redis_primary_fails_over_to_its_replica_and_the_run_ends_as_an
         [f["pass"] for f in healed["failovers"]] == [progress["pass"] + 1]  # killed as the pass ended
     assert healed["restarts"] == []  # the executors rode the failover out
     assert healed["perplexity"] == clean["perplexity"]  # the assignment is unchanged: bit for bit
+    assert acl_denials(cluster, skip=("redis-1",)) == []  # riding the failover out needs no other command
     status = cluster.status()
     assert status.training["failovers"] == 1
     details = {m.name: (m.alive, m.detail) for m in status.members}

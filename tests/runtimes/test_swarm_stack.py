@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from artm_compose import labels
+from artm_compose.acl import write_users_conf
 from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
@@ -43,6 +44,7 @@ def setup(tmp_path):
                            executor_memory="256m")
     plan = make_plan(config, data_summary(data_dir), addressing=SERVICE_ADDRESSING)
     files.nodes.write_text(nodes_document(plan))
+    write_users_conf(plan.cluster, state)
     swarm = [SwarmNode("id-small", "small", labels={"artm.capacity": "1"}),
              SwarmNode("id-big", "big", labels={"artm.capacity": "3"})]
     holdings = assign("demo", 4, swarm).holdings
@@ -90,7 +92,7 @@ def test_docker_stack_config_accepts_the_stack_and_places_by_group(setup):
         assert f"redis-{executor.node}" in service["command"]  # talks to its co-located Redis
         assert deploy["resources"]["limits"]["memory"] == str(256 * 2**20)
         assert deploy["resources"]["reservations"]["memory"] == str(256 * 2**20)
-        assert all(mount["read_only"] for mount in service["volumes"])
+        assert all(mount["read_only"] for mount in service["volumes"] if mount["type"] == "bind")
     master = services["master"]
     assert master["deploy"]["placement"]["constraints"] == [f"node.id == {MANAGER}"]
     # A lost master comes back (resuming its run) as often as --max-restarts (default 3) allows.
@@ -100,6 +102,10 @@ def test_docker_stack_config_accepts_the_stack_and_places_by_group(setup):
     assert {"type": "bind", "source": str(state.root), "target": "/state"} in [
         {k: v for k, v in m.items() if k in ("type", "source", "target")} for m in master["volumes"]]
     assert services["bootstrap"]["deploy"]["restart_policy"]["condition"] == "on-failure"
+    for name, service in services.items():  # as `docker stack config` reads them: not dropped
+        assert service["cap_drop"] == ["ALL"] and service["read_only"] is True, name
+        tmpfs = [m["target"] for m in service["volumes"] if m["type"] == "tmpfs"]
+        assert tmpfs == (["/data"] if name.startswith("redis-") else ["/tmp"]), name
     assert services["bootstrap"]["configs"][0]["target"] == "/state/cluster.json"
     network = stack["networks"]["cluster"]
     assert network["driver"] == "overlay" and network["attachable"] is True
@@ -110,11 +116,16 @@ def test_docker_stack_config_accepts_the_stack_and_places_by_group(setup):
 def test_the_password_never_appears_in_the_stack(setup):
     plan, state, _, groups = setup
     text = render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, password=PASSWORD)
-    assert PASSWORD not in text
+    assert PASSWORD not in text and state.training_password_file.read_text().strip() not in text
     stack = yaml.safe_load(text)
-    for service in stack["services"].values():
+    for name, service in stack["services"].items():
         assert "ports" not in service
         assert all(PASSWORD not in str(value) for value in (service.get("environment") or {}).values())
+        # The admin password stays out of the training containers: they log in as the training user.
+        secrets = sorted(secret["source"] for secret in service["secrets"])
+        assert secrets == ({"bootstrap": ["redis_password"]}.get(name) or (
+            ["redis_password", "redis_users"] if name.startswith("redis-") else ["redis_training_password"])), name
+    assert stack["secrets"]["redis_users"]["file"].endswith("/redis.users.conf")
 
 
 @needs_docker_cli
@@ -159,5 +170,6 @@ def test_dashboard_services_run_on_the_manager_and_publish_no_port(setup):
     assert stack["networks"]["host"]["external"] is True
     assert relay["command"][-4:] == ["--relay-to", "/run/artm-dashboard/dashboard.sock", "--port", "18265"]
     assert "--unix-socket" in dashboard["command"] and "--vocab" in dashboard["command"]
-    sockets = {m["source"] for m in relay["volumes"]} & {m["source"] for m in dashboard["volumes"]}
+    binds = lambda service: {m["source"] for m in service["volumes"] if m["type"] == "bind"}  # noqa: E731
+    sockets = binds(relay) & binds(dashboard)
     assert sockets == {str(files.dashboard)}

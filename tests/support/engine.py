@@ -21,7 +21,7 @@ from artm_compose.data.vocab import make_vocab
 from artm_compose.engine.kernel import Documents
 from artm_compose.engine.launch import executor_argv, master_argv
 from artm_compose.plan import Plan, make_plan
-from artm_compose.redis_client import cluster_client, read_addresses
+from artm_compose.redis_client import cluster_client, node_client, read_addresses
 from artm_compose.runtimes.local import LOOPBACK
 from artm_compose.state import read_password
 
@@ -125,7 +125,7 @@ def start_training(cluster, data_dir: Path, work: Path, *, nodes: int, executors
     cluster, any node count: executors of node k talk to node k mod its size first) on ``data_dir``."""
     plan = training_plan(cluster, data_dir, nodes=nodes, executors_per_node=executors_per_node, **config)
     addresses = [line.split() for line in cluster.state.addresses.read_text().splitlines() if line.strip()]
-    password = cluster.state.password_file
+    password = cluster.state.training_password_file
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -159,9 +159,15 @@ def executor_argvs(cluster, plan: Plan, data_dir: Path) -> dict[int, list[str]]:
     for executor in plan.executors:
         host, port = addresses[executor.node % len(addresses)]
         argvs[executor.id] = executor_argv(plan, executor, redis_host=host, redis_port=int(port),
-                                           password_file=cluster.state.password_file, batches_dir=data_dir,
+                                           password_file=cluster.state.training_password_file, batches_dir=data_dir,
                                            vocab_path=data_dir / "vocab.txt")
     return argvs
+def acl_denials(cluster, *, skip: tuple[str, ...] = ()) -> list[dict]:
+    """What the Redis instances of a running local cluster (but those named in ``skip``) refused by their ACL
+    (``ACL LOG``), as the admin sees it."""
+    password = read_password(cluster.state.password_file)
+    return [entry for node in cluster.plan.redis_nodes if node.name not in skip
+            for entry in node_client(node.host, node.port, password).execute_command("ACL", "LOG")]
 
 
 def client_of(cluster):
