@@ -395,7 +395,7 @@ def _assign_slots(states: Sequence[NodeState], clients: _Clients, modern: bool) 
     owner_by_id = {s.myid: s.target for s in states if s.myid}
     for state in states:
         target, me = state.target, state.me
-        if me is None or _holder(state, states) not in (None, state):
+        if me is None or _holder(state, states) is not state:
             continue  # a replica, or a primary whose slots its replica serves since a failover
         planned = expand([target.slots])
         own = expand(me.slots)

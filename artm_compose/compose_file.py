@@ -1,7 +1,7 @@
 """The Docker Compose file of a plan (pure: plan, images and network layout in, YAML text out).
 
-One service per Redis node with a fixed address (MEET needs IPs; ``nodes.conf`` keeps them); a
-``control`` service that bootstraps the cluster from inside the network and then idles, so that later
+One service per Redis instance (a virtual node's primary, or one of its replicas: a container of its own)
+with a fixed address (MEET needs IPs; ``nodes.conf`` keeps them); a ``control`` service that bootstraps the cluster from inside the network and then idles, so that later
 jobs (heal, probe) run in it with ``docker exec``; one service per executor with its own id and ranges
 on its command line; and the master. The password reaches containers as a Compose secret (a read-only
 file), never through the environment or a command line; the executors and the master get only the training
@@ -59,10 +59,11 @@ def published_port(plan: Plan, node: int) -> int | None:
 def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: NetworkLayout,
                     user: str | None = None) -> dict[str, Any]:
     """Everything the template needs, as plain values (escaped for Compose interpolation)."""
-    if len(network.redis_ips) != len(plan.nodes):
-        raise ValueError(f"network layout has {len(network.redis_ips)} Redis addresses for {len(plan.nodes)} nodes")
+    if len(network.redis_ips) != len(plan.redis_nodes):
+        raise ValueError(f"network layout has {len(network.redis_ips)} Redis addresses for {len(plan.redis_nodes)} "
+                         f"Redis instances")
     mounts, batches_dir, vocab_path = data_mounts(plan)
-    timeout = bootstrap_timeout(len(plan.nodes))
+    timeout = bootstrap_timeout(len(plan.redis_nodes))
     root = state.root
     fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
     layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
@@ -72,7 +73,7 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
         "labels": labels.redis_labels(plan, root, node, layout),
         "ip": str(ip),
         "published_port": published_port(plan, node.index),
-    } for node, ip in zip(plan.nodes, network.redis_ips)]
+    } for node, ip in zip(plan.redis_nodes, network.redis_ips)]
     executor_services: list[dict[str, Any]] = []
     master = None
     if plan.data is not None:

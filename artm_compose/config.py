@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from artm_compose.engine.connect import DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_TIMEOUT
+from artm_compose.engine.protocol import TTL_FRACTION
 from artm_compose.engine.online import DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, check_online
 from artm_compose.engine.scores import SCORE_SETS
 from artm_compose.engine.regularizers import Regularizer, check_class_weights, make_regularizer, parse_shorthand
@@ -111,6 +112,13 @@ class ClusterConfig:
         _check(self.inner_iterations >= 1, "inner_iterations", self.inner_iterations, "must be >= 1")
         _check(self.node_timeout_ms >= 100, "node_timeout_ms", self.node_timeout_ms, "must be >= 100")
         _check_replicas(self.replicas, self.nodes)
+        if self.replicas:
+            # A heartbeat key on the lost node's slots lives on in its replica only until its TTL: it must
+            # outlast the node timeout, after which the cluster fails the node over.
+            shortest = self.node_timeout_ms / 1000 / TTL_FRACTION
+            _check(self.heartbeat_timeout > shortest, "heartbeat_timeout", self.heartbeat_timeout,
+                   f"with replicas it must exceed {shortest:g} s (node_timeout_ms={self.node_timeout_ms}): heartbeats "
+                   f"must outlive a failover")
         _check(self.heartbeat_timeout > 0, "heartbeat_timeout", self.heartbeat_timeout, "must be > 0")
         _check(self.max_restarts >= 0, "max_restarts", self.max_restarts, "must be >= 0")
         _check(self.restart_timeout > 0, "restart_timeout", self.restart_timeout, "must be > 0")

@@ -1,15 +1,19 @@
-"""Time from killing an executor (local runtime) or the master (Compose) to the next committed pass (issue 10).
+"""Time from killing an executor (local runtime), the master or a Redis primary (Compose) to the next
+committed pass (issue 10).
 
     .venv/bin/python benchmarks/bench_heal.py [--corpus DIR] [--topics 50] [--heartbeat-timeout 10] [--runs 3]
-                                              [--kill executor|master]
+                                              [--kill executor|master|redis]
 
-Each run trains (2 nodes x 2 executors) in the background and, in the middle of pass 4, SIGKILLs
-``executor``: executor 1 of a local cluster (the process itself, under its supervisor), or ``master``:
-the master container's process of a Compose cluster (its restart policy brings it back, and it resumes
-the run). It measures from the kill: when the master noticed (executor: its progress turns to
-``recovery``; master: the restarted master took the run over, its progress names its new run), and when
-the interrupted pass was committed after the redo. The target is at most the heartbeat timeout plus one
-pass. The median pass time of the same run is printed beside it.
+Each run trains (2 nodes x 2 executors; ``redis``: 3 nodes with one replica each x 1 executor) in the
+background and, in the middle of pass 4, SIGKILLs ``executor``: executor 1 of a local cluster (the process
+itself, under its supervisor), or ``master``: the master container's process of a Compose cluster (its
+restart policy brings it back, and it resumes the run), or ``docker kill``s ``redis``: the container of
+Redis primary redis-1 (Redis Cluster promotes its replica after cluster-node-timeout, 5 s). It measures
+from the kill: when the master noticed (executor: its progress turns to ``recovery``; master: the
+restarted master took the run over, its progress names its new run; redis: the cluster serves every slot
+again and the master redoes the pass, its progress turns to ``recovery``), and when the interrupted pass
+was committed after the redo. The target is at most the heartbeat timeout plus one pass. The median pass
+time of the same run is printed beside it.
 """
 
 from __future__ import annotations
@@ -49,9 +53,11 @@ def wait(condition, timeout: float, what: str):
 
 def one_run(corpus: Path, state: Path, topics: int, heartbeat: float, kill: str) -> dict:
     name = f"heal{os.getpid()}"
-    compose = kill == "master"
-    cluster = Cluster.from_config(None, name=name, runtime="compose" if compose else "local", nodes=2,
-                                  executors_per_node=2, base_port=7000 if compose else free_base(2), state_dir=state,
+    compose = kill in ("master", "redis")
+    # Redis Cluster fails a primary over by a majority vote of the primaries: three at least.
+    layout = dict(nodes=3, replicas=1, executors_per_node=1) if kill == "redis" else dict(nodes=2, executors_per_node=2)
+    cluster = Cluster.from_config(None, name=name, runtime="compose" if compose else "local", **layout,
+                                  base_port=7000 if compose else free_base(2), state_dir=state,
                                   data_dir=corpus, topics=topics, iterations=KILL_PASS + 4, seed=1,
                                   heartbeat_timeout=heartbeat, show_top_tokens=False)
     try:
@@ -60,10 +66,13 @@ def one_run(corpus: Path, state: Path, topics: int, heartbeat: float, kill: str)
                   cluster_client(read_addresses(cluster.state.addresses), read_password(cluster.state.password_file)))
         progress = wait(lambda: (lambda p: p if p.get("pass") == KILL_PASS and p.get("phase") == "e-step" else None)(
             read_progress(client, name)), 600, f"pass {KILL_PASS}")
-        master = docker_client().containers.get(container_name(cluster.plan, "master")) if compose else None
-        os.kill(master.attrs["State"]["Pid"] if master else int(progress["executors"]["1"]["pid"]), signal.SIGKILL)
+        master = docker_client().containers.get(container_name(cluster.plan, "master")) if kill == "master" else None
+        if kill == "redis":
+            docker_client().containers.get(container_name(cluster.plan, "redis-1")).kill()
+        else:
+            os.kill(master.attrs["State"]["Pid"] if master else int(progress["executors"]["1"]["pid"]), signal.SIGKILL)
         killed, killed_at = time.monotonic(), time.time()
-        if compose:
+        if kill == "master":
             wait(lambda: read_progress(client, name).get("run") not in (None, progress["run"]), 600,
                  "the restarted master to take the run over")
         else:
@@ -81,10 +90,10 @@ def one_run(corpus: Path, state: Path, topics: int, heartbeat: float, kill: str)
             restarted = created({"CreatedAt": master.attrs["State"]["StartedAt"]}).timestamp() - killed_at
     finally:
         cluster.down(echo=lambda _line: None)
-    healed = scores["resumed"] if compose else scores["restarts"]
+    healed = {"executor": scores["restarts"], "master": scores["resumed"], "redis": scores["failovers"]}[kill]
     assert len(healed) == 1, scores
     return {"noticed": noticed, "committed": committed, "pass_seconds": statistics.median(scores["seconds"]),
-            "healed": healed[0], "restarted": restarted if compose else None}
+            "healed": healed[0], "restarted": restarted if master is not None else None}
 
 
 def main() -> None:
@@ -93,8 +102,9 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=50)
     parser.add_argument("--heartbeat-timeout", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--kill", choices=("executor", "master"), default="executor",
-                        help="executor: of a local cluster; master: of a Compose cluster")
+    parser.add_argument("--kill", choices=("executor", "master", "redis"), default="executor",
+                        help="executor: of a local cluster; master, redis (a primary, --replicas 1): of a Compose "
+                             "cluster")
     args = parser.parse_args()
     if not (args.corpus / "vocab.txt").exists():
         subprocess.run([str(Path(sys.executable).with_name("artm-compose")), "data", "debian", "--out",
@@ -104,9 +114,14 @@ def main() -> None:
         for number in range(args.runs):
             result = one_run(args.corpus, Path(scratch) / f"state-{number}", args.topics, args.heartbeat_timeout,
                              args.kill)
-            detail = (f"container started again {result['restarted']:.2f} s after the kill; resumed from pass "
-                      f"{result['healed']['pass']}" if args.kill == "master" else
-                      f"waited {result['healed']['seconds']:.2f} s for the executor to come back")
+            if args.kill == "master":
+                detail = (f"container started again {result['restarted']:.2f} s after the kill; resumed from pass "
+                          f"{result['healed']['pass']}")
+            elif args.kill == "redis":
+                detail = (f"the master waited {result['healed']['seconds']:.2f} s for the failover and the executors' "
+                          f"return to the committed model")
+            else:
+                detail = f"waited {result['healed']['seconds']:.2f} s for the executor to come back"
             print(f"run {number + 1}: noticed {result['noticed']:.2f} s after the kill, pass {KILL_PASS} committed "
                   f"{result['committed']:.2f} s after it (median pass {result['pass_seconds']:.2f} s; {detail})",
                   flush=True)

@@ -121,8 +121,8 @@ class FailoverWatch:
         """The cluster serves again at ``epoch`` (after a recovery)."""
         self.baseline = epoch
 
-    def __call__(self, phase: str, pass_number: int) -> None:
-        if time.monotonic() < self.next_look:
+    def __call__(self, phase: str, pass_number: int, now: bool = False) -> None:
+        if time.monotonic() < self.next_look and not now:
             return
         self.next_look = time.monotonic() + self.every
         view = observe(self.client)

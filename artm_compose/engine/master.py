@@ -399,7 +399,7 @@ class Master:
         self.echo(f"{why}; waiting up to {args.failover_timeout:g} s for the cluster to serve every slot again")
         view = wait_for_cluster(self.client, args.failover_timeout, why, self.channel.tick)
         watch.reset(view.epoch)
-        wait_for_heartbeats(self.client, args.cluster, self.channel.executors, args.heartbeat_timeout,
+        wait_for_heartbeats(self.client, args.cluster, self.channel.executors, args.failover_timeout,
                             self.channel.tick)
         self.set_state("recovery", failover=len(self.scores.failovers) + 1)
         committed = self.rejoin_committed(pass_number)
@@ -721,8 +721,6 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
                 layout, generation = master.rescale(request)
         master.terminate()
         master.set_state("done")
-        if args.checkpoint_path is not None:  # done: a later loss of Redis must not take this run up again
-            args.checkpoint_path.unlink(missing_ok=True)
         if master.committed is not None and (args.show_top_tokens or args.scores == "all"):
             master.scores.top_tokens = final_top_tokens(client, master.committed, args.vocab_path)
             if args.show_top_tokens:

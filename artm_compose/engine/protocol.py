@@ -175,6 +175,15 @@ class Heartbeat:
                 self.beat()
             except Exception as error:  # noqa: BLE001 - keep beating through a transient Redis error
                 self.error = str(error)
+                self._refresh_slots()
+
+    def _refresh_slots(self) -> None:
+        """Ask the cluster anew which node serves which slots: after a failover the key's slots moved to the
+        promoted replica, and an owner busy elsewhere may not ask for a while (its key would expire)."""
+        try:
+            self._client.nodes_manager.initialize()
+        except Exception:  # noqa: BLE001 - the next beat tries again
+            pass
 
     def stop(self, delete: bool = False) -> None:
         self._stop.set()
@@ -249,8 +258,9 @@ class MasterChannel:
     executors: dict[int, ExecutorInfo] = field(default_factory=dict)
     sequence: int = 0
     tick: Callable[[], None] = lambda: None
-    # Called while replies are awaited (phase, pass): raises ClusterInterrupted when a Redis node failed over.
-    watch: Callable[[str, int], None] = lambda phase, pass_number: None
+    # Called while replies are awaited (phase, pass, now: not only every so often): raises ClusterInterrupted
+    # when a Redis node failed over.
+    watch: Callable[[str, int, bool], None] = lambda phase, pass_number, now: None
 
     def wait_for_registration(self, count: int, timeout: float, echo: Callable[[str], None],
                               gone: frozenset[str] = frozenset()) -> dict[int, ExecutorInfo]:
@@ -318,8 +328,13 @@ class MasterChannel:
                 pending.discard(executor)
                 replies[executor] = reply
                 continue
-            self.check_alive(phase, pass_number, kept_pass)
-            self.watch(phase, pass_number)
+            try:
+                self.check_alive(phase, pass_number, kept_pass)
+            except ExecutorLost:
+                # A failover can take a heartbeat key with it (expired while its node was down): not a lost executor.
+                self.watch(phase, pass_number, True)
+                raise
+            self.watch(phase, pass_number, False)
         return replies
 
     def check_alive(self, phase: str, pass_number: int, kept_pass: int | None) -> None:

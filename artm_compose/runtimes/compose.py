@@ -117,7 +117,7 @@ class Inventory:
 
 def planned_containers(plan: Plan) -> dict[str, str]:
     """Service name -> container name of every long-lived container of ``plan``."""
-    services = [redis_component(n.index) for n in plan.nodes] + [CONTROL]
+    services = [redis_component(n.index) for n in plan.redis_nodes] + [CONTROL]
     if plan.config.dashboard:
         services.append(DASHBOARD)
     if plan.data is not None:
@@ -158,7 +158,7 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
     if training:
         problems.append(f"training is already running in cluster {cluster!r} ({', '.join(sorted(training)[:4])} "
                         f"up); follow it with `artm-compose logs master -f`, or stop it with `artm-compose down`")
-    wanted_ports = ([(published_port(plan, n.index), n.name, "--base-port") for n in plan.nodes]
+    wanted_ports = ([(published_port(plan, n.index), n.name, "--base-port") for n in plan.redis_nodes]
                     if plan.config.publish else [])
     if plan.config.dashboard:
         wanted_ports.append((plan.config.dashboard_port, "the dashboard", "--dashboard-port"))
@@ -209,13 +209,13 @@ def network_layout(plan: Plan, inventory: Inventory, client: docker.DockerClient
     name = network_name(plan)
     existing = inventory.subnets.get(name)
     if existing is not None and any(n.name == name and n.belongs_to(plan.cluster) for n in inventory.networks):
-        layout = layout_network(ipaddress.ip_network(existing["Subnet"]), len(plan.nodes))
+        layout = layout_network(ipaddress.ip_network(existing["Subnet"]), len(plan.redis_nodes))
         if existing.get("IPRange") != str(layout.ip_range) or existing.get("Gateway") != str(layout.gateway):
             raise ConfigError(f"network {name} exists with another layout ({existing}); "
                               f"run `artm-compose down` for cluster {plan.cluster!r} first")
         return layout
-    prefix = prefix_for(len(plan.nodes), len(plan.executors) + 2)
-    return layout_network(free_subnet(prefix, used_subnets(client)), len(plan.nodes))
+    prefix = prefix_for(len(plan.redis_nodes), len(plan.executors) + 2)
+    return layout_network(free_subnet(prefix, used_subnets(client)), len(plan.redis_nodes))
 
 
 class ComposeRuntime(Runtime):
@@ -226,6 +226,7 @@ class ComposeRuntime(Runtime):
     where = "on Docker"
     serves_dashboard = True
     scales_executors = True
+    places_replicas = True  # one container each: never its primary's
     missing = "no container"
 
     # -- primitives of up ---------------------------------------------------------------------------
@@ -328,8 +329,8 @@ class ComposeRuntime(Runtime):
         """
         control_name = container_name(plan, CONTROL)
         before = _start_marker(client, control_name)
-        services = [redis_component(n.index) for n in plan.nodes] + [CONTROL]
-        echo(f"starting {len(plan.nodes)} Redis node(s) and the control container on network "
+        services = [redis_component(n.index) for n in plan.redis_nodes] + [CONTROL]
+        echo(f"starting {len(plan.redis_nodes)} Redis node(s) and the control container on network "
              f"{network_name(plan)}" + (", all anew: the Redis Cluster lost data and the run goes on from its "
                                         "checkpoint" if self._start_empty else ""))
         try:
@@ -339,8 +340,8 @@ class ComposeRuntime(Runtime):
             raise BootstrapError(f"starting the containers failed: {whales_message(error)}") from None
         control = client.containers.get(control_name)
         if _start_marker(client, control_name) != before:
-            return self._startup_report(control, bootstrap_timeout(len(plan.nodes)) + CONTROL_START_SLACK)
-        return self._exec(plan.cluster, "bootstrap", "--timeout", f"{bootstrap_timeout(len(plan.nodes)):g}")
+            return self._startup_report(control, bootstrap_timeout(len(plan.redis_nodes)) + CONTROL_START_SLACK)
+        return self._exec(plan.cluster, "bootstrap", "--timeout", f"{bootstrap_timeout(len(plan.redis_nodes)):g}")
 
     def _startup_report(self, control: Container, timeout: float) -> dict[str, Any]:
         """Wait (bounded) for the control container's start-up bootstrap to print its report."""

@@ -77,7 +77,7 @@ def restart_empty(cluster, indices) -> None:
     password = read_password(state.password_file)
     deadline = time.monotonic() + 10
     for index in indices:
-        node = cluster.plan.nodes[index]
+        node = cluster.plan.redis_nodes[index]
         while True:
             try:
                 node_client(node.host, node.port, password).ping()
@@ -182,6 +182,12 @@ def test_replicas_are_attached_and_a_lost_primary_fails_over_then_rejoins_as_rep
     targets = targets_from_plan(cluster.plan)
     assert check_health(targets, password).ok
     assert bootstrap(targets, password, timeout=10).no_op
+    restart_empty(cluster, range(6))  # as containers start: no seeded nodes.conf, slots go to the primaries
+    report = bootstrap(targets, password, timeout=30)
+    assert sorted(a.split(":")[0] for a in report.actions if "assigned slots" in a) == ["redis-0", "redis-1", "redis-2"]
+    assert roles(cluster) == {"redis-0": "master", "redis-1": "master", "redis-2": "master",
+                              "redis-3": "replica of redis-0", "redis-4": "replica of redis-1",
+                              "redis-5": "replica of redis-2"}
     stop_process(ProcessRecord.load(cluster.state.pid_record("redis-1")))
     deadline = time.monotonic() + 20  # node timeout 1 s, then the election
     while roles(cluster).get("redis-4") != "master":

@@ -194,6 +194,7 @@ def test_empty_vocabulary_is_refused():
     ({"nodes": 3, "replicas": -1}, "replicas=-1"),
     ({"nodes": 2, "replicas": 1}, "at least 3 nodes"),  # the survivor of two primaries is no majority
     ({"nodes": 3, "replicas": 3}, "at most 2 with 3 nodes"),  # one would sit beside its own primary
+    ({"nodes": 3, "replicas": 1, "heartbeat_timeout": 8.0}, "heartbeat_timeout=8.0"),  # expires before a failover
 ])
 def test_bad_config_values_are_named(changes, named):
     with pytest.raises(ConfigError) as error:

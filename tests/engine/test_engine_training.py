@@ -396,7 +396,10 @@ def test_a_run_whose_redis_lost_its_data_goes_on_from_its_checkpoint(local_clust
     assert restored["perplexity"] == clean["perplexity"]  # every pass once, bit for bit as uninterrupted
     _, phi = read_model(client, "test")
     np.testing.assert_array_equal(phi, clean_phi)
-    assert not (work / "checkpoint.npz").exists()  # the run is over: a later loss must not take it up again
+    # A new run over a checkpoint of a finished (or another) run starts afresh and removes it.
+    again, codes, training = train(cluster, corpus_dir, work, 2, 1, **{**common, "iterations": 2})
+    assert set(codes.values()) == {0} and again["first_pass"] == 1 and not again["resumed"]
+    assert not (work / "checkpoint.npz").exists()
 
 
 def test_scaling_from_4_to_2_executors_and_back_mid_run_ends_as_an_uninterrupted_run(local_cluster, corpus_dir,

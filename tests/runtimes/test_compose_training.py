@@ -12,7 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,16 @@ def chaos_cluster(prefix: str, corpus: Path, tmp_path: Path, **overrides) -> Clu
                                  data_dir=corpus, **config))
 
 
+def await_pass_3_e_step(cluster: Cluster, clean_run: str, following: Future) -> None:
+    """Wait (bounded) until the run after ``clean_run``, which `up` follows in ``following``, is in the E-step
+    of pass 3."""
+    redis = host_client(cluster.config.name, cluster.state, cluster.config.base_port)
+    wait_until(lambda: following.done() or (lambda p: p.get("run") != clean_run and p.get("pass", 0) >= 3
+                                            and p.get("phase") == "e-step")(read_progress(redis, cluster.config.name)),
+               180, "the E-step of pass 3 of the second run", interval=0.005)
+    assert not following.done(), following.result()
+
+
 def train_then_start_again(cluster: Cluster) -> dict:
     """Train to the end (the uninterrupted reference: its scores, returned), then start the same run again."""
     assert cluster.up(detach=False, echo=QUIET).training == "finished"
@@ -208,12 +218,7 @@ def test_a_killed_master_container_is_restarted_and_up_follows_it_to_the_uninter
         echoed: list[str] = []
         with ThreadPoolExecutor(max_workers=2) as pool:
             following = pool.submit(cluster.up, detach=False, echo=echoed.append)
-            redis = host_client(cluster.config.name, cluster.state, cluster.config.base_port)
-            wait_until(lambda: following.done() or (lambda p: p.get("run") != clean["run"] and p.get("pass", 0) >= 3
-                                                    and p.get("phase") == "e-step")(
-                read_progress(redis, cluster.config.name)), 180, "the E-step of pass 3 of the second run",
-                interval=0.005)
-            assert not following.done(), following.result()
+            await_pass_3_e_step(cluster, clean["run"], following)
             master = client.containers.get(container_name(cluster.plan, "master"))
             logged = pool.submit(lambda: "".join(cluster.runtime.logs("master", follow=True)))
             os.kill(master.attrs["State"]["Pid"], signal.SIGKILL)
@@ -315,3 +320,42 @@ def test_scale_from_4_to_2_executors_and_back_while_training(corpus, tmp_path):
         local.down(echo=QUIET)
     # Other executors sum the contributions in another order: float rounding, nothing more.
     np.testing.assert_allclose(scaled["perplexity"], perplexities(local.state.root), rtol=1e-6)
+
+
+def test_a_killed_redis_primary_container_fails_over_and_up_ends_with_the_uninterrupted_answer(corpus, tmp_path):
+    """Chaos: `docker kill` of a Redis primary's container in the E-step of a pass, with --replicas 1, while
+    `up` follows the master: Redis Cluster promotes the replica, the executors wait for it, the master
+    redoes the pass from the committed model, and the run ends as an uninterrupted one."""
+    # Heartbeats outlive a failover (the config refuses less with replicas).
+    cluster = chaos_cluster("fo", corpus, tmp_path, nodes=3, replicas=1, iterations=12, heartbeat_timeout=10.0)
+    client = docker_client()
+    try:
+        assert cluster.up(detach=False, echo=QUIET).training == "finished"
+        clean = json.loads(cluster.state.scores.read_text())
+        assert {name: role for name, (_, role) in redis_roles(cluster).items()} == {
+            "redis-0": "primary", "redis-1": "primary", "redis-2": "primary", "redis-3": "replica of redis-0",
+            "redis-4": "replica of redis-1", "redis-5": "replica of redis-2"}
+        echoed: list[str] = []
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            following = pool.submit(cluster.up, detach=False, echo=echoed.append)
+            await_pass_3_e_step(cluster, clean["run"], following)
+            client.containers.get(container_name(cluster.plan, "redis-1")).kill()
+            result = following.result(timeout=300)
+        assert result.training == "finished", echoed[-20:]
+        healed = json.loads(cluster.state.scores.read_text())
+        assert len(healed["failovers"]) == 1 and healed["restarts"] == healed["resumed"] == healed["taken_over"] == [], \
+            (healed["failovers"], healed["restarts"], healed["resumed"], [e for e in echoed if "topic_" not in e])
+        assert healed["perplexity"] == pytest.approx(clean["perplexity"], rel=1e-6, abs=0)
+        assert any(line.startswith("Redis failed during pass") for line in echoed), echoed
+        roles = redis_roles(cluster)
+        assert roles["redis-4"] == (True, "primary") and roles["redis-1"][0] is False, roles
+        assert cluster.status().training["failovers"] == 1
+    finally:
+        ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
+        assert leftovers(cluster.config.name) == []
+
+
+def redis_roles(cluster: Cluster) -> dict[str, tuple[bool, str]]:
+    """Each Redis instance's liveness and role as status shows them ("running (healthy); primary, slots ...")."""
+    return {m.name: (m.alive, m.detail.split("; ")[-1].split(",")[0]) for m in cluster.status().members
+            if m.role == "redis"}
