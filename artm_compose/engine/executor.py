@@ -316,7 +316,7 @@ class Executor:
             try:
                 reply = handlers[op][1](command)
                 reply["cpu_seconds"] = time.process_time() - cpu
-            except REDIS_ERRORS as error:
+            except (*REDIS_ERRORS, store.LostContribution) as error:
                 # The master redoes the pass from the committed model; this command's work is void.
                 self.ride_out(error, handlers[op][0])
                 self.answer(channel, command, error=f"Redis: {describe_redis_error(error)}", interrupted=True)

@@ -36,6 +36,10 @@ CONTRIBUTION_TTL_SECONDS = 3600
 GAP_BYTES = 1024
 
 
+class LostContribution(TrainingError):
+    """A contribution written this pass is gone: a failover lost the write (replication is asynchronous)."""
+
+
 def model_key(cluster: str) -> str:
     """The record of the last committed model (JSON): generation, pass, layout, n_t."""
     return f"ac:{cluster}:model"
@@ -181,8 +185,8 @@ def read_contributions(client: RedisCluster, layout: Layout, run: str, pass_numb
     out = {}
     for (block, executor), data in zip(wanted, replies[0::2]):
         if data is None:
-            raise TrainingError(f"n_wt contribution of executor {executor} for block {block} in pass "
-                                f"{pass_number} is missing from Redis")
+            raise LostContribution(f"n_wt contribution of executor {executor} for block {block} in pass "
+                                   f"{pass_number} is missing from Redis")
         begin, end = layout.block_rows(block)
         out[(block, executor)] = decode_contribution(end - begin, layout.topics, data)
     return out

@@ -365,8 +365,9 @@ def test_a_killed_redis_primary_fails_over_to_its_replica_and_the_run_ends_as_an
     wait_until(lambda: not is_running(master), 240, "the master to end the run after redis-1 was killed")
     healed = json.loads(cluster.state.scores.read_text())
     assert healed["run"] == progress["run"] and cluster.status().training["state"] == "done", cluster.logs("master")
-    assert [f["pass"] for f in healed["failovers"]] == [progress["pass"]] or \
-        [f["pass"] for f in healed["failovers"]] == [progress["pass"] + 1]  # killed as the pass ended
+    # Killed as the pass ended: the next one is redone. A write lost with the old primary may interrupt it again.
+    assert 1 <= len(healed["failovers"]) <= 2, healed["failovers"]
+    assert {f["pass"] for f in healed["failovers"]} <= {progress["pass"], progress["pass"] + 1}
     assert healed["restarts"] == []  # the executors rode the failover out
     assert healed["perplexity"] == clean["perplexity"]  # the assignment is unchanged: bit for bit
     assert acl_denials(cluster, skip=("redis-1",)) == []  # riding the failover out needs no other command
