@@ -54,7 +54,9 @@ def run_probe(state: StateDir, password_file: Path) -> dict[str, Any]:
     health = check_health(targets, password)
     info = health.summary_info()
     training = None
-    if info.get("cluster_state") == "ok" and record.training is not None:
+    # Not only when the record names a training: the Swarm jobs read the stack's nodes document, which
+    # has none. Without a run the progress is None anyway.
+    if info.get("cluster_state") == "ok":
         training = probe_progress(record.addresses, password, record.cluster)
     return {"nodes_up": health.nodes_up, "nodes": len(targets),
             "cluster_state": info.get("cluster_state", "unknown"),

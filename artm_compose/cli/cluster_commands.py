@@ -92,13 +92,13 @@ def ls_command(as_json: bool) -> None:
 @click.option("--executors", type=click.IntRange(min=1), required=True,
               help="Executors to go on with: a multiple of the Redis nodes (the same number beside each).")
 def scale_command(executors: int, **options: Any) -> None:
-    """Change the executors of a running training between two passes (local and compose runtimes).
+    """Change the executors of a running training between two passes (local, compose and swarm runtimes).
 
     The master takes the request once its current pass is committed, ends the executors, and the new
     ones (ranges of tokens and batches planned for the new count) take over from the committed model;
     the model ends as an uninterrupted run's up to float rounding. Offline training only. In Compose the
-    executor containers beyond the new count are removed and the others recreated; the master container
-    and Redis keep running. The swarm runtime cannot scale a running training yet."""
+    executor containers beyond the new count are removed and the others recreated, in Swarm the stack is
+    deployed again with the new executor services; the master and Redis keep running."""
     click.echo(existing_cluster(options).scale(executors, echo=click.echo).status().describe())
 
 

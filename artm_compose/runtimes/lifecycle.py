@@ -280,6 +280,7 @@ class Runtime(ABC):
                    f"executor(s)", interval=0.2)
         self.replace_executors(plan, echo)
         render_all(plan, self.state, status=Status.TRAINING)
+        self.state_record().with_extras(record.extras).save(self.state)  # the runtime's part (Swarm placement)
         seen = wait_until(lambda: (lambda p: p if p.get("state") != "rescaling" else None)(training()),
                           float(plan.config.restart_timeout) + 60, f"the {count} new executor(s) to take over",
                           describe=lambda: f"training state {training().get('state')}")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import yaml
 from docker.errors import APIError, NotFound
 from docker.types import ConfigReference, SecretReference
 from docker.types import Mount as DockerMount
@@ -128,6 +129,7 @@ class SwarmRuntime(Runtime):
     where = "on Docker Swarm"
     missing = "no service"
     serves_dashboard = True
+    scales_executors = True
 
     # -- primitives of up ---------------------------------------------------------------------------
 
@@ -229,6 +231,29 @@ class SwarmRuntime(Runtime):
     def start_training(self, plan: Plan, echo: Echo) -> None:
         self.state.scores.unlink(missing_ok=True)
         self._deploy(plan, training=True)
+
+    def replace_executors(self, plan: Plan, echo: Echo) -> None:
+        """``scale``: the master has ended the executors; deploy the stack again with ``plan``'s executors.
+        Every other service keeps the spec it was deployed with (the stack file in the state directory):
+        Swarm replaces the task of a service whose spec changed, and the master, whose command and labels
+        name the executor count it started with, must go on with the run. The prune removes the executor
+        services ``plan`` has not."""
+        swarm = SwarmRecord.of(self.state_record())
+        assert swarm is not None
+        files = StackFiles.of(self.state)
+        deployed = yaml.safe_load(files.stack.read_text())
+        stack = yaml.safe_load(render_stack(plan, self.state, images=swarm.images, manager_id=swarm.manager,
+                                            groups={v: h.group for h in swarm.holdings for v in h.vnodes},
+                                            password=self.state.ensure_password()))
+        stack["services"] = {**{name: spec for name, spec in deployed["services"].items()
+                                if not name.startswith("executor-")},
+                             **{name: spec for name, spec in stack["services"].items() if name.startswith("executor-")}}
+        write_text_atomic(files.stack, yaml.safe_dump(stack, sort_keys=False))
+        echo(f"deploying {len(plan.executors)} executor service(s)")
+        try:
+            DockerClient().stack.deploy(stack_name(plan), [files.stack], resolve_image="never", prune=True)
+        except WhalesError as error:
+            raise RuntimeUnavailable(f"docker stack deploy of {files.stack} failed: {whales_message(error)}") from None
 
     def place(self, whales: DockerClient, plan: Plan, echo: Echo) -> tuple[Holding, ...]:
         """Keep the Swarm's labels if they already place every virtual node on a usable node, else relabel."""

@@ -331,3 +331,33 @@ def test_rendered_stack_deploys_by_hand(swarm, images, tmp_path):
         while swarm_leftovers(client, name) and time.monotonic() < deadline:
             time.sleep(1)
     assert swarm_leftovers(client, name) == []
+
+
+def test_scale_from_4_to_2_executors_and_back_while_training(swarm_cluster, corpus_dir, tmp_path):
+    """`scale` mid-run redeploys the stack: the executor services beyond the new count go, the master's task
+    is the same throughout, and the run ends as a local run of the same config (float rounding)."""
+    cluster = swarm_cluster(nodes=2, executors_per_node=2, data_dir=corpus_dir,
+                            **{**TRAINING, "topics": 96, "iterations": 400, "heartbeat_timeout": 4.0})
+    client = docker_client()
+    stack = labels.project_name(cluster.config.name)
+    executors = lambda: sorted(s.name for s in client.services.list(  # noqa: E731
+        filters={"label": labels.selector(cluster.config.name, "swarm", role="executor")}))
+    cluster.up(detach=True, echo=QUIET)
+    wait_until(lambda: (cluster.status().training or {}).get("pass", 0) >= 2, 180, "pass 2")
+    master = [t["ID"] for t in client.services.get(f"{stack}_master").tasks()]
+    smaller = cluster.scale(2, echo=QUIET)
+    assert executors() == [f"{stack}_executor-{i}" for i in range(2)]
+    smaller.scale(4, echo=QUIET)
+    assert executors() == [f"{stack}_executor-{i}" for i in range(4)]
+    wait_until(lambda: cluster.status().status != "training", 600, "the scaled run to end")
+    assert [t["ID"] for t in client.services.get(f"{stack}_master").tasks()] == master
+    scaled = json.loads(cluster.state.scores.read_text())
+    assert [(r["from"], r["to"]) for r in scaled["rescaled"]] == [(4, 2), (2, 4)]
+    local = Cluster(cluster.config.replace(name=f"l{secrets.token_hex(4)}", runtime="local",
+                                           state_dir=tmp_path / "local", base_port=free_port_block(2)))
+    try:
+        assert local.up(detach=False, echo=QUIET).training == "finished"
+    finally:
+        local.down(echo=QUIET)
+    np.testing.assert_allclose(scaled["perplexity"], json.loads(local.state.scores.read_text())["perplexity"],
+                               rtol=1e-6)
