@@ -663,6 +663,8 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         raise
     if resume is None and restored is None and args.checkpoint_path is not None:
         args.checkpoint_path.unlink(missing_ok=True)  # an earlier run's: a later loss must not go back to it
+    if resume is not None:  # restarted with its first command line: the run may have been scaled since
+        args.num_executors = resume[0].executors
     channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
     master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))
     master.classes = classes

@@ -454,3 +454,32 @@ def test_an_executor_that_never_comes_back_has_its_share_taken_over(local_cluste
     assert taken["taken_over"][0]["batch_range"][1] == training.plan.executors[2].batch_range[1]
     assert "executor 1 takes over its batches" in training.log("master")
     np.testing.assert_allclose(taken["perplexity"], clean["perplexity"], rtol=1e-6)
+
+
+def test_a_master_restarted_after_a_scale_resumes_with_the_scaled_executors(local_cluster, corpus_dir, tmp_path):
+    from artm_compose.engine.protocol import request_scale
+    from support.engine import executor_argvs, training_plan
+
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    common = dict(topics=96, seed=SEED, iterations=14, heartbeat_timeout=4.0)
+    clean, _, clean_run, training = uninterrupted_then_again(cluster, corpus_dir, tmp_path, 2, **common)
+    try:
+        wait_for_pass(client, 3, clean_run)
+        request = request_scale(client, "test", 2)
+        wait_for(lambda: read_progress(client, "test").get("scale_request") == request, TIMEOUT, "the scale request")
+        assert all(process.wait(timeout=60) == 0 for process in training.executors.values())
+        plan = training_plan(cluster, corpus_dir, nodes=2, executors_per_node=1, **common)
+        training.executors, training.executor_argvs = {}, executor_argvs(cluster, plan, corpus_dir)
+        training.start_executors()
+        wait_for(lambda: read_progress(client, "test").get("pass", 0) >= 7, TIMEOUT, "pass 7 on 2 executors")
+        os.kill(training.master.pid, signal.SIGKILL)
+        training.master.wait(timeout=10)
+        training.start_master()  # its first command line: --num-executors 4
+        codes = training.wait_all(TIMEOUT)
+        assert set(codes.values()) == {0}, training.log("master")
+    finally:
+        training.stop()
+    scaled = json.loads(training.scores.read_text())
+    assert scaled["executors"] == 2 and len(scaled["resumed"]) == 1
+    np.testing.assert_allclose(scaled["perplexity"], clean["perplexity"], rtol=1e-6)

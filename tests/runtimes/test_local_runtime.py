@@ -326,7 +326,7 @@ def test_up_after_every_redis_node_was_killed_goes_on_from_the_checkpoint(local_
 def test_scale_from_4_to_2_executors_and_back_while_training(local_cluster, tmp_path):
     from support.engine import dpkg_corpus
 
-    common = dict(data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96, iterations=14, seed=4, heartbeat_timeout=4.0)
+    common = dict(data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96, iterations=60, seed=4, heartbeat_timeout=4.0)
     clean_cluster = local_cluster(nodes=2, up=False, executors_per_node=2, **common)
     assert clean_cluster.up(detach=False, echo=lambda _line: None).training == "finished"
     clean = json.loads(clean_cluster.state.scores.read_text())
