@@ -645,14 +645,15 @@ def _lines_through_restarts(container: Container,
 
 def _restart_no_more(client: docker.DockerClient, container: str) -> None:
     """Switch the container's restart policy off. Docker refuses to update a container in the middle of
-    its exit ("cannot update a stopped container") until it has recorded the exit: retried (bounded)."""
+    its exit ("cannot update a stopped container", or runc's "container not running") until it has recorded
+    the exit: retried (bounded)."""
     def switched() -> bool:
         try:
             client.api.update_container(container, restart_policy={"Name": "no"})
         except NotFound:
             return True
         except APIError as error:
-            if "stopped container" not in str(error):
+            if not any(words in str(error) for words in ("stopped container", "container not running")):
                 raise
             return False
         return True
