@@ -20,8 +20,8 @@ TRAINING_USER = "artm-training"
 # model's blocks and n_wt increments (engine/model_store.py, INFO for the bytes moved per pass), the start-up
 # PING (engine/connect.py), and its look at the cluster while it rides out a failover (engine/failover.py:
 # CLUSTER INFO and NODES, PING to each primary).
-ENGINE_COMMANDS = ("get", "set", "getrange", "pttl", "expire", "del", "unlink", "rpush", "lpop", "blpop", "info",
-                   "ping", "cluster|info", "cluster|nodes")
+ENGINE_COMMANDS = ("get", "set", "getrange", "pttl", "expire", "del", "unlink", "rpush", "lrange", "blpop",
+                   "info", "ping", "cluster|info", "cluster|nodes")
 # What redis-py's cluster client sends by itself: COMMAND (the command table, read once to find keys in
 # commands), the slot map (at start and after MOVED) and ASKING on an ASK redirection while a slot migrates.
 # Not CLIENT SETINFO (its library name on connect): Redis before 7.2 refuses a rule naming it, and redis-py

@@ -486,9 +486,11 @@ class ExecutorChannel:
             return command
 
     def raise_if_aborted(self) -> None:
-        """Raise RunAborted if an abort of this executor's run is still in its queue."""
+        """Raise RunAborted if an abort of this executor's run is still in its queue. Only looks: a master
+        whose lease lapsed during a Redis failover keeps its run, and the prepare it queued to bring the
+        executors back must still be there when they attach again (popping it left both sides waiting)."""
         key = queue_key(self.cluster, str(self.run), self.executor)
-        while (raw := self.client.lpop(key)) is not None:
+        for raw in self.client.lrange(key, 0, -1):
             command = _decode(raw)
             if command is not None and command.get("op") == "abort":
                 raise RunAborted(f"run {self.run} aborted by the master: {command.get('reason', '')}")

@@ -483,3 +483,21 @@ def test_a_master_restarted_after_a_scale_resumes_with_the_scaled_executors(loca
     scaled = json.loads(training.scores.read_text())
     assert scaled["executors"] == 2 and len(scaled["resumed"]) == 1
     np.testing.assert_allclose(scaled["perplexity"], clean["perplexity"], rtol=1e-6)
+
+
+def test_an_executor_that_loses_its_master_leaves_the_queued_commands_for_its_next_attach(local_cluster):
+    # A master's lease can lapse while a Redis failover takes its key's node (the master goes on with its run);
+    # the prepare it queued meanwhile must survive the executor's "master gone" to be taken when it attaches again.
+    from artm_compose.engine.protocol import ExecutorChannel, MasterGone
+
+    cluster = local_cluster(nodes=1)
+    client = client_of(cluster)
+    channel = ExecutorChannel(client=client, cluster="test", executor=0, run="r1", started=True)
+    prepare = json.dumps({"op": "prepare", "run": "r1", "seq": 7})
+    client.rpush(queue_key("test", "r1", 0), prepare)
+    with pytest.raises(MasterGone, match="the master of run r1 is gone"):
+        channel.next_command(time.monotonic() + 5, tick=lambda: None, attached=lambda: None)
+    assert client.lrange(queue_key("test", "r1", 0), 0, -1) == [prepare.encode()]
+    client.set(master_key("test"), json.dumps({"run": "r1"}))
+    again = ExecutorChannel(client=client, cluster="test", executor=0)
+    assert again.next_command(time.monotonic() + 5, tick=lambda: None, attached=lambda: None)["seq"] == 7
