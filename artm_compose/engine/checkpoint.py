@@ -10,8 +10,8 @@ A master that finds no model in Redis (every node lost its data) and a checkpoin
 with its topic count and vocabulary goes on with that run: it writes the checkpoint's phi into Redis as
 the committed model, in its own layout, and the executors load it as they do after a lost master; the
 passes after the checkpoint are redone, bit for bit as the first time (phi is all the state a pass
-starts from offline). A master starting a new run removes an earlier run's checkpoint, so a later loss
-never goes back to it.
+starts from offline). A run that ends removes its checkpoint, and a master starting a new run removes an
+earlier run's, so a later loss never goes back to a run that is over.
 """
 
 from __future__ import annotations

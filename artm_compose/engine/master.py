@@ -723,6 +723,8 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
                 layout, generation = master.rescale(request)
         master.terminate()
         master.set_state("done")
+        if args.checkpoint_path is not None:  # done: a later loss of Redis must not take this run up again
+            args.checkpoint_path.unlink(missing_ok=True)
         if master.committed is not None and (args.show_top_tokens or args.scores == "all"):
             master.scores.top_tokens = final_top_tokens(client, master.committed, args.vocab_path)
             if args.show_top_tokens:

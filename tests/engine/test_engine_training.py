@@ -368,10 +368,11 @@ def test_a_run_whose_redis_lost_its_data_goes_on_from_its_checkpoint(local_clust
 
     cluster = local_cluster(nodes=2)
     client = client_of(cluster)
-    common = dict(topics=96, seed=SEED, iterations=16, heartbeat_timeout=4.0, checkpoint_every=4)
+    # Long enough that the loss lands mid-run: a run that ends removes its checkpoint.
+    common = dict(topics=96, seed=SEED, iterations=60, heartbeat_timeout=4.0, checkpoint_every=4)
     clean, codes, _ = train(cluster, corpus_dir, tmp_path / "clean", 2, 1, **common)
     assert set(codes.values()) == {0}
-    assert [c["pass"] for c in clean["checkpoints"]] == [4, 8, 12]  # not the last pass: Redis holds the result
+    assert [c["pass"] for c in clean["checkpoints"]] == list(range(4, 60, 4))  # not the last: Redis holds the result
     _, clean_phi = read_model(client, "test")
     work = tmp_path / "lost"
     training = start_training(cluster, corpus_dir, work, nodes=2, executors_per_node=1, **common)
@@ -396,7 +397,8 @@ def test_a_run_whose_redis_lost_its_data_goes_on_from_its_checkpoint(local_clust
     assert restored["perplexity"] == clean["perplexity"]  # every pass once, bit for bit as uninterrupted
     _, phi = read_model(client, "test")
     np.testing.assert_array_equal(phi, clean_phi)
-    # A new run over a checkpoint of a finished (or another) run starts afresh and removes it.
+    assert not (work / "checkpoint.npz").exists()  # the run is over: a later loss must not take it up again
+    # A new run in the same place starts afresh.
     again, codes, training = train(cluster, corpus_dir, work, 2, 1, **{**common, "iterations": 2})
     assert set(codes.values()) == {0} and again["first_pass"] == 1 and not again["resumed"]
     assert not (work / "checkpoint.npz").exists()

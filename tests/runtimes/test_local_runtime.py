@@ -289,7 +289,7 @@ def test_up_after_every_redis_node_was_killed_goes_on_from_the_checkpoint(local_
     from artm_compose.engine.checkpoint import read_checkpoint
     from support.engine import dpkg_corpus
 
-    cluster = local_cluster(nodes=2, up=False, data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96, iterations=16,
+    cluster = local_cluster(nodes=2, up=False, data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96, iterations=80,
                             seed=4, heartbeat_timeout=4.0, checkpoint_every=4)
     assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
     clean = json.loads(cluster.state.scores.read_text())
