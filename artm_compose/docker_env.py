@@ -1,7 +1,6 @@
-"""The Docker host as the container runtimes see it: a client, and the address space in use.
+"""The address space of the Docker host, as the container runtimes' networks must fit into it.
 
-``docker_client`` turns "no docker" and "docker not running" into :class:`RuntimeUnavailable`
-with a pointer to ``--runtime local``. ``choose_network`` picks a subnet for a cluster's bridge
+``prefix_for``, ``free_subnet`` and ``layout_network`` pick a subnet for a cluster's bridge
 network that overlaps no Docker network and no host route, and lays it out: the gateway, one fixed
 address per Redis node (so MEET gets IPs and ``nodes.conf`` stays true across restarts), and a
 separate range for the addresses Docker hands out to everything else.
@@ -10,20 +9,20 @@ separate range for the addresses Docker hands out to everything else.
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-from docker.errors import DockerException
 
+# The runtimes' imports move to docker_access as each runtime is converted to it.
+from artm_compose.docker_access import docker_client  # noqa: F401
+from artm_compose.docker_access import error_reason as whales_message  # noqa: F401
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 
 # Searched in order; Docker's own default pools (172.17-31.x, 192.168.x) come last.
 CANDIDATE_POOLS = tuple(ipaddress.ip_network(p) for p in ("10.213.0.0/16", "10.214.0.0/16", "172.30.0.0/15"))
-LOCAL_HINT = "start Docker, or run without containers: --runtime local"
 # Room in the dynamic range beyond executors, master and bootstrap (one-off status/export containers).
 SPARE_DYNAMIC = 8
 SMALLEST_PREFIX = 16
@@ -37,22 +36,6 @@ class NetworkLayout:
     gateway: ipaddress.IPv4Address
     ip_range: ipaddress.IPv4Network
     redis_ips: tuple[ipaddress.IPv4Address, ...]
-
-
-def docker_client(timeout: int = 120) -> docker.DockerClient:
-    """A Docker SDK client that answered a ping; RuntimeUnavailable (naming the cause) otherwise.
-
-    The generous ``timeout`` (seconds per API call) is for a daemon busy starting many containers.
-    """
-    if shutil.which("docker") is None:
-        raise RuntimeUnavailable(f"the docker command is not installed: {LOCAL_HINT}")
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except DockerException as error:
-        raise RuntimeUnavailable(f"Docker is not running or not reachable ({_first_line(error)}): "
-                                 f"{LOCAL_HINT}") from None
-    return client
 
 
 def layout_network(subnet: ipaddress.IPv4Network, nodes: int) -> NetworkLayout:
@@ -115,14 +98,3 @@ def host_routes(route_table: Path = Path("/proc/net/route")) -> list[ipaddress.I
         mask = socket.inet_ntoa(int(fields[7], 16).to_bytes(4, "little"))
         routes.append(ipaddress.ip_network(f"{destination}/{mask}", strict=False))
     return routes
-
-
-def whales_message(error: BaseException) -> str:
-    """The line of a python-on-whales error that says why: the docker CLI's last stderr line."""
-    text = (getattr(error, "stderr", None) or str(error)).strip()
-    return text.splitlines()[-1] if text else type(error).__name__
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

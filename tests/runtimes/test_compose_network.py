@@ -6,9 +6,8 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from python_on_whales.exceptions import DockerException
 
-from artm_compose.docker_env import free_subnet, host_routes, layout_network, prefix_for, whales_message
+from artm_compose.docker_env import free_subnet, host_routes, layout_network, prefix_for
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 
 net = ipaddress.ip_network
@@ -58,9 +57,3 @@ def test_chosen_subnet_misses_this_hosts_routes():
     routes = host_routes()
     chosen = free_subnet(24, routes)
     assert not any(chosen.overlaps(r) for r in routes if r.prefixlen > 0)
-
-
-def test_a_whales_error_is_reported_by_the_docker_cli_s_last_stderr_line():
-    error = DockerException(["docker", "stack", "deploy"], 1, stdout=b"", stderr=b"Creating network\nno such image\n")
-    assert whales_message(error) == "no such image"
-    assert whales_message(RuntimeError()) == "RuntimeError"
