@@ -2,8 +2,8 @@
 secret and mount paths inside them, the engine's command lines, in-cluster jobs, Redis memory and the
 escaping of Compose-format files.
 
-Free of Docker on purpose: the rendering of both files (``compose_file``, ``swarm.stack``) and the
-runtimes' checks import it without needing a Docker client.
+Free of Docker on purpose: the rendering of both files (``runtimes.compose.compose_file``,
+``runtimes.swarm.stack``) and the runtimes' checks import it without needing a Docker client.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Render a plan into the files every runtime reads: ``cluster.json`` (and the password it names).
 
-Text artefacts are Jinja2 templates in ``artm_compose/templates``; a runtime renders its own files from
-the same :class:`~artm_compose.plan.Plan` with ``render_template`` (local: ``redis.conf`` per node and
+A runtime renders its own files from the same :class:`~artm_compose.plan.Plan` with ``render_template``,
+from the Jinja2 templates in its own package's ``templates/`` (local: ``redis.conf`` per node and
 ``addresses.txt``; Compose: ``compose.yml``; Swarm: ``stack.yml``), since only it reads them.
 ``render_all`` writes the shared part into a state directory.
 """
@@ -27,16 +27,17 @@ MASTER = "master"
 DASHBOARD = "dashboard"
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("artm_compose", "templates"),
+@lru_cache(maxsize=None)
+def _environment(package: str) -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader(package, "templates"),
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                               trim_blocks=True, lstrip_blocks=True, autoescape=False)
 
 
-def render_template(name: str, **context: Any) -> str:
-    """Render ``templates/<name>`` with ``context`` (undefined names are an error)."""
-    return _environment().get_template(name).render(**context)
+def render_template(package: str, name: str, /, **context: Any) -> str:
+    """Render ``<package>/templates/<name>`` with ``context`` (undefined names are an error); ``package``
+    is the runtime's, e.g. ``__package__`` in its modules."""
+    return _environment(package).get_template(name).render(**context)
 
 
 def redis_component(index: int) -> str:

@@ -36,7 +36,7 @@ from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.images.build import build_images
-from artm_compose.runtimes.compose import ComposeRuntime
+from artm_compose.runtimes.compose.runtime import ComposeRuntime
 
 FIRST_PASS_TIMEOUT = 900.0
 QUIET = lambda _message: None  # noqa: E731

@@ -30,12 +30,12 @@ import time
 from pathlib import Path
 
 from artm_compose.api import Cluster
-from artm_compose.compose_file import container_name
+from artm_compose.runtimes.compose.compose_file import container_name
 from artm_compose.docker_env import docker_client
 from artm_compose.engine.protocol import read_progress
 from artm_compose.redis_client import cluster_client, read_addresses
 from artm_compose.state import read_password
-from artm_compose.swarm.tasks import created
+from artm_compose.runtimes.swarm.tasks import created
 from artm_compose.waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

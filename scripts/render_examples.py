@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artm_compose.compose_file import render_compose
+from artm_compose.runtimes.compose.compose_file import render_compose
 from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
@@ -24,7 +24,7 @@ from artm_compose.docker_env import layout_network
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import make_plan
 from artm_compose.state import StateDir
-from artm_compose.swarm.stack import render_stack
+from artm_compose.runtimes.swarm.stack import render_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "compose"

@@ -13,7 +13,7 @@ from artm_compose import __version__
 _LAZY_COMMANDS = {
     "data": ("artm_compose.data.commands", "data_group"),
     "build": ("artm_compose.images.commands", "build_command"),
-    "swarm": ("artm_compose.swarm.commands", "swarm_group"),
+    "swarm": ("artm_compose.cli.swarm_commands", "swarm_group"),
     "dashboard": ("artm_compose.dashboard.commands", "dashboard_command"),
     "plot": ("artm_compose.dashboard.commands", "plot_command"),
 }

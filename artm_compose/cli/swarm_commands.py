@@ -12,12 +12,12 @@ from artm_compose.cli.options import cluster_of, cluster_options
 from artm_compose.docker_env import docker_client
 from artm_compose.errors import ArtmComposeError, ConfigError, DataError
 from artm_compose.images.build import image_tags
-from artm_compose.runtimes.swarm import SwarmRuntime
-from artm_compose.swarm.assign import DEFAULT_CAPACITY_LABEL, Assignment, assign, removal, usable_holdings
-from artm_compose.swarm.data_plan import check_local, data_plan
-from artm_compose.swarm.node_check import check_on_nodes
-from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
-from artm_compose.swarm.stack import stack_name
+from artm_compose.runtimes.swarm.runtime import SwarmRuntime
+from artm_compose.runtimes.swarm.assign import DEFAULT_CAPACITY_LABEL, Assignment, assign, removal, usable_holdings
+from artm_compose.runtimes.swarm.data_plan import check_local, data_plan
+from artm_compose.runtimes.swarm.node_check import check_on_nodes
+from artm_compose.runtimes.swarm.node_labels import apply_changes, list_nodes, require_manager
+from artm_compose.runtimes.swarm.stack import stack_name
 
 _selector_option = click.option(
     "--selector", metavar="KEY=VALUE",

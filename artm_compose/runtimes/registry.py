@@ -1,8 +1,9 @@
 """The runtimes by name, each imported only when chosen (a runtime whose module or prerequisites are
 missing does not break the others).
 
-A runtime is a module ``artm_compose.runtimes.<name>`` exposing ``RUNTIME``, a
-:class:`~artm_compose.runtimes.lifecycle.Runtime` subclass.
+A runtime is a sub-package ``artm_compose.runtimes.<name>`` (its module ``runtime`` exposes ``RUNTIME``, a
+:class:`~artm_compose.runtimes.lifecycle.Runtime` subclass) that owns the files only it renders, from its
+own ``templates/``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import StateDir
 
 RUNTIME_MODULES = {
-    "local": "artm_compose.runtimes.local",
-    "compose": "artm_compose.runtimes.compose",
-    "swarm": "artm_compose.runtimes.swarm",
+    "local": "artm_compose.runtimes.local.runtime",
+    "compose": "artm_compose.runtimes.compose.runtime",
+    "swarm": "artm_compose.runtimes.swarm.runtime",
 }
 
 
@@ -29,7 +30,7 @@ def runtime_class(name: str) -> type[Runtime]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name != module_name:
+        if error.name not in (module_name, module_name.rpartition(".")[0]):
             raise
         raise RuntimeUnavailable(f"runtime {name!r} is not available yet in this version of artm-compose; "
                                  f"use --runtime local") from None

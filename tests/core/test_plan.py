@@ -14,7 +14,7 @@ from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
 from artm_compose.plan import make_plan, replica_placement
 from artm_compose.ranges import balanced_ranges, even_ranges, measure_balance
-from artm_compose.runtimes.local import LOOPBACK
+from artm_compose.runtimes.local.runtime import LOOPBACK
 from artm_compose.slots import SLOT_COUNT, split_slots
 
 

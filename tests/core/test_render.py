@@ -12,7 +12,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary
 from artm_compose.plan import make_plan
 from artm_compose.render import plan_fingerprint, redis_fingerprint, render_all
-from artm_compose.runtimes.local import LOOPBACK
+from artm_compose.runtimes.local.runtime import LOOPBACK
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir, read_password
 

@@ -17,7 +17,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.errors import ConfigError
 from artm_compose.images.build import build_images
 from artm_compose.processes import port_free
-from artm_compose.runtimes.compose import ComposeRuntime
+from artm_compose.runtimes.compose.runtime import ComposeRuntime
 from support.browser import artifacts_dir, requires_chromium, screenshot
 from support.compose import QUIET, leftovers
 from support.dashboard import check_metrics, check_training_page, get, snapshot_topics, vocabulary_of, wait_until

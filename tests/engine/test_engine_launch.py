@@ -12,7 +12,7 @@ from artm_compose.data.summary import DataSummary
 from artm_compose.engine import executor, master
 from artm_compose.engine.launch import executor_argv, master_argv
 from artm_compose.plan import make_plan
-from artm_compose.runtimes.local import LOOPBACK
+from artm_compose.runtimes.local.runtime import LOOPBACK
 
 REFERENCE_EXECUTOR_FLAGS = ["--num-topics", "--num-inner-iter", "--num-threads", "--batches-dir-path", "--vocab-path",
                             "--continue-fitting", "--caching-mode", "--redis-ip", "--redis-port", "--executor-id",

@@ -20,7 +20,7 @@ from artm_compose.engine.online import (OnlineSchedule, blend, check_online, rho
                                         updates_in_pass)
 from artm_compose.errors import ConfigError
 from artm_compose.plan import make_plan
-from artm_compose.runtimes.local import LOOPBACK
+from artm_compose.runtimes.local.runtime import LOOPBACK
 from support.engine import DPKG_STATUS, client_of, dpkg_corpus, run_training
 from support.paths import REFERENCE_PYTHON, REFERENCE_SCRIPT
 from support.ports import requires_redis

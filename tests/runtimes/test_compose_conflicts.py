@@ -8,7 +8,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.plan import make_plan
 from artm_compose.render import redis_fingerprint
-from artm_compose.runtimes.compose import DockerObject, Inventory, find_conflicts, redis_lost
+from artm_compose.runtimes.compose.runtime import DockerObject, Inventory, find_conflicts, redis_lost
 from artm_compose.state import StateDir
 
 STATE = StateDir.at("/srv/artm/state")

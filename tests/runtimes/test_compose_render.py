@@ -13,7 +13,7 @@ import yaml
 
 from artm_compose import labels
 from artm_compose.acl import write_users_conf
-from artm_compose.compose_file import compose_path, render_compose
+from artm_compose.runtimes.compose.compose_file import compose_path, render_compose
 from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING, TRAINING_PASSWORD_FILE, redis_maxmemory
 from artm_compose.data.summary import DataSummary

@@ -24,7 +24,7 @@ from artm_compose.docker_env import docker_client
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 from artm_compose.images.build import build_images
 from artm_compose.record import ClusterRecord, Status
-from artm_compose.runtimes.compose import ComposeRuntime
+from artm_compose.runtimes.compose.runtime import ComposeRuntime
 from artm_compose.slots import SLOT_COUNT
 from support.compose import QUIET, leftovers
 from support.ports import free_port_block

@@ -21,7 +21,7 @@ from redis.crc import key_slot
 
 from artm_compose import labels
 from artm_compose.api import Cluster
-from artm_compose.compose_file import container_name
+from artm_compose.runtimes.compose.compose_file import container_name
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.engine.checkpoint import read_checkpoint
@@ -29,7 +29,7 @@ from artm_compose.engine.model_store import model_key
 from artm_compose.engine.protocol import read_progress
 from artm_compose.errors import ConfigError, DataError
 from artm_compose.images.build import build_images
-from artm_compose.runtimes.compose import ComposeRuntime
+from artm_compose.runtimes.compose.runtime import ComposeRuntime
 from artm_compose.waiting import wait_until
 from support.compose import QUIET, host_client, leftovers
 from support.ports import free_port_block

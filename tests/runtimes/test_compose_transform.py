@@ -21,7 +21,7 @@ from artm_compose.data.batches import list_batches
 from artm_compose.engine.transform import Theta
 from artm_compose.images.build import build_images
 from artm_compose.model_frames import ExportedModel
-from artm_compose.runtimes.compose import ComposeRuntime
+from artm_compose.runtimes.compose.runtime import ComposeRuntime
 from support.compose import QUIET, leftovers
 from support.engine import dpkg_corpus, theta_here
 

@@ -13,7 +13,7 @@ from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary
 from artm_compose.plan import make_plan
 from artm_compose.redis_client import read_addresses
-from artm_compose.runtimes.local import LOOPBACK, LocalRuntime
+from artm_compose.runtimes.local.runtime import LOOPBACK, LocalRuntime
 from artm_compose.state import StateDir, read_password
 
 

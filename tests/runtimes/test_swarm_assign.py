@@ -7,7 +7,7 @@ import re
 import pytest
 
 from artm_compose.errors import ConfigError
-from artm_compose.swarm.assign import (
+from artm_compose.runtimes.swarm.assign import (
     SwarmNode, assign, holdings_from_labels, largest_remainder, removal, usable_holdings,
 )
 

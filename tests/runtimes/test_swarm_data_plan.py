@@ -16,8 +16,8 @@ from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
 from artm_compose.errors import ConfigError
 from artm_compose.plan import make_plan
-from artm_compose.swarm.assign import SwarmNode, assign
-from artm_compose.swarm.data_plan import check_local, data_plan
+from artm_compose.runtimes.swarm.assign import SwarmNode, assign
+from artm_compose.runtimes.swarm.data_plan import check_local, data_plan
 
 
 def summary(directory: Path, batches: int) -> DataSummary:
@@ -64,7 +64,7 @@ def test_no_data_is_refused():
 
 
 def test_file_check_names_missing_and_unreadable_files(tmp_path, capsys):
-    from artm_compose.swarm import check_files
+    from artm_compose.runtimes.swarm import check_files
 
     present = tmp_path / "a.batch"
     present.write_bytes(b"x")
@@ -88,7 +88,7 @@ def test_file_check_reports_an_unreadable_folder_instead_of_failing(tmp_path):
     if not as_other:
         locked.chmod(0)
     try:
-        result = subprocess.run([*as_other, sys.executable, "-m", "artm_compose.swarm.check_files",
+        result = subprocess.run([*as_other, sys.executable, "-m", "artm_compose.runtimes.swarm.check_files",
                                  str(locked / "a.batch")], capture_output=True, text=True, timeout=60, check=False)
     finally:
         locked.chmod(0o755)

@@ -19,8 +19,8 @@ from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.images.build import build_images
-from artm_compose.runtimes import swarm as swarm_runtime
-from artm_compose.swarm.assign import label_prefix
+from artm_compose.runtimes.swarm import runtime as swarm_runtime
+from artm_compose.runtimes.swarm.assign import label_prefix
 from support.ports import free_port_block, requires_redis
 from support.engine import DPKG_STATUS, dpkg_corpus
 from support.swarm_nodes import dind_swarm, swarm_leftovers

@@ -29,10 +29,10 @@ from artm_compose.config import ClusterConfig
 from artm_compose.docker_env import docker_client
 from artm_compose.images.build import build_images
 from artm_compose.slots import SLOT_COUNT
-from artm_compose.swarm.assign import label_prefix
-from artm_compose.swarm.data_plan import DataPlan, NodeData
-from artm_compose.swarm.node_check import check_on_nodes
-from artm_compose.swarm.one_shot import json_result
+from artm_compose.runtimes.swarm.assign import label_prefix
+from artm_compose.runtimes.swarm.data_plan import DataPlan, NodeData
+from artm_compose.runtimes.swarm.node_check import check_on_nodes
+from artm_compose.runtimes.swarm.one_shot import json_result
 from artm_compose.waiting import wait_until
 from support.dashboard import get
 from support.engine import DPKG_STATUS, dpkg_corpus

@@ -18,8 +18,8 @@ from artm_compose.data.summary import DataSummary
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import make_plan
 from artm_compose.state import StateDir
-from artm_compose.swarm.assign import SwarmNode, assign
-from artm_compose.swarm.stack import StackFiles, nodes_document, render_stack
+from artm_compose.runtimes.swarm.assign import SwarmNode, assign
+from artm_compose.runtimes.swarm.stack import StackFiles, nodes_document, render_stack
 
 IMAGES = ImageTags(redis="artm-compose/redis:test", artm="artm-compose/artm:test")
 MANAGER = "managernodeid0123456789"

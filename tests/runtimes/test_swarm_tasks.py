@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from artm_compose.swarm.tasks import last_failure, latest, run_state, view
+from artm_compose.runtimes.swarm.tasks import last_failure, latest, run_state, view
 
 
 def task(id_, state, second, *, node="n1", err="", exit_code=None, desired="running"):

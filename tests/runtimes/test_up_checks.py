@@ -14,7 +14,7 @@ from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.vocab import read_vocab
 from artm_compose.errors import ArtmComposeError, ConfigError
 from artm_compose.plan import make_plan
-from artm_compose.runtimes.local import LocalRuntime
+from artm_compose.runtimes.local.runtime import LocalRuntime
 from artm_compose.state import StateDir
 from support.engine import dpkg_corpus
 
@@ -64,7 +64,7 @@ def test_bad_initial_phi_is_refused_before_anything_starts(corpus, tmp_path, pro
 
 def test_a_matching_initial_phi_passes_the_check(corpus, tmp_path):
     from artm_compose.runtimes.lifecycle import check_initial_phi
-    from artm_compose.runtimes.local import LOOPBACK
+    from artm_compose.runtimes.local.runtime import LOOPBACK
 
     tokens = read_vocab(corpus / "vocab.txt").tokens
     config = ClusterConfig(runtime="local", data_dir=corpus, topics=TOPICS, state_dir=tmp_path / "state",

@@ -22,7 +22,7 @@ from artm_compose.engine.kernel import Documents
 from artm_compose.engine.launch import executor_argv, master_argv
 from artm_compose.plan import Plan, make_plan
 from artm_compose.redis_client import cluster_client, node_client, read_addresses
-from artm_compose.runtimes.local import LOOPBACK
+from artm_compose.runtimes.local.runtime import LOOPBACK
 from artm_compose.state import read_password
 
 DPKG_STATUS = Path("/var/lib/dpkg/status")

@@ -26,7 +26,7 @@ from artm_compose import labels
 from artm_compose.images.base import base_tag, image_exists
 from artm_compose.images.build import source_root
 from artm_compose.images.fingerprint import Fingerprint
-from artm_compose.swarm.assign import label_prefix
+from artm_compose.runtimes.swarm.assign import label_prefix
 
 GATEWAY_BRIDGE = "docker_gwbridge"
 NODE_CONTEXT = Path("docker/dind")

@@ -155,5 +155,5 @@ def training_restart(max_restarts: int) -> str:
 def render_compose(plan: Plan, state: StateDir, *, images: ImageTags, network: NetworkLayout,
                    user: str | None = None) -> str:
     """The compose file of ``plan`` as YAML text."""
-    return render_template("compose.yml.j2", **compose_context(plan, state, images=images, network=network,
+    return render_template(__package__, "compose.yml.j2", **compose_context(plan, state, images=images, network=network,
                                                                 user=user))

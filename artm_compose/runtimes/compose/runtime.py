@@ -36,8 +36,8 @@ from python_on_whales.exceptions import DockerException as WhalesError
 from artm_compose import labels
 from artm_compose.acl import write_users_conf
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, compose_path, container_name, network_name,
-                                       published_port, render_compose)
+from artm_compose.runtimes.compose.compose_file import (CONTROL, FINGERPRINT_LENGTH, compose_path, container_name,
+                                                        network_name, published_port, render_compose)
 from artm_compose.containers import (ARTM_ENTRYPOINT, SCRATCH_MOUNT, SERVICE_ADDRESSING, corpus_mounts,
                                      in_cluster_command)
 from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,

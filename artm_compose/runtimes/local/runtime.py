@@ -55,7 +55,7 @@ DASHBOARD_START_TIMEOUT = 10.0
 def render_redis_conf(plan: Plan, state: StateDir, node: NodePlan, password: str, users: str) -> str:
     """The ``redis.conf`` of ``node``: its own directory and log file, cluster mode, node timeout,
     noeviction, no persistence, the password (so none is on a command line) and the training user."""
-    return render_template("redis.conf.j2", cluster=plan.cluster, node=node, port=node.port, bind=node.host,
+    return render_template(__package__, "redis.conf.j2", cluster=plan.cluster, node=node, port=node.port, bind=node.host,
                            password=password, users=users, directory=str(state.redis_dir(node.index)),
                            logfile=str(state.log(redis_component(node.index))),
                            node_timeout_ms=plan.config.node_timeout_ms)
@@ -72,7 +72,7 @@ def render_local_files(plan: Plan, state: StateDir) -> list[Path]:
         path = state.redis_conf(node.index)
         write_text_atomic(path, render_redis_conf(plan, state, node, password, users), mode=0o600)
         written.append(path)
-    write_text_atomic(state.addresses, render_template("addresses.txt.j2", nodes=plan.nodes))
+    write_text_atomic(state.addresses, render_template(__package__, "addresses.txt.j2", nodes=plan.nodes))
     return [*written, state.addresses]
 
 

@@ -1,6 +1,6 @@
 """Which of the given files this container cannot read: run on a Swarm node to check its data.
 
-``python3 -m artm_compose.swarm.check_files PATH...`` prints one JSON document,
+``python3 -m artm_compose.runtimes.swarm.check_files PATH...`` prints one JSON document,
 ``{"host": ..., "checked": N, "problems": ["<path> is missing", ...]}``, and exits 0 either way.
 """
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from artm_compose.errors import ConfigError
 from artm_compose.plan import Plan
-from artm_compose.swarm.assign import Holding
-from artm_compose.swarm.check_files import problems
+from artm_compose.runtimes.swarm.assign import Holding
+from artm_compose.runtimes.swarm.check_files import problems
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import docker
 from docker.types import Mount
 
 from artm_compose import labels
-from artm_compose.swarm.data_plan import DataPlan
-from artm_compose.swarm.one_shot import json_result, run_once, tail
+from artm_compose.runtimes.swarm.data_plan import DataPlan
+from artm_compose.runtimes.swarm.one_shot import json_result, run_once, tail
 
 CHECK_TIMEOUT = 120.0
 
@@ -28,7 +28,7 @@ def check_on_nodes(client: docker.DockerClient, data: DataPlan, image: str, clus
     found: dict[str, list[str]] = {}
     for node in data.nodes:
         paths = [str(data.batches_dir / name) for name in node.batches] + [str(data.vocab_path)]
-        outcome = run_once(client, image, ["python3", "-m", "artm_compose.swarm.check_files", *paths],
+        outcome = run_once(client, image, ["python3", "-m", "artm_compose.runtimes.swarm.check_files", *paths],
                            name=f"{labels.project_name(cluster)}_data-check", timeout=timeout, mounts=mounts,
                            constraints=[f"node.id == {node.node_id}"], user=f"{os.getuid()}:{os.getgid()}",
                            labels={labels.CLUSTER: cluster, labels.RUNTIME: "swarm"},

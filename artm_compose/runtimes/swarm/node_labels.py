@@ -7,7 +7,7 @@ from python_on_whales.exceptions import DockerException
 
 from artm_compose.docker_env import whales_message
 from artm_compose.errors import RuntimeUnavailable
-from artm_compose.swarm.assign import LabelChange, SwarmNode
+from artm_compose.runtimes.swarm.assign import LabelChange, SwarmNode
 
 
 def require_manager(docker: DockerClient) -> str:

@@ -22,7 +22,7 @@ from docker.types import RestartPolicy
 
 from artm_compose.containers import TMP_BYTES, TMP_DIR
 from artm_compose.errors import RuntimeTimeout, RuntimeUnavailable
-from artm_compose.swarm.tasks import TaskView, latest
+from artm_compose.runtimes.swarm.tasks import TaskView, latest
 from artm_compose.waiting import wait_until
 
 POLL = 0.5

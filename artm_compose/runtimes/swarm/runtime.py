@@ -50,17 +50,17 @@ from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.runtimes.base import Bootstrapped, ClusterStatus, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import write_text_atomic
-from artm_compose.swarm.assign import Holding, assign, removal, usable_holdings
-from artm_compose.swarm.data_plan import check_local, data_plan
-from artm_compose.swarm.node_check import check_on_nodes
-from artm_compose.swarm.node_labels import apply_changes, list_nodes, require_manager
-from artm_compose.swarm.stack import (
+from artm_compose.runtimes.swarm.assign import Holding, assign, removal, usable_holdings
+from artm_compose.runtimes.swarm.data_plan import check_local, data_plan
+from artm_compose.runtimes.swarm.node_check import check_on_nodes
+from artm_compose.runtimes.swarm.node_labels import apply_changes, list_nodes, require_manager
+from artm_compose.runtimes.swarm.stack import (
     DASHBOARD_RELAY, RESTART, StackFiles, content_name, network_name, nodes_document, render_stack, stack_name,
 )
-from artm_compose.swarm.one_shot import (
+from artm_compose.runtimes.swarm.one_shot import (
     docker_command, docker_lines, hostnames, json_result, run_once, tail, task_logs,
 )
-from artm_compose.swarm.tasks import TaskView, last_failure, latest, run_state, view
+from artm_compose.runtimes.swarm.tasks import TaskView, last_failure, latest, run_state, view
 from artm_compose.waiting import wait_until
 
 RUNTIME_NAME = "swarm"

@@ -34,7 +34,7 @@ from artm_compose.plan import Plan
 from artm_compose.render import (CONTAINER_REDIS_DIR, DASHBOARD, plan_fingerprint, redis_component, redis_fingerprint,
                                  render_template)
 from artm_compose.state import StateDir
-from artm_compose.swarm.assign import group_label
+from artm_compose.runtimes.swarm.assign import group_label
 
 ROLE_GROUP = f"{labels.PREFIX}.swarm-group"
 FINGERPRINT_LENGTH = 12
@@ -218,7 +218,7 @@ def dashboard_services(plan: Plan, root: Path, files: StackFiles, manager_id: st
 def render_stack(plan: Plan, state: StateDir, *, images: ImageTags, groups: Mapping[int, int], manager_id: str,
                  password: str, user: str | None = None, training: bool = True) -> str:
     """The stack file of ``plan`` as YAML text."""
-    return render_template("stack.yml.j2", **stack_context(plan, state, images=images, groups=groups,
+    return render_template(__package__, "stack.yml.j2", **stack_context(plan, state, images=images, groups=groups,
                                                             manager_id=manager_id, password=password, user=user,
                                                             training=training))
 
