@@ -71,6 +71,12 @@ class ClusterStatus:
                 "members": [m.to_dict() for m in self.members], "problems": list(self.problems),
                 "training": self.training}
 
+    def _liveness(self, member: MemberStatus) -> str:
+        # A training process that exited because its run finished did its job: "DOWN" would alarm.
+        if member.alive:
+            return "up"
+        return "done" if member.role != "redis" and self.status == Status.FINISHED else "DOWN"
+
     def describe(self) -> str:
         """Human summary: one line per role, then one per member."""
         redis_alive, redis_total = self.count("redis")
@@ -88,7 +94,7 @@ class ClusterStatus:
         if self.training:
             lines.append("training: " + ", ".join(f"{k} {v}" for k, v in self.training.items()))
         for member in self.members:
-            lines.append(f"  {member.role:<8} {member.name:<14} {'up' if member.alive else 'DOWN':<4} "
+            lines.append(f"  {member.role:<8} {member.name:<14} {self._liveness(member):<4} "
                          f"{member.address or '':<22} {member.detail}".rstrip())
         lines.extend(f"problem: {problem}" for problem in self.problems)
         return "\n".join(lines)
