@@ -264,11 +264,9 @@ def service(client: docker.DockerClient, name: str) -> ServiceView | None:
 
 
 def tasks(client: docker.DockerClient, service_name: str) -> list[TaskView]:
-    """Every task of the service, old ones included (restarts, earlier runs); NotFound without the service."""
-    found = service(client, service_name)
-    if found is None:
-        raise NotFound(f"service {service_name} not found")
-    return [TaskView.of(t) for t in client.api.tasks(filters={"service": found.id})]
+    """Every task of the service (name or id), old ones included (restarts, earlier runs); NotFound
+    without the service (the daemon resolves the name)."""
+    return [TaskView.of(t) for t in client.api.tasks(filters={"service": service_name})]
 
 
 def node_hostnames(client: docker.DockerClient) -> dict[str, str]:
@@ -279,20 +277,27 @@ def node_hostnames(client: docker.DockerClient) -> dict[str, str]:
 # -- logs ---------------------------------------------------------------------------------------------------
 
 class LogStream(CancellableStream):
-    """Log lines (str, each with its newline) of a Swarm service or task; ``close()`` from another thread
-    ends a followed stream, which otherwise lasts as long as the service."""
+    """Log lines (str, each with its newline but perhaps the last) of a container, a Swarm service or a task;
+    ``close()`` from another thread ends a followed stream, which otherwise lasts as long as its source."""
 
 
-def log_lines(client: docker.DockerClient, *, service: str | None = None, task: str | None = None,
-              follow: bool = False) -> LogStream:
-    """stdout and stderr of a Swarm service (name or id) or of one task, as the log broker interleaves them,
-    from whichever nodes ran them. The SDK lacks task logs; both come from the same endpoint family."""
-    if (service is None) == (task is None):
-        raise ValueError("log_lines needs exactly one of service and task")
+def log_lines(client: docker.DockerClient, *, container: str | None = None, service: str | None = None,
+              task: str | None = None, follow: bool = False, tail: int | None = None,
+              stderr: bool = True) -> LogStream:
+    """The output of a container, or of a Swarm service or one of its tasks (from whichever nodes ran
+    them), stdout and stderr interleaved as Docker recorded them. One endpoint family serves all three;
+    the SDK has no task logs, and its service logs cannot be closed while followed."""
+    sources = {"containers": container, "services": service, "tasks": task}
+    chosen = [(kind, name) for kind, name in sources.items() if name is not None]
+    if len(chosen) != 1:
+        raise ValueError("log_lines needs exactly one of container, service and task")
+    kind, name = chosen[0]
+    params: dict[str, Any] = {"follow": follow, "stdout": True, "stderr": stderr}
+    if tail is not None:
+        params["tail"] = tail
     api = client.api
-    path = f"services/{quote(service, safe='')}" if service is not None else f"tasks/{quote(str(task), safe='')}"
-    response = api.get(f"{api.base_url}/v{api.api_version}/{path}/logs", stream=True,
-                       params={"follow": follow, "stdout": True, "stderr": True})
+    response = api.get(f"{api.base_url}/v{api.api_version}/{kind}/{quote(name, safe='')}/logs", stream=True,
+                       params=params)
     try:
         response.raise_for_status()
     except requests.HTTPError as error:
@@ -301,11 +306,16 @@ def log_lines(client: docker.DockerClient, *, service: str | None = None, task: 
 
 
 def _lines(response: requests.Response) -> Iterator[str]:
-    """The payloads of Docker's multiplexed stream (an 8-byte header: stream, 0, 0, 0, big-endian size);
-    the log broker sends one line per frame."""
+    """Lines of Docker's multiplexed stream (frames of an 8-byte header: stream, 0, 0, 0, big-endian size,
+    then the payload); the log broker sends a line per frame, a container's log may split lines."""
+    pending = b""
     while True:
         header = response.raw.read(8)
         if len(header) < 8:
-            return
-        payload = response.raw.read(int.from_bytes(header[4:8], "big"))
-        yield payload.decode(errors="replace")
+            break
+        pending += response.raw.read(int.from_bytes(header[4:8], "big"))
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.decode(errors="replace") + "\n"
+    if pending:
+        yield pending.decode(errors="replace")

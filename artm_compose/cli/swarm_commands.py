@@ -6,10 +6,9 @@ import json
 from typing import Any
 
 import click
-from python_on_whales import DockerClient
 
 from artm_compose.cli.options import cluster_of, cluster_options
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import cli, docker_client
 from artm_compose.errors import ArtmComposeError, ConfigError, DataError
 from artm_compose.images.build import image_tags
 from artm_compose.runtimes.swarm.runtime import SwarmRuntime
@@ -48,7 +47,7 @@ def label_command(nodes: int | None, name: str, selector: str | None, capacity_l
     placement constraints compare). Drained, paused and down nodes get none, and lose stale ones.
     Running it again with the same Swarm changes nothing.
     """
-    whales = DockerClient()
+    whales = cli()
     require_manager(whales)
     if remove:
         changes = removal(name, list_nodes(whales))
@@ -90,7 +89,7 @@ def data_plan_command(selector: str | None, capacity_label: str, on_nodes: bool,
     plan = cluster_of(options).plan
     if plan.data is None:
         raise ArtmComposeError("swarm data-plan needs a data directory: pass --data")
-    whales = DockerClient()
+    whales = cli()
     require_manager(whales)
     swarm_nodes = list_nodes(whales)
     holdings = usable_holdings(plan.cluster, len(plan.nodes), swarm_nodes)

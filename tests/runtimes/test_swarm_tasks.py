@@ -1,14 +1,15 @@
-"""Swarm task documents: which task matters, and when a job run is over."""
+"""Swarm tasks (views of Engine API task documents): which task matters, and when a job run is over."""
 
 from __future__ import annotations
 
-from artm_compose.runtimes.swarm.tasks import last_failure, latest, run_state, view
+from artm_compose.docker_access import TaskView
+from artm_compose.runtimes.swarm.tasks import last_failure, latest, run_state
 
 
 def task(id_, state, second, *, node="n1", err="", exit_code=None, desired="running"):
-    return {"ID": id_, "CreatedAt": f"2026-01-01T00:00:{second}Z", "Version": {"Index": 1}, "NodeID": node,
-            "DesiredState": desired,
-            "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": exit_code}}}
+    return TaskView.of({"ID": id_, "CreatedAt": f"2026-01-01T00:00:{second}Z", "Version": {"Index": 1},
+                        "NodeID": node, "DesiredState": desired,
+                        "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": exit_code}}})
 
 
 def test_latest_task_is_the_newest_and_describes_itself():
@@ -18,13 +19,13 @@ def test_latest_task_is_the_newest_and_describes_itself():
     newest = latest(tasks)
     assert newest.id == "b" and newest.running and not newest.terminal
     assert newest.describe({"n2": "worker-2"}) == "running on worker-2"
-    old = view(tasks[0])
+    old = tasks[0]
     assert old.terminal and old.describe({"n1": "mgr"}) == "failed on mgr, exit code 1: task: non-zero exit (1)"
     assert latest([]) is None
 
 
 def test_pending_task_without_node_names_the_reason():
-    pending = view(task("p", "pending", "01", node=None,
+    pending = (task("p", "pending", "01", node=None,
                         err="no suitable node (scheduling constraints not satisfied on 1 node)"))
     assert pending.describe({}) == ("pending on no node yet: no suitable node "
                                     "(scheduling constraints not satisfied on 1 node)")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 
-from artm_compose.docker_env import whales_message
+from artm_compose.docker_access import DOCKER_ERRORS, error_reason
 from artm_compose.errors import RuntimeUnavailable
 from artm_compose.runtimes.swarm.assign import LabelChange, SwarmNode
 
@@ -14,8 +13,8 @@ def require_manager(docker: DockerClient) -> str:
     """The id of this engine's Swarm node; raises unless the engine is an active Swarm manager."""
     try:
         info = docker.system.info()
-    except DockerException as error:
-        raise RuntimeUnavailable(f"cannot reach the Docker engine ({whales_message(error)}); is Docker running? "
+    except DOCKER_ERRORS as error:
+        raise RuntimeUnavailable(f"cannot reach the Docker engine ({error_reason(error)}); is Docker running? "
                                  "`--runtime local` runs without Docker") from None
     swarm = info.swarm
     if swarm is None or swarm.local_node_state != "active":

@@ -2,27 +2,24 @@
 wait for it within a time limit, collect its output, and remove the service again.
 
 A task reaches what the manager cannot (overlay addresses, another node's file system), and its output
-comes back through the Swarm's log broker, from whichever node ran it.
+comes back through the Swarm's log broker, from whichever node ran it (:func:`docker_access.log_lines`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import docker
-from docker.errors import NotFound
 from docker.types import Mount as DockerMount
 from docker.types import RestartPolicy
 
 from artm_compose.containers import TMP_BYTES, TMP_DIR
-from artm_compose.errors import RuntimeTimeout, RuntimeUnavailable
-from artm_compose.runtimes.swarm.tasks import TaskView, latest
+from artm_compose.docker_access import NotFound, TaskView, log_lines, node_hostnames, tasks
+from artm_compose.errors import RuntimeTimeout
+from artm_compose.runtimes.swarm.tasks import latest
 from artm_compose.waiting import wait_until
 
 POLL = 0.5
@@ -59,15 +56,15 @@ def run_once(client: docker.DockerClient, image: str, command: list[str], *, nam
 
     def ended() -> TaskView | None:
         nonlocal task
-        task = latest(service.tasks())
+        task = latest(tasks(client, service.id))
         return task if task is not None and task.terminal else None
 
     def state() -> str:
-        return task.describe(hostnames(client)) if task is not None else "not scheduled"
+        return task.describe(node_hostnames(client)) if task is not None else "not scheduled"
 
     try:
         done = wait_until(ended, timeout, f"{name} to finish", interval=POLL, describe=state, error=RuntimeTimeout)
-        return Outcome(done, task_logs(done.id))
+        return Outcome(done, task_logs(client, done.id))
     finally:
         try:
             service.remove()
@@ -87,28 +84,9 @@ def json_result(output: str) -> dict[str, Any] | None:
     return None
 
 
-def task_logs(task_id: str) -> str:
+def task_logs(client: docker.DockerClient, task_id: str) -> str:
     """Output of one task, from whichever node ran it."""
-    return "".join(docker_lines(["service", "logs", "--raw", task_id]))
-
-
-def docker_lines(arguments: list[str], timeout: float = 60) -> Iterator[str]:
-    """Output lines of ``docker ARGUMENTS`` (stdout, then stderr)."""
-    result = subprocess.run([docker_command(), *arguments], capture_output=True, text=True, errors="replace",
-                            timeout=timeout, check=False)
-    yield from (result.stdout + result.stderr).splitlines(keepends=True)
-
-
-def docker_command() -> str:
-    found = shutil.which("docker")
-    if found is None:
-        raise RuntimeUnavailable("the docker command is not installed: start Docker, or use --runtime local")
-    return found
-
-
-def hostnames(client: docker.DockerClient) -> dict[str, str]:
-    """Swarm node id -> hostname."""
-    return {node.id: node.attrs["Description"]["Hostname"] for node in client.nodes.list()}
+    return "".join(log_lines(client, task=task_id))
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import queue
-import subprocess
 import threading
 import time
 import urllib.request
@@ -27,19 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import python_on_whales
 import yaml
-from docker.errors import APIError, NotFound
 from docker.types import ConfigReference, SecretReference
 from docker.types import Mount as DockerMount
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException as WhalesError
 
 from artm_compose import labels
 from artm_compose.acl import write_users_conf
 from artm_compose.bootstrap import bootstrap_timeout
 from artm_compose.containers import (PASSWORD_FILE, SERVICE_ADDRESSING, STATE_MOUNT, Mount, corpus_mounts,
                                     in_cluster_command)
-from artm_compose.docker_env import docker_client, whales_message
+from artm_compose.docker_access import (APIError, LogStream, NotFound, TaskView, cli, containers, docker_client,
+                                        failing_as, log_lines, node_hostnames, service, services, tasks)
 from artm_compose.errors import (BootstrapError, BootstrapTimeout, ConfigError, DataError, RuntimeTimeout,
                                  RuntimeUnavailable, TrainingTimeout)
 from artm_compose.images.build import ImageTags, build_images, image_tags
@@ -57,11 +55,9 @@ from artm_compose.runtimes.swarm.node_labels import apply_changes, list_nodes, r
 from artm_compose.runtimes.swarm.stack import (
     DASHBOARD_RELAY, RESTART, StackFiles, content_name, network_name, nodes_document, render_stack, stack_name,
 )
-from artm_compose.runtimes.swarm.one_shot import (
-    docker_command, docker_lines, hostnames, json_result, run_once, tail, task_logs,
-)
-from artm_compose.runtimes.swarm.tasks import TaskView, last_failure, latest, run_state, view
-from artm_compose.waiting import wait_until
+from artm_compose.runtimes.swarm.one_shot import json_result, run_once, tail, task_logs
+from artm_compose.runtimes.swarm.tasks import last_failure, latest, run_state
+from artm_compose.waiting import poll_until, wait_until
 
 RUNTIME_NAME = "swarm"
 BOOTSTRAP_SERVICE = "bootstrap"
@@ -71,6 +67,8 @@ EXPORT_MOUNT = "/export"
 REMOVE_TIMEOUT = 60.0
 MASTER_RESTART_DELAY = float(RESTART["master"]["delay"].rstrip("s"))
 POLL = 0.5
+# The log stream lags a task's end: its output is echoed until the stream has been quiet this long.
+LOG_LAG = 2.0
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,7 @@ class SwarmRuntime(Runtime):
 
     def prepare(self, plan: Plan, echo: Echo) -> None:
         self._client = client = docker_client()
-        self._whales = whales = DockerClient()
+        self._whales = whales = cli()
         self._manager_id = manager_id = require_manager(whales)
         self._check_conflicts(client, plan)
         if plan.config.dashboard:
@@ -170,7 +168,7 @@ class SwarmRuntime(Runtime):
         """Write the state directory's files and ``stack.yml`` for `docker stack deploy` by hand; nothing is
         deployed. Placement follows the Swarm's labels if they hold every virtual node, else the labels
         `swarm label` would write (to apply before deploying)."""
-        whales = DockerClient()
+        whales = cli()
         manager_id = require_manager(whales)
         swarm_nodes = list_nodes(whales)
         holdings = usable_holdings(plan.cluster, len(plan.nodes), swarm_nodes)
@@ -218,8 +216,8 @@ class SwarmRuntime(Runtime):
 
         def state() -> str:
             views = {v.component: v for v in self._services(client, plan.cluster)}
-            names = hostnames(client)
-            services = "; ".join(self._explain(views.get(c), c, names) for c in (DASHBOARD, DASHBOARD_RELAY))
+            names = node_hostnames(client)
+            services = "; ".join(self._explain(client, views.get(c), c, names) for c in (DASHBOARD, DASHBOARD_RELAY))
             return f"{answer}; {services}"
 
         wait_until(healthy, SERVICE_START_TIMEOUT, f"the dashboard to answer on {url}", interval=POLL,
@@ -250,12 +248,9 @@ class SwarmRuntime(Runtime):
                              **{name: spec for name, spec in stack["services"].items() if name.startswith("executor-")}}
         write_text_atomic(files.stack, yaml.safe_dump(stack, sort_keys=False))
         echo(f"deploying {len(plan.executors)} executor service(s)")
-        try:
-            DockerClient().stack.deploy(stack_name(plan), [files.stack], resolve_image="never", prune=True)
-        except WhalesError as error:
-            raise RuntimeUnavailable(f"docker stack deploy of {files.stack} failed: {whales_message(error)}") from None
+        _deploy_stack(cli(), stack_name(plan), files.stack)
 
-    def place(self, whales: DockerClient, plan: Plan, echo: Echo) -> tuple[Holding, ...]:
+    def place(self, whales: python_on_whales.DockerClient, plan: Plan, echo: Echo) -> tuple[Holding, ...]:
         """Keep the Swarm's labels if they already place every virtual node on a usable node, else relabel."""
         nodes = list_nodes(whales)
         current = usable_holdings(plan.cluster, len(plan.nodes), nodes)
@@ -280,9 +275,8 @@ class SwarmRuntime(Runtime):
         echo(f"data checked on {len(found)} other Swarm node(s): every file they need is readable")
 
     def _check_conflicts(self, client: docker.DockerClient, plan: Plan) -> None:
-        services = client.services.list(filters={"label": labels.selector(plan.cluster, self.name)})
-        elsewhere = sorted({s.attrs["Spec"]["Labels"].get(labels.STATE_DIR, "?") for s in services}
-                           - {str(self.state.root)})
+        found = services(client, label=labels.selector(plan.cluster, self.name))
+        elsewhere = sorted({s.labels.get(labels.STATE_DIR, "?") for s in found} - {str(self.state.root)})
         if elsewhere:
             raise ConfigError(f"cluster name {plan.cluster!r} is in use by the swarm cluster of state dir "
                               f"{elsewhere[0]}; choose another --name or run `artm-compose down --state-dir "
@@ -305,11 +299,8 @@ class SwarmRuntime(Runtime):
         write_text_atomic(files.stack, render_stack(plan, self.state, images=self._images, groups=self._groups,
                                                     manager_id=self._manager_id, password=self._password,
                                                     training=training))
-        try:
-            # Prune: the first deploy of a run drops the previous run's executors and master.
-            self._whales.stack.deploy(stack_name(plan), [files.stack], resolve_image="never", prune=True)
-        except WhalesError as error:
-            raise RuntimeUnavailable(f"docker stack deploy of {files.stack} failed: {whales_message(error)}") from None
+        # Prune: the first deploy of a run drops the previous run's executors and master.
+        _deploy_stack(self._whales, stack_name(plan), files.stack)
 
     def _wait_running(self, client: docker.DockerClient, plan: Plan, components: list[str], timeout: float) -> None:
         """Wait until every service in ``components`` has a running task; name the ones that have not."""
@@ -324,8 +315,8 @@ class SwarmRuntime(Runtime):
             return not pending
 
         def not_running() -> str:
-            names = hostnames(client)
-            details = "; ".join(self._explain(views.get(c), c, names) for c in pending[:6])
+            names = node_hostnames(client)
+            details = "; ".join(self._explain(client, views.get(c), c, names) for c in pending[:6])
             return (f"{len(pending)} not running: {details} "
                     f"(every Swarm node needs the images; `docker node ls` shows the nodes)")
 
@@ -335,28 +326,28 @@ class SwarmRuntime(Runtime):
     def _wait_bootstrap(self, client: docker.DockerClient, name: str, earlier: set[str],
                         timeout: float) -> dict[str, Any]:
         """Wait for this run of the bootstrap service (its tasks not in ``earlier``); its JSON report."""
-        tasks: list[dict[str, Any]] = []
+        runs: list[TaskView] = []
 
         def report() -> dict[str, Any] | None:
-            nonlocal tasks
-            tasks = [t for t in client.services.get(name).tasks() if t["ID"] not in earlier]
-            outcome = run_state(tasks, RESTART["bootstrap"]["max_attempts"])
+            nonlocal runs
+            runs = [t for t in tasks(client, name) if t.id not in earlier]
+            outcome = run_state(runs, RESTART["bootstrap"]["max_attempts"])
             if outcome == "failed":
                 raise BootstrapError(f"bootstrap service {name} did not complete: {unfinished()}")
             if outcome != "complete":
                 return None
-            done = latest(t for t in tasks if (t.get("Status") or {}).get("State") == "complete")
+            done = latest(t for t in runs if t.state == "complete")
             assert done is not None
-            output = task_logs(done.id)
+            output = task_logs(client, done.id)
             found = json_result(output)
             if found is None:
                 raise BootstrapError(f"bootstrap service {name} printed no result: {tail(output)}")
             return found
 
         def unfinished() -> str:
-            last = latest(tasks)
-            logs = task_logs(last.id) if last is not None else ""
-            state = last.describe(hostnames(client)) if last else "never scheduled"
+            last = latest(runs)
+            logs = task_logs(client, last.id) if last is not None else ""
+            state = last.describe(node_hostnames(client)) if last else "never scheduled"
             return f"{state}; its output:\n{tail(logs)}"
 
         return wait_until(report, timeout, f"bootstrap service {name} to complete", interval=POLL,
@@ -370,12 +361,11 @@ class SwarmRuntime(Runtime):
         task = self._follow_task(client, plan, self._wait_running_or_done(client, plan, MASTER,
                                                                           SERVICE_START_TIMEOUT), echo)
         while task.state != "complete":
-            service = client.services.get(f"{stack_name(plan)}_{MASTER}")
-            failed = sum(1 for t in service.tasks() if (t.get("Status") or {}).get("State") in ("failed", "rejected"))
-            if task.state not in ("failed", "rejected") or failed > plan.config.max_restarts:
-                return (f"master {task.describe(hostnames(client))}; see `artm-compose logs master "
+            failed = sum(1 for t in tasks(client, f"{stack_name(plan)}_{MASTER}") if t.failed)
+            if not task.failed or failed > plan.config.max_restarts:
+                return (f"master {task.describe(node_hostnames(client))}; see `artm-compose logs master "
                         f"--state-dir {self.state.root}`")
-            echo(f"master {task.describe(hostnames(client))}; restarted by its restart policy ({failed} of "
+            echo(f"master {task.describe(node_hostnames(client))}; restarted by its restart policy ({failed} of "
                  f"{plan.config.max_restarts})")
             task = self._follow_task(client, plan, self._wait_running_or_done(
                 client, plan, MASTER, SERVICE_START_TIMEOUT + MASTER_RESTART_DELAY, after=task.id), echo)
@@ -384,16 +374,16 @@ class SwarmRuntime(Runtime):
     def _follow_task(self, client: docker.DockerClient, plan: Plan, task: TaskView, echo: Echo) -> TaskView:
         """Echo the output of the master's task ``task`` until it is over; its last state."""
         lines: queue.Queue[str | None] = queue.Queue()
-        process = _stream(["service", "logs", "--follow", "--raw", task.id], lines)
+        stream = _pump(log_lines(client, task=task.id, follow=True), lines)
         try:
             while not task.terminal:
-                _drain(lines, echo, wait=POLL)
+                _echo_queued(lines, echo)
+                time.sleep(POLL)
                 task = _task_now(client, f"{stack_name(plan)}_{MASTER}", task)
-            # The log stream lags the task state a little.
-            _drain(lines, echo, wait=2.0, until_quiet=True)
+            while poll_until(lambda: _echo_queued(lines, echo), LOG_LAG, interval=POLL / 5):
+                pass
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            stream.close()
         return task
 
     def _wait_running_or_done(self, client: docker.DockerClient, plan: Plan, component: str, timeout: float,
@@ -408,7 +398,7 @@ class SwarmRuntime(Runtime):
             return task if task is not None and task.id != after and (task.running or task.terminal) else None
 
         def state() -> str:
-            return found.task.describe(hostnames(client)) if found and found.task else "no task"
+            return found.task.describe(node_hostnames(client)) if found and found.task else "no task"
 
         return wait_until(started, timeout, f"{component} to start", interval=POLL, describe=state,
                           error=TrainingTimeout)
@@ -417,7 +407,7 @@ class SwarmRuntime(Runtime):
 
     def observe_members(self, record: ClusterRecord) -> dict[str, MemberState]:
         client = docker_client()
-        names = hostnames(client)
+        names = node_hostnames(client)
         views = {v.component: v for v in self._services(client, record.cluster)}
         self._observed = views, names  # for report()
         seen = {}
@@ -442,34 +432,34 @@ class SwarmRuntime(Runtime):
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
         cluster = self.state_record()
-        views = {v.component: v for v in self._services(docker_client(), cluster.cluster)}
+        client = docker_client()
+        views = {v.component: v for v in self._services(client, cluster.cluster)}
         chosen = _choose(views, component)
         stack = labels.project_name(cluster.cluster)
         if not follow:
             for name in chosen:
                 if len(chosen) > 1:
                     yield f"==> {name} <==\n"
-                yield from docker_lines(["service", "logs", "--raw", f"{stack}_{name}"])
+                yield from log_lines(client, service=f"{stack}_{name}")
             return
         lines: queue.Queue[str | None] = queue.Queue()
-        processes = [_stream(["service", "logs", "--follow", "--raw", f"{stack}_{name}"], lines,
-                             prefix=f"{name} | " if len(chosen) > 1 else "") for name in chosen]
+        streams = [_pump(log_lines(client, service=f"{stack}_{name}", follow=True), lines,
+                         prefix=f"{name} | " if len(chosen) > 1 else "") for name in chosen]
         try:
             while True:
                 line = lines.get()
                 if line is not None:
                     yield line
         finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=10)
+            for stream in streams:
+                stream.close()
 
     def remove(self, record: ClusterRecord | None, echo: Echo, *, volumes: bool,
                names: tuple[str, ...] = ()) -> list[str]:
         """Remove the stack, every service, secret, config and network, and the node labels of the recorded
         cluster, of ``names``, and of any cluster whose services carry this state directory's label."""
         client = docker_client()
-        whales = DockerClient()
+        whales = cli()
         messages: list[str] = []
 
         def say(message: str) -> None:
@@ -483,26 +473,24 @@ class SwarmRuntime(Runtime):
             return messages
         here = {"label": [f"{labels.STATE_DIR}={self.state.root}", f"{labels.RUNTIME}={self.name}"]}
         clusters = {*names, *([record.cluster] if record is not None else [])}
-        clusters |= {(s.attrs["Spec"].get("Labels") or {}).get(labels.CLUSTER) for s in client.services.list(filters=here)}
+        clusters |= {s.labels.get(labels.CLUSTER) for s in services(client, **here)}
         clusters.discard(None)
         for cluster in sorted(clusters or {self.state_record().cluster}):
             self._remove_cluster(client, whales, cluster, say)
         return messages
 
-    def _remove_cluster(self, client: docker.DockerClient, whales: DockerClient, cluster: str,
+    def _remove_cluster(self, client: docker.DockerClient, whales: python_on_whales.DockerClient, cluster: str,
                         say: Callable[[str], None]) -> None:
         selector = {"label": labels.selector(cluster, self.name)}
         stack = labels.project_name(cluster)
-        services = client.services.list(filters=selector)
-        if services:
+        found = services(client, **selector)
+        if found:
             whales.stack.remove(stack)
-            for service in client.services.list(filters=selector):
-                _ignore_missing(service.remove)
-            say(f"removed stack {stack} ({len(services)} service(s))")
-        _wait_gone(lambda: client.services.list(filters=selector)
-                   # sparse: a full listing inspects each container and trips over those being removed
-                   + client.containers.list(all=True, filters=selector, sparse=True), "services and their containers",
-                   REMOVE_TIMEOUT)
+            for left in services(client, **selector):
+                _ignore_missing(lambda: client.api.remove_service(left.id))
+            say(f"removed stack {stack} ({len(found)} service(s))")
+        _wait_gone(lambda: [*services(client, **selector), *containers(client, **selector)],
+                   "services and their containers", REMOVE_TIMEOUT)
         for kind, collection in (("network", client.networks), ("secret", client.secrets),
                                  ("config", client.configs)):
             for item in collection.list(filters=selector):
@@ -517,25 +505,28 @@ class SwarmRuntime(Runtime):
 
     def _services(self, client: docker.DockerClient, cluster: str) -> list[ServiceView]:
         views = []
-        for service in client.services.list(filters={"label": labels.selector(cluster, self.name)}):
-            spec_labels = service.attrs["Spec"].get("Labels") or {}
-            component = service.name.split("_", 1)[1] if "_" in service.name else service.name
-            tasks = service.tasks()
-            views.append(ServiceView(component=component, role=spec_labels.get(labels.ROLE, ""),
-                                     labels=spec_labels, task=latest(tasks), failure=last_failure(tasks)))
+        for listed in services(client, label=labels.selector(cluster, self.name)):
+            component = listed.name.split("_", 1)[1] if "_" in listed.name else listed.name
+            try:
+                found = tasks(client, listed.id)
+            except NotFound:  # removed since the listing
+                continue
+            views.append(ServiceView(component=component, role=listed.labels.get(labels.ROLE, ""),
+                                     labels=dict(listed.labels), task=latest(found), failure=last_failure(found)))
         return views
 
     def _service_view(self, client: docker.DockerClient, cluster: str, component: str) -> ServiceView | None:
         return next((v for v in self._services(client, cluster) if v.component == component), None)
 
-    def _explain(self, found: ServiceView | None, component: str, names: dict[str, str]) -> str:
+    def _explain(self, client: docker.DockerClient, found: ServiceView | None, component: str,
+                 names: dict[str, str]) -> str:
         """Why ``component`` is not running: its task, and the last failed attempt with its last log lines."""
         if found is None or found.task is None:
             return f"{component}: no task yet"
         text = f"{component}: {found.task.describe(names)}"
         if found.failure is not None and found.failure.id != found.task.id:
             text += f" (last attempt {found.failure.describe(names)}"
-            output = tail(task_logs(found.failure.id), 3).replace("\n", " | ")
+            output = tail(task_logs(client, found.failure.id), 3).replace("\n", " | ")
             text += f"; its output: {output})"
         return text
 
@@ -570,7 +561,7 @@ class SwarmRuntime(Runtime):
             raise BootstrapError(str(error)) from None
         result = json_result(outcome.output)
         if not outcome.ok or result is None:
-            raise BootstrapError(f"{job} {outcome.task.describe(hostnames(client))}: {tail(outcome.output)}")
+            raise BootstrapError(f"{job} {outcome.task.describe(node_hostnames(client))}: {tail(outcome.output)}")
         return result
 
     def transform_theta(self, record: ClusterRecord, training: TrainingRecord, batches_dir: Path,
@@ -617,23 +608,27 @@ class SwarmStatus(ClusterStatus):
 RUNTIME = SwarmRuntime
 
 
-def _one_shot_state(client: docker.DockerClient, name: str) -> tuple[dict[str, Any], set[str]] | None:
-    """A one-shot service's spec and the ids of its tasks so far (None if it does not exist)."""
-    try:
-        service = client.services.get(name)
-    except NotFound:
+def _one_shot_state(client: docker.DockerClient, name: str) -> tuple[str, set[str]] | None:
+    """A one-shot service's spec digest and the ids of its tasks so far (None if it does not exist)."""
+    found = service(client, name)
+    if found is None:
         return None
-    return service.attrs["Spec"], {t["ID"] for t in service.tasks()}
+    return found.spec_digest, {t.id for t in tasks(client, found.id)}
 
 
-def _run_again_if_unchanged(client: docker.DockerClient, name: str,
-                            before: tuple[dict[str, Any], set[str]] | None) -> None:
+def _run_again_if_unchanged(client: docker.DockerClient, name: str, before: tuple[str, set[str]] | None) -> None:
     """Make a one-shot service run once more: Swarm starts a new task by itself only when the spec changed."""
     if before is None:
         return
-    service = client.services.get(name)
-    if service.attrs["Spec"] == before[0]:
-        service.force_update()
+    now = service(client, name)
+    if now is not None and now.spec_digest == before[0]:
+        client.services.get(now.id).force_update()
+
+
+def _deploy_stack(whales: python_on_whales.DockerClient, stack: str, path: Path) -> None:
+    """``docker stack deploy`` of ``path`` with the images this manager has (no registry) and ``--prune``."""
+    with failing_as(f"docker stack deploy of {path}"):
+        whales.stack.deploy(stack, [path], resolve_image="never", prune=True)
 
 
 def _describe_holdings(holdings: tuple[Holding, ...]) -> str:
@@ -683,43 +678,36 @@ def _choose(views: dict[str, ServiceView], component: str | None) -> list[str]:
 def _task_now(client: docker.DockerClient, service: str, task: TaskView) -> TaskView:
     """``task`` of ``service`` as it is now (a removed service ends it)."""
     try:
-        tasks = client.services.get(service).tasks()
+        now = tasks(client, service)
     except NotFound:
         return TaskView(id=task.id, state="remove", desired="remove", node_id=task.node_id,
-                        error=f"service {service} was removed", exit_code=None)
-    return next((view(t) for t in tasks if t["ID"] == task.id), task)
+                        error=f"service {service} was removed", exit_code=None, created=task.created)
+    return next((t for t in now if t.id == task.id), task)
 
 
-def _stream(arguments: list[str], lines: queue.Queue, prefix: str = "") -> subprocess.Popen:
-    """Run ``docker ARGUMENTS`` and put its output lines on ``lines`` from a reader thread."""
-    process = subprocess.Popen([docker_command(), *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, errors="replace")
-
+def _pump(stream: LogStream, lines: queue.Queue, prefix: str = "") -> LogStream:
+    """Put the lines of ``stream`` on ``lines`` from a reader thread (None when it ends): several streams,
+    followed at once, merge there. Closing the returned stream ends the thread."""
     def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
+        for line in stream:
             lines.put(prefix + line)
         lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    return process
+    return stream
 
 
-def _drain(lines: queue.Queue, echo: Echo, wait: float, until_quiet: bool = False) -> None:
-    """Echo queued lines for about ``wait`` seconds (or, with ``until_quiet``, until ``wait`` s pass without one)."""
-    deadline = time.monotonic() + wait
+def _echo_queued(lines: queue.Queue, echo: Echo) -> bool:
+    """Echo every line queued now; whether there was one."""
+    echoed = False
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
         try:
-            line = lines.get(timeout=remaining)
+            line = lines.get_nowait()
         except queue.Empty:
-            return
+            return echoed
         if line is not None:
             echo(line.rstrip("\n"))
-            if until_quiet:
-                deadline = time.monotonic() + wait
+            echoed = True
 
 
 def _wait_gone(listing, what: str, timeout: float) -> None:
