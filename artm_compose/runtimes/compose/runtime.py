@@ -28,10 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from docker.errors import APIError, DockerException, NotFound
-from docker.models.containers import Container
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException as WhalesError
+import python_on_whales
 
 from artm_compose import labels
 from artm_compose.acl import write_users_conf
@@ -40,10 +37,11 @@ from artm_compose.runtimes.compose.compose_file import (CONTROL, FINGERPRINT_LEN
                                                         network_name, published_port, render_compose)
 from artm_compose.containers import (ARTM_ENTRYPOINT, SCRATCH_MOUNT, SERVICE_ADDRESSING, corpus_mounts,
                                      in_cluster_command)
-from artm_compose.docker_env import (NetworkLayout, docker_client, free_subnet, layout_network, prefix_for,
-                                     used_subnets, whales_message)
+from artm_compose.docker_access import (APIError, ContainerView, NotFound, compose_cli, container, containers,
+                                        docker_client, failing_as, log_lines)
+from artm_compose.docker_env import NetworkLayout, free_subnet, layout_network, prefix_for, used_subnets
 from artm_compose.data.batches import list_batches
-from artm_compose.errors import BootstrapError, BootstrapTimeout, ConfigError, TrainingTimeout
+from artm_compose.errors import BootstrapError, BootstrapTimeout, ConfigError, RuntimeUnavailable, TrainingTimeout
 from artm_compose.images.build import ImageTags, build_images, image_tags
 from artm_compose.images.tooling import ensure_compose_plugin
 from artm_compose.plan import Plan
@@ -103,7 +101,7 @@ class Inventory:
     @classmethod
     def collect(cls, client: docker.DockerClient) -> Inventory:
         # One listing call: inspecting containers one by one races with their removal by others.
-        containers = tuple(_container_object(c) for c in client.api.containers(all=True))
+        listed = tuple(_container_object(c) for c in containers(client))
         networks, subnets = [], {}
         for network in client.networks.list():
             attrs = network.attrs
@@ -112,7 +110,7 @@ class Inventory:
             if configs:
                 subnets[attrs["Name"]] = configs[0]
         volumes = tuple(DockerObject("volume", v.name, v.attrs.get("Labels") or {}) for v in client.volumes.list())
-        return cls(containers=containers, networks=tuple(networks), volumes=volumes, subnets=subnets)
+        return cls(containers=listed, networks=tuple(networks), volumes=volumes, subnets=subnets)
 
 
 def planned_containers(plan: Plan) -> dict[str, str]:
@@ -243,8 +241,8 @@ class ComposeRuntime(Runtime):
         problems = find_conflicts(plan, self.state, inventory, left_over=[o.name for o in left_over])
         if problems:
             raise ConfigError("; ".join(problems))
-        for container in left_over:
-            echo(_remove_container(client, container.name, container.name) + " (left by a run that lost its Redis)")
+        for left in left_over:
+            echo(_remove_container(client, left.name, left.name) + " (left by a run that lost its Redis)")
         # The nodes left hold part of the model (no replicas took over): every node starts empty, so that
         # the master goes on from the whole checkpoint rather than starting over on that part.
         self._start_empty = lost and plan.data is not None and self.state.checkpoint.exists()
@@ -257,34 +255,30 @@ class ComposeRuntime(Runtime):
         return Bootstrapped(actions=tuple(report["actions"]), seconds=report["seconds"])
 
     def start_dashboard(self, plan: Plan, echo: Echo) -> None:
-        try:
-            self._compose().compose.up([DASHBOARD], detach=True, dependencies=False, quiet=True, color=False)
-        except WhalesError as error:
-            raise BootstrapError(f"starting the dashboard failed: {whales_message(error)}") from None
+        _compose_up(self._compose(), [DASHBOARD], "starting the dashboard")
 
     def start_training(self, plan: Plan, echo: Echo) -> None:
         training = [e.name for e in plan.executors] + [MASTER]
         self.state.scores.unlink(missing_ok=True)
         # Fresh containers for every run: their logs then hold this run only.
-        self._compose().compose.up(training, detach=True, dependencies=False, force_recreate=True, quiet=True,
-                                   color=False)
-        self._master = self._client.containers.get(container_name(plan, MASTER))
+        _compose_up(self._compose(), training, "starting the training", recreate=True)
+        self._master = container_name(plan, MASTER)
 
     def follow(self, plan: Plan, echo: Echo) -> str | None:
         """Echo the master's output until it has ended for good: its restart policy brings a killed master
         back, which resumes the run."""
-        master = self._master
+        client, master = self._client, self._master
 
         def restarted(count: int) -> None:
             # A killed master resumes its run; one that failed by itself ends again (engine.master).
             echo(f"master restarted by its restart policy ({count} of {plan.config.max_restarts})")
 
-        for line in _lines_through_restarts(master, restarted):
+        for line in _lines_through_restarts(client, master, restarted):
             echo(line.rstrip("\n"))
-        code = master.attrs["State"]["ExitCode"]
+        code = _inspect(client, master).exit_code
         if code == 0:
             return None
-        tail = master.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
+        tail = "".join(log_lines(client, container=master, tail=LOG_TAIL_LINES))
         return f"master exited with code {code}; last lines:\n{tail}"
 
     def after_training(self, plan: Plan, echo: Echo) -> None:
@@ -292,9 +286,9 @@ class ComposeRuntime(Runtime):
 
         Their and the master's restart policies go first: the run is over, and Docker would restart an
         executor that the master's abort ended (exit status 3)."""
-        selector = {"label": labels.selector(plan.cluster, self.name, role="executor")}
-        for container in [*self._client.api.containers(all=True, filters=selector), {"Id": self._master.id}]:
-            _restart_no_more(self._client, container["Id"])
+        executors = containers(self._client, label=labels.selector(plan.cluster, self.name, role="executor"))
+        for name in [*(e.id for e in executors), self._master]:
+            _restart_no_more(self._client, name)
         _await_executors_exit(self._client, plan, echo, "the master ended")
 
     def replace_executors(self, plan: Plan, echo: Echo) -> None:
@@ -306,19 +300,15 @@ class ComposeRuntime(Runtime):
         _await_executors_exit(client, plan, echo, "the master ended them to scale")
         found = self._containers(client, plan.cluster)
         wanted = {e.name for e in plan.executors}
-        for service, container in sorted(found.items()):
-            if container.labels.get(labels.ROLE) == "executor" and service not in wanted:
-                echo(_remove_container(client, container.id, container.name))
+        for service, member in sorted(found.items()):
+            if member.labels.get(labels.ROLE) == "executor" and service not in wanted:
+                echo(_remove_container(client, member.id, member.name))
         redis = next(c for c in found.values() if c.labels.get(labels.ROLE) == "redis")
-        images = ImageTags(redis=redis.attrs["Config"]["Image"], artm=found[MASTER].attrs["Config"]["Image"])
+        images = ImageTags(redis=redis.image, artm=found[MASTER].image)
         compose_path(self.state).write_text(render_compose(
             plan, self.state, images=images, network=network_layout(plan, Inventory.collect(client), client)))
         echo(f"starting {len(wanted)} executor(s)")
-        try:
-            self._compose().compose.up(sorted(wanted, key=_component_order), detach=True, dependencies=False,
-                                       force_recreate=True, quiet=True, color=False)
-        except WhalesError as error:
-            raise BootstrapError(f"starting the executors failed: {whales_message(error)}") from None
+        _compose_up(self._compose(), sorted(wanted, key=_component_order), "starting the executors", recreate=True)
 
     def _start_cluster(self, plan: Plan, client: docker.DockerClient, echo: Echo) -> dict[str, Any]:
         """Start the Redis nodes and the control container together; the bootstrap's JSON report.
@@ -333,28 +323,27 @@ class ComposeRuntime(Runtime):
         echo(f"starting {len(plan.redis_nodes)} Redis node(s) and the control container on network "
              f"{network_name(plan)}" + (", all anew: the Redis Cluster lost data and the run goes on from its "
                                         "checkpoint" if self._start_empty else ""))
-        try:
-            self._compose().compose.up(services, detach=True, dependencies=False, force_recreate=self._start_empty,
-                                       quiet=True, color=False)
-        except WhalesError as error:
-            raise BootstrapError(f"starting the containers failed: {whales_message(error)}") from None
-        control = client.containers.get(control_name)
+        _compose_up(self._compose(), services, "starting the containers", recreate=self._start_empty)
         if _start_marker(client, control_name) != before:
-            return self._startup_report(control, bootstrap_timeout(len(plan.redis_nodes)) + CONTROL_START_SLACK)
+            return self._startup_report(client, control_name,
+                                        bootstrap_timeout(len(plan.redis_nodes)) + CONTROL_START_SLACK)
         return self._exec(plan.cluster, "bootstrap", "--timeout", f"{bootstrap_timeout(len(plan.redis_nodes)):g}")
 
-    def _startup_report(self, control: Container, timeout: float) -> dict[str, Any]:
+    def _startup_report(self, client: docker.DockerClient, control: str, timeout: float) -> dict[str, Any]:
         """Wait (bounded) for the control container's start-up bootstrap to print its report."""
+        status = "unknown"
+
         def report() -> dict[str, Any] | None:
-            control.reload()
-            found = _last_json(control.logs(stdout=True, stderr=False).decode(errors="replace"))
-            if found is None and control.status in ("exited", "dead"):
-                tail = control.logs(tail=LOG_TAIL_LINES).decode(errors="replace").strip()
-                raise BootstrapError(f"bootstrap failed in {control.name}: {tail}")
+            nonlocal status
+            status = _inspect(client, control).status
+            found = _last_json("".join(log_lines(client, container=control, stderr=False)))
+            if found is None and status in ("exited", "dead"):
+                tail = "".join(log_lines(client, container=control, tail=LOG_TAIL_LINES)).strip()
+                raise BootstrapError(f"bootstrap failed in {control}: {tail}")
             return found
 
-        return wait_until(report, timeout, f"the bootstrap in {control.name} to report", interval=POLL_SECONDS,
-                          describe=lambda: f"status {control.status}; see `artm-compose logs control`",
+        return wait_until(report, timeout, f"the bootstrap in {control} to report", interval=POLL_SECONDS,
+                          describe=lambda: f"status {status}; see `artm-compose logs control`",
                           error=BootstrapTimeout)
 
     def render(self, plan: Plan, *, images: ImageTags | None = None, layout: NetworkLayout | None = None,
@@ -374,8 +363,9 @@ class ComposeRuntime(Runtime):
     # -- primitives of status, export, logs and down ------------------------------------------------
 
     def observe_members(self, record: ClusterRecord) -> dict[str, MemberState]:
-        return {name: _member_state(container)
-                for name, container in self._containers(docker_client(), record.cluster).items()}
+        return {name: MemberState(alive=member.running and member.health in (None, "healthy", "starting"),
+                                  state=member.describe())
+                for name, member in self._containers(docker_client(), record.cluster).items()}
 
     def run_job(self, record: ClusterRecord, job: str, *arguments: str) -> dict[str, Any]:
         return self._exec(record.cluster, job, *arguments)
@@ -431,16 +421,15 @@ class ComposeRuntime(Runtime):
                     found.setdefault(key(item), item)
             return list(found.values())
 
-        containers = union(lambda selector: client.api.containers(all=True, filters=selector), lambda c: c["Id"])
+        members = union(lambda selector: containers(client, **selector), lambda c: c.id)
         # Training first, Redis last: executors and the master then never see Redis vanish under them.
         order = {"master": 0, "executor": 1, CONTROL: 2, "redis": 3}
-        rank = lambda summary: order.get((summary.get("Labels") or {}).get(labels.ROLE, ""), 2)  # noqa: E731
+        rank = lambda member: order.get(member.labels.get(labels.ROLE, ""), 2)  # noqa: E731
         messages = []
-        for step in sorted({rank(c) for c in containers}):
-            batch = [c for c in containers if rank(c) == step]
+        for step in sorted({rank(c) for c in members}):
+            batch = [c for c in members if rank(c) == step]
             with ThreadPoolExecutor(max_workers=REMOVE_THREADS) as pool:
-                messages.extend(pool.map(lambda c: _remove_container(client, c["Id"], c["Names"][0].lstrip("/")),
-                                         batch))
+                messages.extend(pool.map(lambda c: _remove_container(client, c.id, c.name), batch))
         for network in union(lambda selector: client.networks.list(filters=selector), lambda n: n.id):
             network.remove()
             messages.append(f"removed network {network.name}")
@@ -453,29 +442,28 @@ class ComposeRuntime(Runtime):
         return messages
 
     def logs(self, component: str | None = None, *, follow: bool = False) -> Iterator[str]:
-        containers = self._containers(docker_client(), self.state_record().cluster)
-        chosen = _choose_components(containers, component)
+        client = docker_client()
+        chosen = _choose_components(self._containers(client, self.state_record().cluster), component)
         if len(chosen) == 1:
-            container = next(iter(chosen.values()))
-            yield from _lines_through_restarts(container) if follow else _container_lines(container, follow=False)
+            member = next(iter(chosen.values()))
+            yield from _lines_through_restarts(client, member.id) if follow else log_lines(client, container=member.id)
             return
         if not follow:
-            for name, container in chosen.items():
+            for name, member in chosen.items():
                 yield f"==> {name} <==\n"
-                yield from _container_lines(container, follow=False)
+                yield from log_lines(client, container=member.id)
             return
         for _source, line in self._compose().compose.logs(list(chosen), follow=True, stream=True):
             yield line.decode(errors="replace")
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _compose(self) -> DockerClient:
+    def _compose(self) -> python_on_whales.DockerClient:
         path = compose_path(self.state)
         if not path.is_file():
             raise ConfigError(f"{path} does not exist: run `artm-compose up --runtime compose` or `render` first")
         project = labels.project_name(self.state_record().cluster)
-        return DockerClient(compose_files=[path], compose_project_name=project,
-                            compose_project_directory=self.state.root)
+        return compose_cli(path, project, self.state.root)
 
     def _exec(self, cluster: str, job: str, *arguments: str,
               client: docker.DockerClient | None = None) -> dict[str, Any]:
@@ -494,11 +482,11 @@ class ComposeRuntime(Runtime):
             raise BootstrapError(f"{job} in {name} failed (exit {code}): {message}")
         return report
 
-    def _containers(self, client: docker.DockerClient, cluster: str) -> dict[str, Container]:
-        """Long-lived containers of the cluster by service name (one-off jobs excluded)."""
-        found = client.containers.list(all=True, filters={"label": labels.selector(cluster, self.name)})
-        return {c.labels["com.docker.compose.service"]: c for c in found
-                if c.labels.get("com.docker.compose.oneoff") != "True" and "com.docker.compose.service" in c.labels}
+    def _containers(self, client: docker.DockerClient, cluster: str) -> dict[str, ContainerView]:
+        """Long-lived containers of the cluster by service name (one-off jobs excluded), inspected now;
+        one removed since the listing is left out."""
+        found = [container(client, c.id) for c in containers(client, label=labels.selector(cluster, self.name))]
+        return {c.service: c for c in found if c is not None and c.service is not None}
 
 
 RUNTIME = ComposeRuntime
@@ -509,19 +497,19 @@ def _await_executors_exit(client: docker.DockerClient, plan: Plan, echo: Echo, w
     (bounded) and warn of those that do not."""
     selector = {"label": labels.selector(plan.cluster, RUNTIME_NAME, role="executor"), "status": "running"}
     timeout = plan.config.heartbeat_timeout + EXECUTOR_EXIT_SLACK
-    running: list[dict[str, Any]] = []
+    running: list[ContainerView] = []
 
     def all_exited() -> bool:
         nonlocal running
-        running = client.api.containers(filters=selector)
+        running = containers(client, **selector)
         return not running
 
     if not poll_until(all_exited, timeout, interval=POLL_SECONDS * 5):
-        names = ", ".join(sorted(c["Names"][0].lstrip("/") for c in running)[:4])
+        names = ", ".join(sorted(c.name for c in running)[:4])
         echo(f"warning: {len(running)} executor(s) still running {timeout:g} s after {why}: {names}")
 
 
-def _copy_out(container: Container, inside: str, out: Path) -> None:
+def _copy_out(container: docker.models.containers.Container, inside: str, out: Path) -> None:
     """Copy the file ``inside`` the container to ``out`` on this machine."""
     stream, _ = container.get_archive(inside)
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
@@ -544,32 +532,33 @@ def _batches_archive(batches_dir: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _member_state(container: Container) -> MemberState:
-    """A container as a member: alive when running and not unhealthy; its state and health for people."""
-    state = container.attrs["State"]
-    health = (state.get("Health") or {}).get("Status")
-    shown = state["Status"] + (f" ({health})" if health else "")
-    if not state.get("Running"):
-        shown += f", exit code {state.get('ExitCode')}"
-    return MemberState(alive=bool(state.get("Running", False) and health in (None, "healthy", "starting")),
-                       state=shown)
-
-
-def _container_object(summary: dict[str, Any]) -> DockerObject:
-    """A container from a ``docker ps``-style summary (published ports are listed for running ones); one
-    that Docker is restarting counts as running."""
-    ports = tuple(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort"))
-    return DockerObject("container", summary["Names"][0].lstrip("/"), summary.get("Labels") or {},
-                        running=summary.get("State") in ("running", "restarting"), host_ports=ports)
+def _container_object(listed: ContainerView) -> DockerObject:
+    """A listed container as the conflict checks see it (one that Docker is restarting counts as running)."""
+    return DockerObject("container", listed.name, dict(listed.labels), running=listed.running,
+                        host_ports=listed.host_ports)
 
 
 def _start_marker(client: docker.DockerClient, name: str) -> tuple[str, str] | None:
     """(id, start time) of container ``name``: a change means it was (re)started."""
-    try:
-        container = client.containers.get(name)
-    except NotFound:
-        return None
-    return container.id, container.attrs["State"].get("StartedAt", "")
+    found = container(client, name)
+    return (found.id, found.started_at) if found is not None else None
+
+
+def _inspect(client: docker.DockerClient, name: str) -> ContainerView:
+    """Container ``name`` now; one that is gone is an error here (the runtime started it moments ago)."""
+    found = container(client, name)
+    if found is None:
+        raise BootstrapError(f"container {name} is gone (removed by `artm-compose down`?)")
+    return found
+
+
+def _compose_up(compose: python_on_whales.DockerClient, services: list[str], what: str, *,
+                recreate: bool = False) -> None:
+    """``docker compose up -d`` of ``services`` only (their dependencies are started by the runtime itself);
+    ``recreate`` makes fresh containers."""
+    with failing_as(what, BootstrapError):
+        compose.compose.up(services, detach=True, dependencies=False, force_recreate=recreate, quiet=True,
+                           color=False)
 
 
 def _last_json(text: str) -> dict[str, Any] | None:
@@ -580,16 +569,14 @@ def _last_json(text: str) -> dict[str, Any] | None:
 def _client_or_none() -> docker.DockerClient | None:
     try:
         return docker_client()
-    except DockerException:
+    except RuntimeUnavailable:
         return None
 
 
-def _running(client: docker.DockerClient, name: str) -> Container | None:
-    try:
-        container = client.containers.get(name)
-    except NotFound:
-        return None
-    return container if container.status == "running" else None
+def _running(client: docker.DockerClient, name: str) -> docker.models.containers.Container | None:
+    """Container ``name`` to act on (exec, copy) if it is running."""
+    found = container(client, name)
+    return client.containers.get(found.id) if found is not None and found.status == "running" else None
 
 
 def _remove_container(client: docker.DockerClient, container: str, name: str) -> str:
@@ -605,8 +592,8 @@ def _remove_container(client: docker.DockerClient, container: str, name: str) ->
     return f"removed container {name}"
 
 
-def _choose_components(containers: dict[str, Container], component: str | None) -> dict[str, Container]:
-    ordered = dict(sorted(containers.items(), key=lambda item: _component_order(item[0])))
+def _choose_components(members: dict[str, ContainerView], component: str | None) -> dict[str, ContainerView]:
+    ordered = dict(sorted(members.items(), key=lambda item: _component_order(item[0])))
     if component is None:
         return ordered
     if component in ordered:
@@ -624,22 +611,22 @@ def _component_order(service: str) -> tuple[int, int]:
     return {"redis": 0, "executor": 1, "master": 2}.get(role, 3), int(index) if index.isdigit() else 0
 
 
-def _lines_through_restarts(container: Container,
+def _lines_through_restarts(client: docker.DockerClient, name: str,
                             restarted: Callable[[int], None] = lambda _count: None) -> Iterator[str]:
-    """The container's log lines, followed until it has exited for good; ``restarted`` hears of each restart
-    by its restart policy. Docker ends a log stream at each exit, and its log holds every instance's lines,
-    so each new stream skips the complete lines yielded already."""
+    """Container ``name``'s log lines, followed until it has exited for good; ``restarted`` hears of each
+    restart by its restart policy. Docker ends a log stream at each exit, and its log holds every
+    instance's lines, so each new stream skips the complete lines yielded already."""
     yielded = restarts = 0
     while True:
-        for number, line in enumerate(_container_lines(container, follow=True)):
+        for number, line in enumerate(log_lines(client, container=name, follow=True)):
             if number >= yielded:
                 yield line
                 yielded += line.endswith("\n")
-        state = _settled(container, RESTART_TIMEOUT)
-        if container.attrs["RestartCount"] > restarts:
-            restarts = container.attrs["RestartCount"]
+        state = _settled(client, name, RESTART_TIMEOUT)
+        if state.restart_count > restarts:
+            restarts = state.restart_count
             restarted(restarts)
-        if not state["Running"]:
+        if not state.running:
             return
 
 
@@ -662,26 +649,16 @@ def _restart_no_more(client: docker.DockerClient, container: str) -> None:
                interval=POLL_SECONDS)
 
 
-def _settled(container: Container, timeout: float) -> dict[str, Any]:
-    """The container's state once it is not between an exit and its restart (``restarting``): running
-    again, or exited for good (Docker decides under one lock, so an exited container stays exited)."""
-    def state() -> dict[str, Any] | None:
-        container.reload()
-        return None if container.attrs["State"]["Restarting"] else container.attrs["State"]
+def _settled(client: docker.DockerClient, name: str, timeout: float) -> ContainerView:
+    """Container ``name`` once it is not between an exit and its restart (``restarting``): running again,
+    or exited for good (Docker decides under one lock, so an exited container stays exited)."""
+    last = "unknown"
 
-    return wait_until(state, timeout, f"{container.name} to come back from restarting", interval=POLL_SECONDS,
-                      describe=lambda: str(container.attrs["State"].get("Status")), error=TrainingTimeout)
+    def settled() -> ContainerView | None:
+        nonlocal last
+        now = _inspect(client, name)
+        last = now.status
+        return None if now.restarting else now
 
-
-def _container_lines(container: Container, follow: bool) -> Iterator[str]:
-    if not follow:
-        yield from container.logs().decode(errors="replace").splitlines(keepends=True)
-        return
-    pending = b""
-    for chunk in container.logs(stream=True, follow=True):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.decode(errors="replace") + "\n"
-    if pending:
-        yield pending.decode(errors="replace")
+    return wait_until(settled, timeout, f"{name} to come back from restarting", interval=POLL_SECONDS,
+                      describe=lambda: last, error=TrainingTimeout)
