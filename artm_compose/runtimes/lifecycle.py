@@ -31,7 +31,7 @@ from artm_compose.runtimes.base import (Bootstrapped, ClusterStatus, Echo, Membe
                                         training_summary)
 from artm_compose.slots import SLOT_COUNT
 from artm_compose.state import StateDir
-from artm_compose.waiting import wait_until
+from artm_compose.waiting import poll_until, wait_until
 
 STARTED_TRAINING = "started training"
 
@@ -226,18 +226,22 @@ class Runtime(ABC):
             except BootstrapError:  # Redis is not running: nothing trains
                 return None
 
-        seen = holder()
-        if seen is None:
-            return
-        beat = float(record.config.get("heartbeat_timeout", 30.0)) * BEAT_FRACTION
-        deadline = time.monotonic() + beat * LEASE_WATCH_BEATS
-        while time.monotonic() < deadline:
-            time.sleep(min(beat / 2, 0.5))
+        seen: dict[str, Any] | None = None
+
+        def released() -> bool:
+            """Whether no master holds the lease; raises once it changed since first seen (refreshed)."""
+            nonlocal seen
             now = holder()
             if now is None:
-                return
-            if now != seen:
+                return True
+            if seen is not None and now != seen:
                 raise ConfigError(training_refused_message(record, self.state, now))
+            seen = now
+            return False
+
+        beat = float(record.config.get("heartbeat_timeout", 30.0)) * BEAT_FRACTION
+        # Not refreshed within the watch: its master is dead, and its lease no reason to refuse.
+        poll_until(released, beat * LEASE_WATCH_BEATS, interval=min(beat / 2, 0.5))
 
     def scale(self, plan: Plan, echo: Echo = print) -> None:
         """Go on with the executors of ``plan`` (the recorded cluster with another executor count) in the
