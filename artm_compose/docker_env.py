@@ -16,9 +16,6 @@ from pathlib import Path
 
 import docker
 
-# The runtimes' imports move to docker_access as each runtime is converted to it.
-from artm_compose.docker_access import docker_client  # noqa: F401
-from artm_compose.docker_access import error_reason as whales_message  # noqa: F401
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 
 # Searched in order; Docker's own default pools (172.17-31.x, 192.168.x) come last.

@@ -49,7 +49,7 @@ def group(members: Iterable[tuple[str, str, str, bool, str]]) -> list[ClusterEnt
 def list_clusters(note: Callable[[str], None] = lambda _message: None) -> list[ClusterEntry]:
     """Every cluster ``ls`` lists: local ones always, Compose and Swarm ones when Docker answers (else
     ``note`` is told why they are missing)."""
-    from artm_compose.docker_env import docker_client
+    from artm_compose.docker_access import docker_client
     from artm_compose.errors import RuntimeUnavailable
 
     members = local_members()

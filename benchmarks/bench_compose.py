@@ -34,7 +34,7 @@ from typing import Any
 from artm_compose import labels
 from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.images.build import build_images
 from artm_compose.runtimes.compose.runtime import ComposeRuntime
 

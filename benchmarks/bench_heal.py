@@ -31,7 +31,7 @@ from pathlib import Path
 
 from artm_compose.api import Cluster
 from artm_compose.runtimes.compose.compose_file import container_name
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.engine.protocol import read_progress
 from artm_compose.redis_client import cluster_client, read_addresses
 from artm_compose.state import read_password

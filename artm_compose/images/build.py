@@ -25,7 +25,7 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
 import artm_compose
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.errors import ImageBuildError, ImageBuildTimeout
 from artm_compose.images.base import BASE_REPOSITORY, ROLE_LABEL, base_tag, build_base_image, image_exists
 from artm_compose.images.fingerprint import Fingerprint

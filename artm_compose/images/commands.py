@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.images.base import base_tag
 from artm_compose.images.build import BUILD_TIMEOUT, build_images, prune_images
 

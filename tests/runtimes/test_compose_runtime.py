@@ -20,7 +20,7 @@ import pytest
 from artm_compose import labels
 from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 from artm_compose.images.build import build_images
 from artm_compose.record import ClusterRecord, Status

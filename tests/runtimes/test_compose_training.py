@@ -23,7 +23,7 @@ from artm_compose import labels
 from artm_compose.api import Cluster
 from artm_compose.runtimes.compose.compose_file import container_name
 from artm_compose.config import ClusterConfig
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.engine.checkpoint import read_checkpoint
 from artm_compose.engine.model_store import model_key
 from artm_compose.engine.protocol import read_progress

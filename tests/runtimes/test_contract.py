@@ -19,7 +19,7 @@ import pytest
 
 from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.processes import ProcessRecord, is_running
 from artm_compose.slots import SLOT_COUNT
 from support.compose import QUIET, leftovers

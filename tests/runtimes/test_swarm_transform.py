@@ -17,7 +17,7 @@ import pytest
 from artm_compose.api import Cluster
 from artm_compose.config import ClusterConfig
 from artm_compose.data.batches import list_batches
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.engine.transform import Theta
 from artm_compose.images.build import build_images
 from artm_compose.model_frames import ExportedModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.cluster import RedisCluster
 
 from artm_compose import labels
-from artm_compose.docker_env import docker_client
+from artm_compose.docker_access import docker_client
 from artm_compose.redis_client import cluster_client
 from artm_compose.state import StateDir, read_password
 
