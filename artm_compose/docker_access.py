@@ -36,6 +36,7 @@ DOCKER_ERRORS = (DockerException, WhalesError)
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_ONEOFF = "com.docker.compose.oneoff"
 # Task states after which a task never runs again (https://docs.docker.com/engine/swarm/how-swarm-mode-works/swarm-task-states/).
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TERMINAL = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
 
 # -- clients ------------------------------------------------------------------------------------------------
@@ -123,6 +124,7 @@ class ContainerView:
     started_at: str = ""
     image: str = ""
     host_ports: tuple[int, ...] = ()
+    created: datetime = EPOCH
 
     @classmethod
     def inspected(cls, attrs: Mapping[str, Any]) -> ContainerView:
@@ -136,7 +138,8 @@ class ContainerView:
                    running=bool(state.get("Running")), restarting=bool(state.get("Restarting")),
                    exit_code=state.get("ExitCode"), health=(state.get("Health") or {}).get("Status"),
                    restart_count=int(attrs.get("RestartCount") or 0), started_at=str(state.get("StartedAt", "")),
-                   image=str((attrs.get("Config") or {}).get("Image", "")), host_ports=host_ports)
+                   image=str((attrs.get("Config") or {}).get("Image", "")), host_ports=host_ports,
+                   created=_timestamp(attrs.get("Created")))
 
     @classmethod
     def listed(cls, summary: Mapping[str, Any]) -> ContainerView:
@@ -144,7 +147,8 @@ class ContainerView:
         status = str(summary.get("State", ""))
         return cls(id=summary["Id"], name=summary["Names"][0].lstrip("/"), labels=summary.get("Labels") or {},
                    status=status, running=status in ("running", "restarting"), restarting=status == "restarting",
-                   host_ports=tuple(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort")))
+                   host_ports=tuple(p["PublicPort"] for p in summary.get("Ports") or [] if p.get("PublicPort")),
+                   created=datetime.fromtimestamp(summary.get("Created") or 0, timezone.utc))
 
     @property
     def service(self) -> str | None:
@@ -187,7 +191,7 @@ class ServiceView:
     labels: Mapping[str, str]
     spec_digest: str
     replicas: int | None  # None for a global service
-    created_at: str
+    created: datetime
 
     @classmethod
     def of(cls, attrs: Mapping[str, Any]) -> ServiceView:
@@ -196,7 +200,7 @@ class ServiceView:
         replicas = (mode.get("Replicated") or {}).get("Replicas", 1) if "Global" not in mode else None
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
         return cls(id=attrs["ID"], name=spec.get("Name", ""), labels=spec.get("Labels") or {}, spec_digest=digest,
-                   replicas=replicas, created_at=str(attrs.get("CreatedAt", "")))
+                   replicas=replicas, created=_timestamp(attrs.get("CreatedAt")))
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,7 @@ class TaskView:
     node_id: str | None
     error: str
     exit_code: int | None
-    created: datetime = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    created: datetime = EPOCH
 
     @classmethod
     def of(cls, task: Mapping[str, Any]) -> TaskView:
@@ -267,6 +271,11 @@ def tasks(client: docker.DockerClient, service_name: str) -> list[TaskView]:
     """Every task of the service (name or id), old ones included (restarts, earlier runs); NotFound
     without the service (the daemon resolves the name)."""
     return [TaskView.of(t) for t in client.api.tasks(filters={"service": service_name})]
+
+
+def is_swarm_manager(client: docker.DockerClient) -> bool:
+    """Whether this engine manages a Swarm (only a manager lists services)."""
+    return bool((client.info().get("Swarm") or {}).get("ControlAvailable"))
 
 
 def node_hostnames(client: docker.DockerClient) -> dict[str, str]:

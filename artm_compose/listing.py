@@ -67,20 +67,20 @@ def list_clusters(note: Callable[[str], None] = lambda _message: None) -> list[C
 
 def docker_members(client: Any) -> list[tuple[str, str, str, bool, str]]:
     """Compose containers and Swarm services labelled by this tool."""
+    from artm_compose.docker_access import containers, is_swarm_manager, services
+
     members = []
-    for container in client.api.containers(all=True, filters={"label": labels.CLUSTER}):
-        tags = container.get("Labels") or {}
+    for container in containers(client, label=labels.CLUSTER):
+        tags = container.labels
         if tags.get(labels.RUNTIME) == "swarm":
             continue  # a Swarm task: counted through its service
-        created = datetime.datetime.fromtimestamp(container["Created"], datetime.timezone.utc)
         members.append((tags[labels.CLUSTER], tags.get(labels.RUNTIME, "compose"), tags.get(labels.STATE_DIR, ""),
-                        container.get("State") == "running", created.isoformat(timespec="seconds")))
-    if (client.info().get("Swarm") or {}).get("ControlAvailable"):
-        for service in client.api.services(filters={"label": labels.CLUSTER}):
-            tags = service["Spec"].get("Labels") or {}
-            replicas = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1)
-            members.append((tags[labels.CLUSTER], "swarm", tags.get(labels.STATE_DIR, ""), bool(replicas),
-                            service["CreatedAt"][:19] + "+00:00"))
+                        container.status == "running", container.created.isoformat(timespec="seconds")))
+    if is_swarm_manager(client):
+        for service in services(client, label=labels.CLUSTER):
+            tags = service.labels
+            members.append((tags[labels.CLUSTER], "swarm", tags.get(labels.STATE_DIR, ""), service.replicas != 0,
+                            service.created.isoformat(timespec="seconds")))
     return members
 
 

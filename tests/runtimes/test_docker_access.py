@@ -34,11 +34,12 @@ def test_an_inspected_container_reads_as_its_state_exit_code_and_restarts():
 
 
 def test_a_listed_container_counts_as_running_while_docker_restarts_it():
-    summary = {"Id": "d00d", "Names": ["/artm-demo-redis-0"], "State": "restarting",
+    summary = {"Id": "d00d", "Names": ["/artm-demo-redis-0"], "State": "restarting", "Created": 1796342400,
                "Labels": {"com.docker.compose.service": "redis-0", "com.docker.compose.oneoff": "False"},
                "Ports": [{"PrivatePort": 6379, "PublicPort": 7000}, {"PrivatePort": 16379}]}
     view = ContainerView.listed(summary)
     assert view.running and view.restarting and view.host_ports == (7000,) and view.service == "redis-0"
+    assert view.created.isoformat() == "2026-12-04T00:00:00+00:00"
     oneoff = ContainerView.listed({**summary, "Labels": {"com.docker.compose.service": "control",
                                                          "com.docker.compose.oneoff": "True"}})
     assert oneoff.service is None
@@ -50,6 +51,7 @@ def test_a_service_view_tells_a_changed_spec_by_its_digest():
                         "Mode": {"Replicated": {"Replicas": 1}}, "TaskTemplate": {"ContainerSpec": {"Args": ["a"]}}}}
     view = ServiceView.of(service)
     assert (view.name, view.labels["artm-compose.role"], view.replicas) == ("artm-demo_master", "master", 1)
+    assert view.created.isoformat(timespec="seconds") == "2026-12-04T08:00:00+00:00"
     same = ServiceView.of({**service, "Version": {"Index": 9}})
     changed = ServiceView.of({**service, "Spec": {**service["Spec"], "TaskTemplate": {"ContainerSpec": {"Args": ["b"]}}}})
     assert same.spec_digest == view.spec_digest != changed.spec_digest
