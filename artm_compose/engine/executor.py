@@ -141,9 +141,11 @@ class Executor:
                                               self.regularizers, self.topic_names, self.args.num_inner_iter)
         self.corpus = dataclasses.replace(self.corpus, docs=docs)
 
-    def class_sums(self, values: np.ndarray) -> dict[str, list[float]]:
-        """n_t per class of own rows: positive sums per topic (BigARTM's FindNormalizers)."""
-        sums = class_positive_sums(values, self.own_slots, len(self.classes))
+    def positive_sums(self, values: np.ndarray) -> np.ndarray:
+        """n_t per class of own rows: positive sums per topic (BigARTM's FindNormalizers); classes x topics."""
+        return class_positive_sums(values, self.own_slots, len(self.classes))
+
+    def by_class(self, sums: np.ndarray) -> dict[str, list[float]]:
         return {c: sums[i].tolist() for i, c in enumerate(self.classes)}
 
     # -- phases -------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ class Executor:
         if mode == "random":
             raw = random_rows(self.vocab.tokens[begin:end], self.vocab.class_ids[begin:end], int(command["seed"]), topics)
             self.own.nwt = raw
-            reply["n_t"] = self.class_sums(raw)
+            reply["n_t"] = self.by_class(self.positive_sums(raw))
         else:
             if mode == "file":
                 path = self.args.init_phi or Path(command["init_phi"])
@@ -265,19 +267,20 @@ class Executor:
             nwt = blend(previous, nwt, float(command["decay"]), float(command["apply"]))
             self.online_nwt = nwt
         self.own_increments = None
-        reply: dict[str, Any] = {}
-        if SCORE_CLASS in self.classes:  # the kernel score's n_t: the pass's counters, unregularized
-            reply["kernel_n_t"] = class_positive_sums(nwt, self.own_slots, len(self.classes))[
-                self.classes.index(SCORE_CLASS)].tolist()
         own_classes = [self.classes[i] for i in self.own_slots]
         terms = phi_terms(self.regularizers, self.own.phi, own_classes, self.topic_names)
-        if relative_regularizers(self.regularizers):  # gamma: the master needs global sums first (regularize)
-            self.own.nwt, self.pending_terms = nwt, terms
-            return {**reply, "raw_n_t": self.class_sums(nwt),
-                    "relative": relative_sums(terms, own_classes, self.classes)}
-        r_wt = combine_terms(terms, own_classes)
+        relative = relative_regularizers(self.regularizers)  # r_wt comes with the master's gamma (regularize)
+        r_wt = None if relative else combine_terms(terms, own_classes)
         self.own.nwt = nwt if r_wt is None else nwt + r_wt
-        return {**reply, "n_t": self.class_sums(self.own.nwt)}
+        # The pass's counters, unregularized: the kernel score's n_t, and n_t itself when nothing is added.
+        raw = self.positive_sums(nwt) if r_wt is None or SCORE_CLASS in self.classes else None
+        reply: dict[str, Any] = {}
+        if SCORE_CLASS in self.classes:
+            reply["kernel_n_t"] = raw[self.classes.index(SCORE_CLASS)].tolist()
+        if relative:  # gamma: the master needs global sums first
+            self.pending_terms = terms
+            return {**reply, "raw_n_t": self.by_class(raw), "relative": relative_sums(terms, own_classes, self.classes)}
+        return {**reply, "n_t": self.by_class(raw if r_wt is None else self.positive_sums(self.own.nwt))}
 
     def regularize(self, command: dict[str, Any]) -> dict[str, Any]:
         """Relative regularization: r_wt with the master's coefficients; n_t per class of n_wt + r_wt."""
@@ -285,7 +288,7 @@ class Executor:
         own_classes = [self.classes[i] for i in self.own_slots]
         self.own.nwt = self.own.nwt + combine_terms(self.pending_terms, own_classes, command["coefficients"])
         self.pending_terms = []
-        return {"n_t": self.class_sums(self.own.nwt)}
+        return {"n_t": self.by_class(self.positive_sums(self.own.nwt))}
 
     # -- loop ---------------------------------------------------------------------------------
 
