@@ -90,18 +90,15 @@ class Executor:
 
     def __init__(self, args: argparse.Namespace, client: RedisCluster, vocab: Vocabulary, corpus: LocalCorpus,
                  status: ExecutorStatus, heartbeat: Heartbeat):
-        if args.token_end_index > len(vocab):
-            raise TrainingError(f"token range [{args.token_begin_index}, {args.token_end_index}) exceeds the "
-                                f"vocabulary {args.vocab_path} of {len(vocab)} tokens")
         self.args = args
         self.client = client
         self.vocab = vocab
         self.corpus = corpus
+        self.batch_range = (args.batch_begin_index, args.batch_end_index)  # the batches of ``corpus``
         self.token_weights = corpus.docs.weights  # as read; prepare applies the run's class weights
         self.status = status
         self.heartbeat = heartbeat
-        self.own = OwnRows(args.token_begin_index, args.token_end_index)
-        self.is_own = (corpus.rows >= self.own.begin) & (corpus.rows < self.own.end)
+        self.take_ranges((args.token_begin_index, args.token_end_index), self.batch_range)
         self.layout: Layout | None = None
         self.own_increments: np.ndarray | None = None  # float32 n_wt of own rows touched this pass
         self.online_nwt: np.ndarray | None = None  # online mode: the blended n_wt of the own range
@@ -114,10 +111,14 @@ class Executor:
         self.pending_terms: list = []  # phi regularizer terms awaiting the master's gamma coefficients
 
     def take_ranges(self, token_range: tuple[int, int], batch_range: tuple[int, int]) -> None:
-        """Own ``token_range`` and E-step the batches of ``batch_range`` (loaded here) from now on."""
-        if batch_range != self.status.batch_range:
+        """Own ``token_range`` and E-step the batches of ``batch_range`` (loaded here unless they are the
+        loaded ones) from now on: the start flags', or those the master assigns (after a take-over)."""
+        if token_range[1] > len(self.vocab):
+            raise TrainingError(f"token range [{token_range[0]}, {token_range[1]}) exceeds the vocabulary "
+                                f"{self.args.vocab_path} of {len(self.vocab)} tokens")
+        if batch_range != self.batch_range:
             self.corpus = load_corpus(self.args.batches_dir_path, self.vocab, *batch_range)
-            self.token_weights = self.corpus.docs.weights
+            self.batch_range, self.token_weights = batch_range, self.corpus.docs.weights
         self.own = OwnRows(*token_range)
         self.is_own = (self.corpus.rows >= self.own.begin) & (self.corpus.rows < self.own.end)
         self.status.token_range, self.status.batch_range = token_range, batch_range
@@ -159,8 +160,8 @@ class Executor:
             raise TrainingError(f"the master seeds the model with {command['seed']}, this executor was started "
                                 f"with --seed {self.args.seed}")
         self.layout = Layout.from_dict(self.args.cluster, command["layout"])
-        if "token_range" in command:  # a lost executor's share is ours too from now on (master take_over)
-            self.take_ranges(tuple(command["token_range"]), tuple(command["batch_range"]))
+        # The master's record of the assignment: a lost executor's share may be ours too (master take_over).
+        self.take_ranges(tuple(command["token_range"]), tuple(command["batch_range"]))
         self.use_model_settings(command)
         begin, end = self.own.begin, self.own.end
         reply: dict[str, Any] = {}
@@ -391,7 +392,6 @@ def run(args: argparse.Namespace) -> None:
             report_failure(channel, status, heartbeat, str(error), deadline)
             raise
         status.state = "waiting"
-        status.documents = corpus.docs.count
         print(f"executor {args.executor_id}: {corpus.docs.count} documents in {len(corpus.batch_names)} batches, "
               f"{len(corpus.rows)} phi rows, tokens [{args.token_begin_index}, {args.token_end_index}) "
               f"(ready in {time.monotonic() - started:.1f} s)", flush=True)

@@ -236,7 +236,7 @@ class Master:
         generation = 0 if previous is None else previous.generation + (0 if resume is not None else 1)
         command["generation"] = generation
         self.set_state("preparation")
-        replies = self.round({e: command for e in self.channel.executors}, "preparation", start_pass)
+        replies = self.round(self.with_ranges(command), "preparation", start_pass)
         ordered = [replies[e] for e in sorted(replies)]
         self.scores.token_weight = float(sum(r["token_weight"] for r in ordered))
         self.scores.documents = int(sum(r["documents"] for r in ordered))
@@ -263,6 +263,12 @@ class Master:
                 "classes": self.classes, "class_weights": args.class_weights, "regularizers": self.scores.regularizers,
                 "topic_names": self.topic_names, **init}
 
+    def with_ranges(self, command: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        """``command`` for every executor with the ranges the master assigns it: its own at registration, a
+        lost one's share too after a take-over; a restarted executor or master goes on with these."""
+        return {e: {**command, "token_range": list(info.token_range), "batch_range": list(info.batch_range)}
+                for e, info in self.channel.executors.items()}
+
     def rescale(self, request: dict[str, Any]) -> tuple[Layout, int]:
         """Go on with ``request["executors"]`` executors (``artm-compose scale``), between passes: the
         current ones end, the new ones (started by the runtime with the new plan's ranges) register and
@@ -277,8 +283,8 @@ class Master:
             self.channel.forget(executor)
         self.args.num_executors = self.scores.executors = self.progress["executor_count"] = count
         self.set_state("rescaling", scale_request=request.get("request"))
-        self.channel.wait_for_registration(count, self.args.restart_timeout, self.echo, gone=gone)
-        layout, generation = self.relayout({})
+        self.channel.wait_for_registration(range(count), self.args.restart_timeout, self.echo, gone=gone)
+        layout, generation = self.relayout()
         seconds = time.monotonic() - started
         self.scores.rescaled.append({"pass": committed.pass_number, "from": before, "to": count, "seconds": seconds})
         self.echo(f"{count} executor(s) go on from the model of pass {committed.pass_number} ({seconds:.1f} s)")
@@ -350,15 +356,15 @@ class Master:
         executors[heir] = dataclasses.replace(kept, **ranges)
         self.echo(f"{lost}: {why}; executor {heir} takes over its batches {gone.batch_range} and tokens "
                   f"{gone.token_range}")
-        layout, generation = self.relayout({heir: {kind: list(value) for kind, value in ranges.items()}})
+        layout, generation = self.relayout()
         self.scores.taken_over.append({"executor": lost.executor, "by": heir, "pass": lost.pass_number, **ranges})
         self.progress["executor_count"] = max(executors) + 1
         return layout, generation
 
-    def relayout(self, reassigned: dict[int, dict[str, Any]]) -> tuple[Layout, int]:
+    def relayout(self) -> tuple[Layout, int]:
         """The committed model written again in the layout of the executors' token ranges, each executor
-        its own range (``init move``), ``reassigned`` ones after taking their new ranges; the new layout
-        and generation. Passes after it add contributions in another order: float rounding only."""
+        its own range (``init move``), after taking the range the master assigns it; the new layout and
+        generation. Passes after it add contributions in another order: float rounding only."""
         committed, args = self.committed, self.args
         vocab_size = committed.layout.vocab_size
         layout = Layout(cluster=args.cluster, topics=args.num_topics,
@@ -367,8 +373,7 @@ class Master:
         generation = committed.generation + 1
         command = self.prepare_command(layout, init="move", source_layout=committed.layout.to_dict(),
                                        source_generation=committed.generation, generation=generation)
-        replies = self.round({e: {**command, **reassigned.get(e, {})} for e in self.channel.executors},
-                             "preparation", committed.pass_number)
+        replies = self.round(self.with_ranges(command), "preparation", committed.pass_number)
         self.foreign_rows = [int(replies[e]["foreign_rows"]) for e in sorted(replies)]
         self.commit(ModelRecord(generation=generation, pass_number=committed.pass_number, layout=layout,
                                 run=self.channel.run, n_t=committed.n_t))
@@ -380,7 +385,7 @@ class Master:
         assert committed is not None
         command = self.prepare_command(committed.layout, init="rejoin", source_layout=committed.layout.to_dict(),
                                        source_generation=committed.generation, generation=committed.generation)
-        self.round({e: command for e in self.channel.executors}, "recovery", pass_number)
+        self.round(self.with_ranges(command), "recovery", pass_number)
         return committed
 
     def ride_out_failover(self, error: Exception, pass_number: int, watch: FailoverWatch) -> tuple[Layout, int]:
@@ -411,6 +416,9 @@ class Master:
         return committed.layout, committed.generation
 
     def commit(self, record: ModelRecord) -> None:
+        """Make ``record`` the committed model, with the executors training it (a restarted master's assignment)."""
+        record = dataclasses.replace(record, executors={e: (info.token_range, info.batch_range)
+                                                        for e, info in self.channel.executors.items()})
         store.commit_model(self.client, record)
         self.committed = record
 
@@ -663,16 +671,24 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
         raise
     if resume is None and restored is None and args.checkpoint_path is not None:
         args.checkpoint_path.unlink(missing_ok=True)  # an earlier run's: a later loss must not go back to it
+    expected: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = None  # the executors and their ranges
     if resume is not None:  # restarted with its first command line: the run may have been scaled since
         args.num_executors = resume[0].executors
+        expected = resume[1].executors  # and some taken over
+    ids = sorted(expected) if expected else list(range(args.num_executors))
     channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
     master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))
     master.classes = classes
     aborted = True
     try:
-        echo(f"run {run_id}: waiting for {args.num_executors} executor(s) in cluster {args.cluster!r}")
+        echo(f"run {run_id}: waiting for {len(ids)} executor(s) in cluster {args.cluster!r}"
+             + ("" if ids == list(range(len(ids))) else f" ({', '.join(map(str, ids))}: the others' shares were "
+                                                         f"taken over)"))
         master.set_state("waiting")
-        channel.wait_for_registration(args.num_executors, args.startup_timeout, echo)
+        channel.wait_for_registration(ids, args.startup_timeout, echo)
+        for executor, (tokens, batches) in (expected or {}).items():  # the committed model's, not the flags'
+            channel.executors[executor] = dataclasses.replace(channel.executors[executor], token_range=tokens,
+                                                              batch_range=batches)
         channel.watch = watch = FailoverWatch(client)
         layout = Layout(cluster=args.cluster, topics=args.num_topics,
                         starts=tuple(block_starts(check_ranges(channel.executors, vocab_size), vocab_size,

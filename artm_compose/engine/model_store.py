@@ -54,16 +54,25 @@ class ModelRecord:
     layout: Layout
     run: str
     n_t: list[float] | None
+    # The executors that train it: id -> (token range, batch range), after take-overs and scales; a
+    # restarted master waits for these and hands them these ranges. None: not recorded (a checkpoint's).
+    executors: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = None
 
     def to_json(self) -> str:
+        executors = None if self.executors is None else {
+            str(e): {"token_range": list(tokens), "batch_range": list(batches)}
+            for e, (tokens, batches) in sorted(self.executors.items())}
         return json.dumps({"generation": self.generation, "pass": self.pass_number, "run": self.run,
-                           "layout": self.layout.to_dict(), "n_t": self.n_t})
+                           "layout": self.layout.to_dict(), "n_t": self.n_t, "executors": executors})
 
     @classmethod
     def from_json(cls, cluster: str, text: str | bytes) -> ModelRecord:
         data = json.loads(text)
+        executors = data.get("executors")
+        if executors is not None:
+            executors = {int(e): (tuple(r["token_range"]), tuple(r["batch_range"])) for e, r in executors.items()}
         return cls(generation=int(data["generation"]), pass_number=int(data["pass"]), run=str(data["run"]),
-                   layout=Layout.from_dict(cluster, data["layout"]), n_t=data.get("n_t"))
+                   layout=Layout.from_dict(cluster, data["layout"]), n_t=data.get("n_t"), executors=executors)
 
 
 def read_model_record(client: RedisCluster, cluster: str) -> ModelRecord | None:

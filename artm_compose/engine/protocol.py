@@ -262,15 +262,15 @@ class MasterChannel:
     # when a Redis node failed over.
     watch: Callable[[str, int, bool], None] = lambda phase, pass_number, now: None
 
-    def wait_for_registration(self, count: int, timeout: float, echo: Callable[[str], None],
+    def wait_for_registration(self, ids: Sequence[int], timeout: float, echo: Callable[[str], None],
                               gone: frozenset[str] = frozenset()) -> dict[int, ExecutorInfo]:
-        """Wait until executors 0..count-1 all heartbeat with this run id; bounded by ``timeout``.
+        """Wait until executors ``ids`` all heartbeat with this run id; bounded by ``timeout``.
         Instances in ``gone`` (terminated ones whose heartbeat may linger a moment) do not count."""
         deadline = time.monotonic() + timeout
         announced: set[int] = set()
         while True:
             self.tick()
-            beats = read_heartbeats(self.client, self.cluster, range(count))
+            beats = read_heartbeats(self.client, self.cluster, ids)
             ready = {e: b for e, b in beats.items()
                      if b is not None and b.get("run") == self.run and str(b.get("instance")) not in gone}
             for executor, beat in sorted(ready.items()):
@@ -280,14 +280,14 @@ class MasterChannel:
             for executor in sorted(set(ready) - announced):
                 echo(f"executor {executor} registered ({ready[executor].get('host')}, pid {ready[executor].get('pid')})")
                 announced.add(executor)
-            if len(ready) == count:
+            if len(ready) == len(ids):
                 self.executors = {
                     e: ExecutorInfo(id=e, instance=str(b["instance"]), host=str(b.get("host")), pid=int(b.get("pid", 0)),
                                     token_range=tuple(b["token_range"]), batch_range=tuple(b["batch_range"]))
                     for e, b in sorted(ready.items())}
                 return self.executors
             if time.monotonic() > deadline:
-                missing = sorted(set(range(count)) - set(ready))
+                missing = sorted(set(ids) - set(ready))
                 raise TrainingError(
                     f"executor(s) {', '.join(map(str, missing))} did not register with run {self.run} within "
                     f"{timeout:g} s (waited for heartbeat keys {heartbeat_key(self.cluster, missing[0])} ...)")

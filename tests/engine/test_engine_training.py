@@ -437,24 +437,35 @@ def test_scaling_from_4_to_2_executors_and_back_mid_run_ends_as_an_uninterrupted
     np.testing.assert_allclose(phi, clean_phi, rtol=1e-3, atol=1e-7)
 
 
-def test_an_executor_that_never_comes_back_has_its_share_taken_over(local_cluster, corpus_dir, tmp_path):
+def test_an_executor_that_never_comes_back_has_its_share_taken_over_also_for_a_restarted_master(
+        local_cluster, corpus_dir, tmp_path):
     cluster = local_cluster(nodes=2)
     client = client_of(cluster)
-    common = dict(topics=96, seed=SEED, iterations=10, heartbeat_timeout=3.0, restart_timeout=2.0)
+    common = dict(topics=96, seed=SEED, iterations=60, heartbeat_timeout=3.0, restart_timeout=2.0)
     clean, _, clean_run, training = uninterrupted_then_again(cluster, corpus_dir, tmp_path, 2, **common)
     try:
         wait_for_pass(client, 3, clean_run)
         victim = training.executors[2]
         victim.send_signal(signal.SIGKILL)  # and nobody restarts it: its node is gone, say
         victim.wait(timeout=10)
+        taken = wait_for(lambda: json.loads(training.scores.read_text())["taken_over"], TIMEOUT, "the take-over")
+        # A pass committed on the new assignment, then the master dies: its restart (same command line,
+        # --num-executors 4) goes on with executors 0, 1 and 3, not waiting for executor 2.
+        wait_for_pass(client, taken[0]["pass"] + 1, clean_run)
+        assert training.master.poll() is None, "the run ended before the master could be killed"
+        os.kill(training.master.pid, signal.SIGKILL)
+        training.master.wait(timeout=10)
+        training.start_master()
         codes = training.wait_all(TIMEOUT)
-        assert codes["master"] == 0, training.log("master")
+        assert codes.pop("master") == 0, training.log("master")
+        assert codes == {"executor-0": 0, "executor-1": 0, "executor-2": -signal.SIGKILL, "executor-3": 0}, codes
     finally:
         training.stop()
     taken = json.loads(training.scores.read_text())
     assert [(t["executor"], t["by"]) for t in taken["taken_over"]] == [(2, 1)]
     assert taken["taken_over"][0]["batch_range"][1] == training.plan.executors[2].batch_range[1]
     assert "executor 1 takes over its batches" in training.log("master")
+    assert len(taken["resumed"]) == 1 and "waiting for 3 executor(s) in cluster 'test' (0, 1, 3:" in training.log("master")
     np.testing.assert_allclose(taken["perplexity"], clean["perplexity"], rtol=1e-6)
 
 
