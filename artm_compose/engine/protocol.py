@@ -357,18 +357,19 @@ class MasterChannel:
         self.client.delete(queue_key(self.cluster, self.run, executor))
 
     def wait_for_rejoin(self, executor: int, timeout: float) -> ExecutorInfo:
-        """Wait (up to ``timeout``) for a new instance of ``executor`` to heartbeat with this run."""
+        """Wait (up to ``timeout``) for ``executor`` to heartbeat with this run again: a new instance (restarted),
+        or the same one going on (stopped or starved past its heartbeat timeout). The master then sends it the
+        committed model and its ranges (the same) ahead of its next commands, so whatever the same instance
+        still finishes of the interrupted command comes first and is redone (its reply is ignored: an older
+        sequence number)."""
         lost = self.executors[executor]
         deadline = time.monotonic() + timeout
         while True:
             self.tick()
             beat = read_heartbeats(self.client, self.cluster, [executor])[executor]
-            if beat is not None and beat.get("run") == self.run and beat.get("instance") != lost.instance:
+            if beat is not None and beat.get("run") == self.run:
                 if beat.get("state") == "failed":
-                    raise TrainingError(f"executor {executor} restarted but failed: {beat.get('error')}")
-                if tuple(beat["token_range"]) != lost.token_range or tuple(beat["batch_range"]) != lost.batch_range:
-                    raise TrainingError(f"executor {executor} came back with other ranges (tokens "
-                                        f"{beat['token_range']}, batches {beat['batch_range']})")
+                    raise TrainingError(f"executor {executor} came back but failed: {beat.get('error')}")
                 info = ExecutorInfo(id=executor, instance=str(beat["instance"]), host=str(beat.get("host")),
                                     pid=int(beat.get("pid", 0)), token_range=lost.token_range,
                                     batch_range=lost.batch_range)

@@ -469,6 +469,35 @@ def test_an_executor_that_never_comes_back_has_its_share_taken_over_also_for_a_r
     np.testing.assert_allclose(taken["perplexity"], clean["perplexity"], rtol=1e-6)
 
 
+def test_an_executor_stopped_past_its_heartbeat_is_taken_back_when_it_goes_on(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    restart_timeout = 60.0
+    common = dict(topics=96, seed=SEED, iterations=60, heartbeat_timeout=3.0, restart_timeout=restart_timeout)
+    clean, clean_phi, clean_run, training = uninterrupted_then_again(cluster, corpus_dir, tmp_path, 2, **common)
+    victim = training.executors[2]
+    try:
+        wait_for_pass(client, 3, clean_run)
+        victim.send_signal(signal.SIGSTOP)  # starved (or stopped) past its heartbeat timeout, then going on
+        try:
+            wait_for(lambda: read_progress(client, "test").get("state") == "recovery", TIMEOUT,
+                     "the master to miss the stopped executor 2")
+            time.sleep(1.0)
+        finally:
+            victim.send_signal(signal.SIGCONT)
+        codes = training.wait_all(TIMEOUT)
+        assert set(codes.values()) == {0}, training.log("master")
+    finally:
+        training.stop()
+    healed = json.loads(training.scores.read_text())
+    assert [(r["executor"], r["pid"]) for r in healed["restarts"]] == [(2, victim.pid)], training.log("master")
+    assert healed["restarts"][0]["seconds"] < restart_timeout / 3 and healed["taken_over"] == []
+    # Its work of the interrupted pass was redone, replacing what it wrote after it went on: bit for bit.
+    assert healed["perplexity"] == clean["perplexity"]
+    _, phi = read_model(client, "test")
+    np.testing.assert_array_equal(phi, clean_phi)
+
+
 def test_a_master_restarted_after_a_scale_resumes_with_the_scaled_executors(local_cluster, corpus_dir, tmp_path):
     from artm_compose.engine.protocol import request_scale
     from support.engine import executor_argvs, training_plan
