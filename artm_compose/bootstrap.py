@@ -214,13 +214,15 @@ class _Clients:
             client.close()
 
 
-def default_connect(password: str | None, timeout: float = 5.0) -> Connect:
-    return lambda target: node_client(target.host, target.port, password, timeout=timeout)
+def default_connect(password: str | None, timeout: float = 5.0, username: str | None = None) -> Connect:
+    return lambda target: node_client(target.host, target.port, password, username=username, timeout=timeout)
 
 
-def check_health(targets: Sequence[NodeTarget], password: str | None, *, connect: Connect | None = None) -> Health:
-    """Observe every node once and list what keeps the cluster from being healthy (no changes made)."""
-    clients = _Clients(targets, connect or default_connect(password, timeout=2.0))
+def check_health(targets: Sequence[NodeTarget], password: str | None, *, username: str | None = None,
+                 connect: Connect | None = None) -> Health:
+    """Observe every node once and list what keeps the cluster from being healthy (no changes made: the
+    reader, acl.py, may look)."""
+    clients = _Clients(targets, connect or default_connect(password, timeout=2.0, username=username))
     try:
         return _health(targets, _observe(targets, clients))
     finally:

@@ -9,26 +9,30 @@ Free of Docker on purpose: the rendering of both files (``runtimes.compose.compo
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from artm_compose.acl import ADMIN_USER, JOB_USERS, READER_USER, TRAINING_USER, password_file
 from artm_compose.addressing import Addressing
 from artm_compose.errors import RuntimeUnavailable
 from artm_compose.plan import Plan
-from artm_compose.state import CHECKPOINT_FILE, SCORES_FILE
+from artm_compose.state import CHECKPOINT_FILE, SCORES_FILE, StateDir
 
 # Every Redis node is a service named after its component (render.redis_component) on the cluster's
 # network, so each has its own host name and all listen on the same port.
 SERVICE_ADDRESSING = Addressing(host="redis-{index}", port_per_node=False)
-# Secrets: the admin password (Redis, bootstrap and other jobs, the dashboard), the training user's password
-# (the executors and the master only) and that user's definition (the Redis nodes, acl.py).
+# Secrets, one per Redis user's password (acl.py): the admin's (the Redis nodes and bootstrap), the training
+# user's (the executors and the master), the reader's (probes, export, transform, the dashboard); and the
+# users' definitions (the Redis nodes). Each container gets only the ones its programs log in with.
 SECRET_NAME = "redis_password"
-PASSWORD_FILE = f"/run/secrets/{SECRET_NAME}"
 TRAINING_SECRET_NAME = "redis_training_password"
-TRAINING_PASSWORD_FILE = f"/run/secrets/{TRAINING_SECRET_NAME}"
+READER_SECRET_NAME = "redis_reader_password"
+USER_SECRETS = {ADMIN_USER: SECRET_NAME, TRAINING_USER: TRAINING_SECRET_NAME, READER_USER: READER_SECRET_NAME}
 USERS_SECRET_NAME = "redis_users"
 CORPUS_MOUNT = "/corpus"
 VOCAB_MOUNT = "/vocab"
@@ -88,17 +92,34 @@ def container_plan(plan: Plan) -> tuple[Plan, list[Mount]]:
     return inside, [Mount(str(init_phi.parent), INIT_PHI_MOUNT)]
 
 
+def secret_file(user: str) -> str:
+    """Where a container finds the password of the Redis ``user`` (its secret)."""
+    return f"/run/secrets/{USER_SECRETS[user]}"
+
+
+def state_mounts(root: Path | str, users: Collection[str], *, read_only: bool = True) -> list[Mount]:
+    """The state directory at STATE_MOUNT for a container whose programs log in as ``users``, with the
+    password files of every other user in it hidden (``/dev/null`` bound over each): mounting the directory
+    must not hand out more than the container's secrets."""
+    state = StateDir.at(root)
+    hidden = [password_file(state, user).name for user in USER_SECRETS if user not in users]
+    return [Mount(str(state.root), STATE_MOUNT, read_only),
+            *(Mount(os.devnull, f"{STATE_MOUNT}/{name}") for name in hidden)]
+
+
 def dashboard_command(vocab_path: str | None, *listen: str) -> list[str]:
     """``up --dashboard``'s server in a container: it looks at the cluster from inside its network (no Docker
-    there), reads the state directory at STATE_MOUNT and the vocabulary at ``vocab_path``; ``listen`` says where."""
-    command = ["artm-compose", "dashboard", "--inside", "--state-dir", STATE_MOUNT, *listen]
+    there) as the reader, reads the state directory at STATE_MOUNT and the vocabulary at ``vocab_path``;
+    ``listen`` says where."""
+    command = ["artm-compose", "dashboard", "--inside", "--state-dir", STATE_MOUNT,
+               "--password-file", secret_file(READER_USER), *listen]
     return command + (["--vocab", vocab_path] if vocab_path is not None else [])
 
 
 def in_cluster_command(job: str, *arguments: str) -> list[str]:
-    """An :mod:`artm_compose.in_cluster` job as run in the control container."""
+    """An :mod:`artm_compose.in_cluster` job as run in a container that has the secret of the job's user."""
     return ["python3", "-m", "artm_compose.in_cluster", job, "--state-dir", STATE_MOUNT,
-            "--password-file", PASSWORD_FILE, *arguments]
+            "--password-file", secret_file(JOB_USERS[job]), *arguments]
 
 
 def redis_maxmemory(limit: str | None) -> int | None:
@@ -129,12 +150,12 @@ def engine_commands(plan: Plan, batches_dir: str, vocab_path: str) -> EngineComm
     executors = {
         e.id: [EXECUTOR_PROGRAM, *launch.executor_argv(
             inside, e, redis_host=plan.nodes[e.node].host, redis_port=plan.nodes[e.node].port,
-            password_file=TRAINING_PASSWORD_FILE, batches_dir=batches_dir, vocab_path=vocab_path)]
+            password_file=secret_file(TRAINING_USER), batches_dir=batches_dir, vocab_path=vocab_path)]
         for e in plan.executors
     }
     first = plan.nodes[0]
     master = [MASTER_PROGRAM, *launch.master_argv(
-        inside, redis_host=first.host, redis_port=first.port, password_file=TRAINING_PASSWORD_FILE,
+        inside, redis_host=first.host, redis_port=first.port, password_file=secret_file(TRAINING_USER),
         batches_dir=batches_dir, vocab_path=vocab_path, scores_path=f"{STATE_MOUNT}/{SCORES_FILE}",
         checkpoint_path=f"{STATE_MOUNT}/{CHECKPOINT_FILE}")]
     return EngineCommands(executors=executors, master=master, mounts=mounts)

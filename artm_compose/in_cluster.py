@@ -2,7 +2,8 @@
 
 The host may not reach container addresses (Docker Desktop, remote engines), so the container
 runtimes never talk to Redis from the host: they run ``python3 -m artm_compose.in_cluster JOB``
-on the cluster network with the state directory mounted and the password as a secret file.
+on the cluster network with the state directory mounted and the password of the job's Redis user
+(``acl.JOB_USERS``: the admin for bootstrap only) as a secret file.
 Each job prints one JSON document on stdout and exits non-zero on failure (message on stderr). The
 local runtime, whose Redis nodes this machine reaches, runs the same jobs in its own process
 (:func:`parse_job`, :func:`run_job`).
@@ -27,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from artm_compose.acl import JOB_USERS, Login
 from artm_compose.bootstrap import bootstrap, check_health
 from artm_compose.engine.protocol import probe_progress, request_scale
 from artm_compose.errors import ArtmComposeError
@@ -39,25 +41,24 @@ BOOTSTRAP_TIMEOUT = 60.0
 READY_FILE = Path("/tmp/artm-compose-ready")
 
 
-def run_bootstrap(state: StateDir, password_file: Path, timeout: float) -> dict[str, Any]:
-    """Bootstrap the cluster described in ``state``; the actions taken and the time."""
-    report = bootstrap(ClusterRecord.load(state).targets, read_password(password_file), timeout=timeout,
+def run_bootstrap(state: StateDir, login: Login, timeout: float) -> dict[str, Any]:
+    """Bootstrap the cluster described in ``state`` (as the admin); the actions taken and the time."""
+    report = bootstrap(ClusterRecord.load(state).targets, login.password, timeout=timeout,
                        echo=lambda action: print(action, file=sys.stderr, flush=True))
     return {"actions": list(report.actions), "seconds": round(report.seconds, 3)}
 
 
-def run_probe(state: StateDir, password_file: Path) -> dict[str, Any]:
+def run_probe(state: StateDir, login: Login) -> dict[str, Any]:
     """The cluster's health as every node sees it and the training's progress, without changing anything."""
     record = ClusterRecord.load(state)
     targets = record.targets
-    password = read_password(password_file)
-    health = check_health(targets, password)
+    health = check_health(targets, login.password, username=login.username)
     info = health.summary_info()
     training = None
     # Not only when the record names a training: the Swarm jobs read the stack's nodes document, which
     # has none. Without a run the progress is None anyway.
     if info.get("cluster_state") == "ok":
-        training = probe_progress(record.addresses, password, record.cluster)
+        training = probe_progress(record.addresses, login.password, record.cluster, username=login.username)
     return {"nodes_up": health.nodes_up, "nodes": len(targets),
             "cluster_state": info.get("cluster_state", "unknown"),
             "slots_assigned": int(info.get("cluster_slots_assigned", 0)),
@@ -65,12 +66,12 @@ def run_probe(state: StateDir, password_file: Path) -> dict[str, Any]:
             "roles": health.roles()}
 
 
-def run_export(state: StateDir, password_file: Path, vocab_path: Path, out: Path) -> dict[str, Any]:
+def run_export(state: StateDir, login: Login, vocab_path: Path, out: Path) -> dict[str, Any]:
     """Write the committed model of the cluster to ``out`` (``.npz`` or ``.csv``)."""
     from artm_compose.engine.export import export_model
 
     record = ClusterRecord.load(state)
-    client = cluster_client(record.addresses, read_password(password_file))
+    client = cluster_client(record.addresses, login.password, username=login.username)
     try:
         written = export_model(client, record.cluster, vocab_path, out)
     finally:
@@ -78,12 +79,12 @@ def run_export(state: StateDir, password_file: Path, vocab_path: Path, out: Path
     return {"path": str(written)}
 
 
-def run_transform(state: StateDir, password_file: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_transform(state: StateDir, login: Login, args: argparse.Namespace) -> dict[str, Any]:
     """Write theta of ``args.data_path`` under the committed model to ``args.out``."""
     from artm_compose.engine.transform import ThetaSettings, transform, write_theta
 
     record = ClusterRecord.load(state)
-    client = cluster_client(record.addresses, read_password(password_file))
+    client = cluster_client(record.addresses, login.password, username=login.username)
     try:
         theta = transform(client, record.cluster, args.vocab_path, args.data_path, args.shares,
                           args.inner, args.parallel, ThetaSettings.from_config(record.config))
@@ -113,7 +114,8 @@ def parse_job(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job", choices=("bootstrap", "probe", "control", "export", "transform", "scale"))
     parser.add_argument("--state-dir", type=Path, required=True, help="the mounted state directory")
-    parser.add_argument("--password-file", type=Path, required=True, help="the Redis password, one line")
+    parser.add_argument("--password-file", type=Path, required=True,
+                        help="the password of the job's Redis user (acl.JOB_USERS), one line")
     parser.add_argument("--timeout", type=float, default=BOOTSTRAP_TIMEOUT, help="bootstrap time limit (s)")
     parser.add_argument("--ready-file", type=Path, default=READY_FILE, help="control: touched once bootstrapped")
     parser.add_argument("--vocab-path", type=Path, help="export: the vocabulary as mounted here")
@@ -136,20 +138,21 @@ def parse_job(argv: list[str]) -> argparse.Namespace:
 def run_job(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job ``args`` names (``control`` bootstraps; becoming idle is the caller's part); its result."""
     state = StateDir.at(args.state_dir)
+    login = Login(JOB_USERS[args.job], read_password(args.password_file))
     if args.job == "probe":
-        return run_probe(state, args.password_file)
+        return run_probe(state, login)
     if args.job == "export":
-        return run_export(state, args.password_file, args.vocab_path, args.out)
+        return run_export(state, login, args.vocab_path, args.out)
     if args.job == "transform":
-        return run_transform(state, args.password_file, args)
+        return run_transform(state, login, args)
     if args.job == "scale":
-        return run_scale(state, args.password_file, args.executors)
-    return run_bootstrap(state, args.password_file, args.timeout)
+        return run_scale(state, login, args.executors)
+    return run_bootstrap(state, login, args.timeout)
 
 
-def run_scale(state: StateDir, password_file: Path, executors: int) -> dict[str, Any]:
+def run_scale(state: StateDir, login: Login, executors: int) -> dict[str, Any]:
     record = ClusterRecord.load(state)
-    client = cluster_client(record.addresses, read_password(password_file))
+    client = cluster_client(record.addresses, login.password, username=login.username)
     try:
         return {"request": request_scale(client, record.cluster, executors)}
     finally:

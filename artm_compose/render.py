@@ -95,15 +95,17 @@ def cluster_description(plan: Plan, state: StateDir, *, status: Status) -> dict[
         "master": {"name": MASTER, "redis": f"{first.host}:{first.port}", "log": str(state.log(MASTER)),
                    "enabled": plan.data is not None},
         "files": {"password": str(state.password_file), "training_password": str(state.training_password_file),
+                  "reader_password": str(state.reader_password_file),
                   "scores": str(state.scores), "logs": str(state.logs_dir)},
     }
 
 
 def render_all(plan: Plan, state: StateDir, *, status: Status = Status.RENDERED) -> list[Path]:
-    """Write ``cluster.json`` for ``plan`` into ``state`` (creating the admin and the training user's
-    passwords on first use) and return the paths written; a runtime writes its own files beside it."""
+    """Write ``cluster.json`` for ``plan`` into ``state`` (creating the passwords of the admin, the training
+    user and the reader on first use) and return the paths written; a runtime writes its own files beside it."""
     state.create()
     state.ensure_password()
     state.ensure_training_password()
+    state.ensure_reader_password()
     write_document(state, cluster_description(plan, state, status=status))
     return [state.cluster_json]

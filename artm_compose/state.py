@@ -6,7 +6,8 @@ Every runtime uses the same layout, so ``status``, ``logs`` and ``down`` only ne
                           read and updated as a record.ClusterRecord)
     redis.password        the cluster (admin) password, mode 0600, never on a command line
     redis.training.password  the password of the master's and executors' ACL user (acl.py), mode 0600
-    redis.users.conf      containers: that user's definition for the Redis nodes (a secret), mode 0600
+    redis.reader.password the password of the read-only ACL user of probes, exports and the dashboard, mode 0600
+    redis.users.conf      containers: those users' definitions for the Redis nodes (a secret), mode 0600
     addresses.txt         local runtime: HOST PORT per Redis instance (the reference's addresses file)
     redis/<i>/redis.conf  local runtime: one directory per virtual node, emptied of all else before a (re)start
     logs/<component>.log  one log per component: redis-<i>, executor-<id>, master
@@ -56,6 +57,10 @@ class StateDir:
     @property
     def training_password_file(self) -> Path:
         return self.root / "redis.training.password"
+
+    @property
+    def reader_password_file(self) -> Path:
+        return self.root / "redis.reader.password"
 
     @property
     def users_conf(self) -> Path:
@@ -108,6 +113,10 @@ class StateDir:
     def ensure_training_password(self) -> str:
         """The training user's password: read from ``redis.training.password``, created on first use."""
         return _ensure_secret(self.training_password_file)
+
+    def ensure_reader_password(self) -> str:
+        """The reader's password: read from ``redis.reader.password``, created on first use."""
+        return _ensure_secret(self.reader_password_file)
 
     def empty_redis_dir(self, index: int) -> None:
         """Remove everything in ``redis/<index>/`` except ``redis.conf`` (stale nodes.conf breaks a cluster)."""

@@ -43,12 +43,16 @@ def is_loopback(host: str) -> bool:
               help="Run inside the cluster's network (up --dashboard): status from Redis and heartbeats, not Docker.")
 @click.option("--vocab", "vocab_path", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="The vocabulary where this process sees it (inside a container), for the top tokens.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="The reader's Redis password where this process sees it (a secret in a container) "
+                   "[default: the state directory's redis.reader.password].")
 @click.option("--unix-socket", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="Listen on this Unix socket instead of --host:--port (Swarm up --dashboard, behind its relay).")
 @click.option("--relay-to", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="Serve no cluster: pass every connection to --host:--port on to the dashboard at this Unix socket.")
 def dashboard_command(state_dirs: tuple[Path, ...], show_all: bool, port: int, host: str, inside: bool,
-                      vocab_path: Path | None, unix_socket: Path | None, relay_to: Path | None) -> None:
+                      vocab_path: Path | None, password_file: Path | None, unix_socket: Path | None,
+                      relay_to: Path | None) -> None:
     """Serve a live dashboard of the training in the browser.
 
     \b
@@ -83,7 +87,8 @@ def dashboard_command(state_dirs: tuple[Path, ...], show_all: bool, port: int, h
                           f"run `artm-compose up` with this --state-dir first, or see them all with --all")
     try:
         server = make_server(None if show_all else lambda: chosen, host=host, port=port,
-                             watch=lambda path: ClusterWatch(path, inside=inside, vocab_path=vocab_path),
+                             watch=lambda path: ClusterWatch(path, inside=inside, vocab_path=vocab_path,
+                                                             password_file=password_file),
                              listing=list_clusters if show_all else None, unix_socket=unix_socket)
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from redis.exceptions import RedisClusterException, RedisError
 
+from artm_compose.acl import READER_USER, Login
 from artm_compose.engine.protocol import probe_progress
 from artm_compose.in_cluster import run_probe
 from artm_compose.record import ClusterRecord
@@ -27,19 +28,20 @@ NO_SIGNAL = "no answer"
 
 
 def inside_status(state: StateDir, password_file: Path) -> ClusterStatus:
-    """The cluster of ``state`` as its own Redis nodes and heartbeats show it."""
+    """The cluster of ``state`` as its own Redis nodes and heartbeats show it to the reader (acl.py), whose
+    password is in ``password_file``."""
     record = ClusterRecord.load(state)
-    password = read_password(password_file)
-    seen = observe_from_inside(record, password)
-    return assemble_status(record, state, record.runtime, seen, lambda: run_probe(state, password_file), NO_SIGNAL)
+    login = Login(READER_USER, read_password(password_file))
+    seen = observe_from_inside(record, login)
+    return assemble_status(record, state, record.runtime, seen, lambda: run_probe(state, login), NO_SIGNAL)
 
 
-def observe_from_inside(record: ClusterRecord, password: str | None) -> dict[str, MemberState]:
+def observe_from_inside(record: ClusterRecord, login: Login) -> dict[str, MemberState]:
     """Every member that gives a sign of life: Redis nodes that answer, executors and master with a heartbeat."""
-    seen = {node.name: _ping(node.address, password) for node in record.nodes}
+    seen = {node.name: _ping(node.address, login) for node in record.nodes}
     if record.training is None or not any(state.alive for state in seen.values()):
         return seen
-    progress = probe_progress(record.addresses, password, record.cluster) or {}
+    progress = probe_progress(record.addresses, login.password, record.cluster, username=login.username) or {}
     beats = progress.get("executors") or {}
     for executor in record.executors:
         beat = beats.get(str(executor.id))
@@ -49,9 +51,9 @@ def observe_from_inside(record: ClusterRecord, password: str | None) -> dict[str
     return seen
 
 
-def _ping(address: str, password: str | None) -> MemberState:
+def _ping(address: str, login: Login) -> MemberState:
     host, _, port = address.rpartition(":")
-    client = node_client(host, int(port), password, timeout=PING_TIMEOUT)
+    client = node_client(host, int(port), login.password, username=login.username, timeout=PING_TIMEOUT)
     try:
         client.ping()
     except (RedisError, RedisClusterException, OSError):

@@ -5,8 +5,8 @@ Everything comes from what the cluster already keeps, read-only:
 * the state directory: ``cluster.json`` (members, data, vocabulary) and ``scores.json`` (per-pass
   series, written by the master after every pass);
 * ``status --json`` (the runtime's view: members by role with liveness, cluster state);
-* Redis: the master's progress record and every executor's heartbeat (state, pass, documents done
-  of its share, instance id), ``CLUSTER NODES`` / ``INFO`` / ``DBSIZE`` of every node, and the
+* Redis, as the reader (acl.py): the master's progress record and every executor's heartbeat (state, pass,
+  documents done of its share, instance id), ``CLUSTER NODES`` / ``INFO`` of every node, and the
   committed model (phi) for the top tokens of each topic.
 
 Each part is read on its own and a part that cannot be read (Redis down, a Docker runtime seen
@@ -28,6 +28,7 @@ import numpy as np
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
+from artm_compose.acl import READER_USER, Login
 from artm_compose.bootstrap import parse_cluster_nodes, parse_info
 from artm_compose.data.vocab import Vocabulary, read_vocab
 from artm_compose.engine import model_store as store
@@ -104,7 +105,7 @@ def top_tokens(phi: np.ndarray, vocab: Vocabulary, count: int = TOP_TOKENS) -> l
     return topics
 
 
-def redis_nodes(addresses: list[tuple[str, int]], password: str | None,
+def redis_nodes(addresses: list[tuple[str, int]], login: Login | None,
                 timeout: float = REDIS_TIMEOUT) -> list[dict[str, Any]]:
     """Every node of the Redis Cluster: role, slots, memory, keys, health.
 
@@ -117,7 +118,7 @@ def redis_nodes(addresses: list[tuple[str, int]], password: str | None,
     for host, port in addresses:
         address = f"{host}:{port}"
         order.append(address)
-        seen[address] = _ask_node(host, port, password, timeout)
+        seen[address] = _ask_node(host, port, login, timeout)
         for view in seen[address].pop("view", []):
             views.setdefault(view.id, view)
     by_id = {node["id"]: address for address, node in seen.items() if node.get("id")}
@@ -126,7 +127,7 @@ def redis_nodes(addresses: list[tuple[str, int]], password: str | None,
             address = f"{view.ip}:{view.port}"
             if address not in seen:
                 order.append(address)
-                seen[address] = _ask_node(view.ip, view.port, password, timeout)
+                seen[address] = _ask_node(view.ip, view.port, login, timeout)
                 seen[address].pop("view", None)
                 by_id[node_id] = address
     nodes = []
@@ -153,13 +154,12 @@ def redis_nodes(addresses: list[tuple[str, int]], password: str | None,
     return nodes
 
 
-def _ask_node(host: str, port: int, password: str | None, timeout: float) -> dict[str, Any]:
-    client = node_client(host, port, password, timeout=timeout)
+def _ask_node(host: str, port: int, login: Login | None, timeout: float) -> dict[str, Any]:
+    client = node_client(host, port, login and login.password, username=login and login.username, timeout=timeout)
     try:
         info = client.info()
         cluster_info = parse_info(client.execute_command("CLUSTER", "INFO"))
         view = parse_cluster_nodes(client.execute_command("CLUSTER", "NODES"))
-        keys = int(client.dbsize())
     except _REDIS_ERRORS as error:
         return {"error": str(error) or type(error).__name__}
     finally:
@@ -167,7 +167,9 @@ def _ask_node(host: str, port: int, password: str | None, timeout: float) -> dic
     me = next((v for v in view if v.myself), None)
     return {"id": me.id if me else None, "view": view, "cluster_state": cluster_info.get("cluster_state"),
             "used_memory": int(info.get("used_memory", 0)), "maxmemory": int(info.get("maxmemory", 0)),
-            "keys": keys, "version": info.get("redis_version"), "uptime_seconds": int(info.get("uptime_in_seconds", 0)),
+            # The keyspace section: DBSIZE would tell the same and is one more command for the reader.
+            "keys": int(info.get("db0", {}).get("keys", 0)), "version": info.get("redis_version"),
+            "uptime_seconds": int(info.get("uptime_in_seconds", 0)),
             "connected_clients": int(info.get("connected_clients", 0))}
 
 
@@ -188,8 +190,10 @@ class ClusterWatch:
     """
 
     def __init__(self, state_dir: Path | str, *, top: int = TOP_TOKENS, inside: bool = False,
-                 vocab_path: Path | None = None):
+                 vocab_path: Path | None = None, password_file: Path | None = None):
         self.state = StateDir.at(state_dir)
+        # The reader's password (acl.py): from the state directory, or where a container has its secret.
+        self.password_file = password_file if password_file is not None else self.state.reader_password_file
         self.top = top
         # Inside the cluster's network (up --dashboard): no runtime to ask, and the vocabulary is mounted
         # elsewhere than the host path the record names.
@@ -222,8 +226,8 @@ class ClusterWatch:
         snapshot.update(cluster=record.cluster, runtime=record.runtime, stored_status=str(record.status))
         snapshot["status"] = self._status()
         snapshot["scores"] = self._scores()
-        password = read_password(self.state.password_file) if self.state.password_file.exists() else None
-        client, redis_error = _client(record, password)
+        login = Login(READER_USER, read_password(self.password_file)) if self.password_file.exists() else None
+        client, redis_error = _client(record, login)
         progress = None
         if client is not None:
             try:
@@ -232,7 +236,7 @@ class ClusterWatch:
                 redis_error = str(error)
         snapshot["training"] = _training(progress, snapshot["scores"])
         snapshot["executors"] = self._executors(record, progress, snapshot["status"], snapshot["training"])
-        nodes = redis_nodes(record.addresses, password)
+        nodes = redis_nodes(record.addresses, login)
         covered = sum(n["slot_count"] for n in nodes if n.get("role") == "primary" and not n.get("error"))
         snapshot["redis"] = {"nodes": nodes, "slots_covered": covered, "slot_total": SLOT_COUNT}
         snapshot["model"] = self._top_tokens(client, record)
@@ -251,7 +255,7 @@ class ClusterWatch:
             if self.inside:
                 from artm_compose.dashboard.inside import inside_status
 
-                return inside_status(self.state, self.state.password_file).to_dict()
+                return inside_status(self.state, self.password_file).to_dict()
             return Cluster.from_state(self.state.root).status().to_dict()
         except Exception as error:  # noqa: BLE001 - e.g. Docker unreachable: report it, keep the rest
             return {"error": f"{type(error).__name__}: {error}"}
@@ -336,9 +340,10 @@ class ClusterWatch:
         return self._vocab[1]
 
 
-def _client(record: ClusterRecord, password: str | None) -> tuple[RedisCluster | None, str | None]:
+def _client(record: ClusterRecord, login: Login | None) -> tuple[RedisCluster | None, str | None]:
     try:
-        return cluster_client(record.addresses, password, timeout=REDIS_TIMEOUT), None
+        return cluster_client(record.addresses, login and login.password, username=login and login.username,
+                              timeout=REDIS_TIMEOUT), None
     except _REDIS_ERRORS as error:
         return None, str(error)
 

@@ -147,6 +147,7 @@ class ProgressEcho:
 
 def probe_for(state_dir) -> Callable[[], dict[str, Any] | None]:
     """A probe of the training progress of the cluster in ``state_dir`` (None while Redis cannot answer)."""
+    from artm_compose.acl import READER_USER
     from artm_compose.engine.protocol import probe_progress
     from artm_compose.record import ClusterRecord
     from artm_compose.state import StateDir, read_password
@@ -157,6 +158,7 @@ def probe_for(state_dir) -> Callable[[], dict[str, Any] | None]:
         record = ClusterRecord.load_if_any(state)
         if record is None or record.training is None:
             return None
-        return probe_progress(record.addresses, read_password(state.password_file), record.cluster, timeout=1.0)
+        return probe_progress(record.addresses, read_password(state.reader_password_file), record.cluster,
+                              username=READER_USER, timeout=1.0)
 
     return probe

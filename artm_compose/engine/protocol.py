@@ -520,11 +520,12 @@ def read_progress(client: RedisCluster, cluster: str) -> dict[str, Any]:
 
 
 def probe_progress(addresses: Sequence[tuple[str, int]], password: str | None, cluster: str,
-                   *, timeout: float = 2.0) -> dict[str, Any] | None:
-    """:func:`read_progress` through a short-lived client, for status probes: None when no run has
-    started or the Redis Cluster cannot answer (status must report, not fail)."""
+                   *, username: str | None = None, timeout: float = 2.0) -> dict[str, Any] | None:
+    """:func:`read_progress` through a short-lived client logged in as ``username`` (the reader, acl.py), for
+    status probes: None when no run has started or the Redis Cluster cannot answer (status must report, not
+    fail)."""
     try:
-        client = cluster_client(addresses, password, timeout=timeout)
+        client = cluster_client(addresses, password, username=username, timeout=timeout)
     except (RedisError, RedisClusterException):
         return None
     try:

@@ -39,6 +39,7 @@ def test_render_all_writes_cluster_json_and_the_passwords_only(rendered):
     _, state, written = rendered
     assert written == [state.cluster_json]
     assert sorted(p.name for p in state.root.rglob("*") if p.is_file()) == ["cluster.json", "redis.password",
+                                                                         "redis.reader.password",
                                                                          "redis.training.password"]
 
 

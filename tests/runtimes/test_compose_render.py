@@ -15,7 +15,8 @@ from artm_compose import labels
 from artm_compose.acl import write_users_conf
 from artm_compose.runtimes.compose.compose_file import compose_path, render_compose
 from artm_compose.config import ClusterConfig
-from artm_compose.containers import SERVICE_ADDRESSING, TRAINING_PASSWORD_FILE, redis_maxmemory
+from artm_compose.acl import TRAINING_USER
+from artm_compose.containers import SERVICE_ADDRESSING, redis_maxmemory, secret_file
 from artm_compose.data.summary import DataSummary
 from artm_compose.docker_env import layout_network
 from artm_compose.images.build import ImageTags
@@ -93,6 +94,10 @@ def test_executors_get_their_own_id_and_ranges_on_the_command_line(tmp_path):
     assert "/state/scores.json" in master["command"]
     state_mount = [v for v in master["volumes"] if v["target"] == "/state"]
     assert state_mount and state_mount[0]["read_only"] is False
+    # The state directory holds every user's password: the master's mount hides all but its own.
+    hidden = {v["target"]: v for v in master["volumes"] if v["source"] == "/dev/null"}
+    assert set(hidden) == {"/state/redis.password", "/state/redis.reader.password"}
+    assert all(v["read_only"] is True for v in hidden.values())
 
 
 def test_executors_and_the_master_restart_on_failure_as_often_as_max_restarts(tmp_path):
@@ -106,26 +111,32 @@ def test_executors_and_the_master_restart_on_failure_as_often_as_max_restarts(tm
 
 
 def test_data_is_read_only_and_the_password_only_a_secret_file(tmp_path):
-    compose, text, state = rendered(tmp_path, data=True, nodes=1, executors_per_node=2)
-    password = state.password_file.read_text().strip()
-    training_password = state.training_password_file.read_text().strip()
-    assert password not in text and training_password not in text
+    compose, text, state = rendered(tmp_path, data=True, nodes=1, executors_per_node=2, dashboard=True)
+    passwords = [path.read_text().strip() for path in (state.password_file, state.training_password_file,
+                                                       state.reader_password_file)]
+    assert not any(password in text for password in passwords)
     assert compose["secrets"] == {"redis_password": {"file": str(state.password_file)},
                                   "redis_training_password": {"file": str(state.training_password_file)},
+                                  "redis_reader_password": {"file": str(state.reader_password_file)},
                                   "redis_users": {"file": str(state.users_conf)}}
     assert state.users_conf.stat().st_mode & 0o777 == 0o600
     for name, service in compose["services"].items():
-        # The admin password stays out of the training containers: they log in as the training user.
-        expected = {"redis-0": ["redis_password", "redis_users"], "control": ["redis_password"]}.get(
-            name, ["redis_training_password"])
+        # The admin password stays with Redis and the control container (bootstrap; the jobs run in it log in
+        # as the reader or the training user); the dashboard reads as the reader, the engine as the training user.
+        expected = {"redis-0": ["redis_password", "redis_users"],
+                    "control": ["redis_password", "redis_training_password", "redis_reader_password"],
+                    "dashboard": ["redis_reader_password"]}.get(name, ["redis_training_password"])
         assert service["secrets"] == expected, name
+        hidden = {v["target"] for v in service.get("volumes", []) if v["source"] == "/dev/null"}
+        assert hidden == {"dashboard": {"/state/redis.password", "/state/redis.training.password"},
+                          "master": {"/state/redis.password", "/state/redis.reader.password"}}.get(name, set()), name
         assert "PASSWORD" not in " ".join(service.get("environment", {})), name
         for volume in service.get("volumes", []):
             if volume["target"] == "/corpus":
                 assert volume["read_only"] is True and volume["source"] == str((tmp_path / "corpus").resolve())
     executor = compose["services"]["executor-0"]["command"]
     assert executor[executor.index("--vocab-path") + 1] == "/corpus/vocab.txt"
-    assert TRAINING_PASSWORD_FILE in executor and "artm-training" in executor
+    assert secret_file(TRAINING_USER) in executor and "artm-training" in executor
 
 
 def test_every_container_runs_without_capabilities_on_a_read_only_root(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artm_compose.acl import users_conf
+from artm_compose.acl import READER_USER, TRAINING_USER, reader_rules, training_rules
 from artm_compose.config import ClusterConfig
 from artm_compose.data.summary import DataSummary
 from artm_compose.plan import make_plan
@@ -18,11 +18,14 @@ from artm_compose.state import StateDir, read_password
 
 
 def parse_conf(text: str) -> dict[str, str]:
-    """redis.conf as Redis reads it: one directive per line, arguments split like a shell would."""
+    """redis.conf as Redis reads it: one directive per line, arguments split like a shell would; a user's
+    rules under ``user NAME``."""
     settings = {}
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, *values = shlex.split(line)
+            if key == "user":
+                key, values = f"user {values[0]}", values[1:]
             assert key not in settings, f"{key} set twice"
             settings[key] = " ".join(values)
     return settings
@@ -46,7 +49,7 @@ def test_render_writes_redis_conf_addresses_and_cluster_json_only(rendered):
         "redis/0/redis.conf", "redis/1/redis.conf", "redis/2/redis.conf", "addresses.txt", "cluster.json"]
     files = sorted(p.relative_to(state.root).as_posix() for p in state.root.rglob("*") if p.is_file())
     assert files == sorted([*(p.relative_to(state.root).as_posix() for p in written), "redis.password",
-                            "redis.training.password"])
+                            "redis.reader.password", "redis.training.password"])
 
 
 def test_redis_conf_per_node_has_cluster_settings_password_and_no_persistence(rendered):
@@ -62,7 +65,9 @@ def test_redis_conf_per_node_has_cluster_settings_password_and_no_persistence(re
             "dir": str(state.redis_dir(node.index)), "logfile": str(state.log(f"redis-{node.index}")),
             "daemonize": "no", "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
             "cluster-node-timeout": "3000", "maxmemory-policy": "noeviction", "save": "", "appendonly": "no",
-            "user": users_conf("demo", read_password(state.training_password_file))[len("user "):].strip(),
+            **{f"user {name}": " ".join(rules) for name, rules in (
+                (TRAINING_USER, training_rules("demo", read_password(state.training_password_file))),
+                (READER_USER, reader_rules("demo", read_password(state.reader_password_file))))},
         }
     assert [n.port for n in plan.nodes] == [7100, 7101, 7102]
 
@@ -72,13 +77,26 @@ def test_the_training_user_gets_only_the_clusters_keys_and_the_engines_commands(
     training_password = read_password(state.training_password_file)
     assert state.training_password_file.stat().st_mode & 0o777 == 0o600
     assert training_password != read_password(state.password_file)
-    rules = parse_conf(state.redis_conf(0).read_text())["user"].split()
-    assert rules[0] == "artm-training" and "on" in rules
+    rules = parse_conf(state.redis_conf(0).read_text())["user artm-training"].split()
+    assert "on" in rules
     assert training_password not in " ".join(rules)  # only its hash
     assert [r for r in rules if r.startswith("~")] == ["~ac:demo:*"]
     assert rules.index("-@all") < min(rules.index(r) for r in rules if r.startswith("+"))
     granted = {r[1:] for r in rules if r.startswith("+")}
     assert not granted & {"flushall", "flushdb", "config", "debug", "keys", "scan", "acl", "shutdown", "eval"}
+
+
+def test_the_reader_may_only_read_the_clusters_keys(rendered):
+    _, state, _ = rendered
+    reader_password = read_password(state.reader_password_file)
+    assert state.reader_password_file.stat().st_mode & 0o777 == 0o600
+    assert reader_password not in {read_password(state.password_file), read_password(state.training_password_file)}
+    rules = parse_conf(state.redis_conf(0).read_text())["user artm-reader"].split()
+    assert "on" in rules and reader_password not in " ".join(rules)
+    assert [r for r in rules if "~" in r] == ["%R~ac:demo:*"]  # read access only, whatever the command
+    assert rules.index("-@all") < min(rules.index(r) for r in rules if r.startswith("+"))
+    granted = {r[1:] for r in rules if r.startswith("+")}
+    assert not granted & {"set", "del", "unlink", "rpush", "expire", "blpop", "flushall", "config", "keys", "scan"}
 
 
 def test_addresses_file_lists_every_node_as_host_port(rendered):

@@ -1,4 +1,5 @@
-"""The training user's limits on a real local Redis Cluster: only its cluster's keys, only the engine's commands.
+"""The limits of the training user and the reader on a real local Redis Cluster: only their cluster's keys, only
+the commands they need (the reader: reads only).
 
 Marked ``integration``: starts redis-server processes (the local runtime) and talks to them.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 from redis.exceptions import AuthenticationError, NoPermissionError
 
-from artm_compose.acl import TRAINING_USER
+from artm_compose.acl import JOB_USERS, READER_USER, TRAINING_USER
 from artm_compose.redis_client import cluster_client, node_client
 from artm_compose.state import read_password
 from support.ports import requires_redis
@@ -85,3 +86,66 @@ def test_the_training_user_touches_only_its_clusters_keys(local_cluster):
     with pytest.raises(AuthenticationError):
         node_client(node.host, node.port, password, username=user).ping()
     assert read_password(there.state.training_password_file) != password
+
+
+# What the reader (probes, export, transform, the dashboard) must never do: anything above, and write.
+WRITES = [("SET", "ac:test:x", "1"), ("DEL", "ac:test:kept"), ("UNLINK", "ac:test:kept"), ("RPUSH", "ac:test:q", "1"),
+          ("EXPIRE", "ac:test:kept", "1"), ("BLPOP", "ac:test:q", "1"), ("LRANGE", "ac:test:q", "0", "-1"),
+          ("PTTL", "ac:test:kept"), ("DBSIZE",)]
+# What it sends: the progress record, heartbeats and model (GET, GETRANGE), the nodes' state.
+READS = [("GET", "ac:test:kept"), ("GETRANGE", "ac:test:kept", "0", "3"), ("INFO",), ("CLUSTER", "INFO"),
+         ("CLUSTER", "NODES"), ("CLUSTER", "SLOTS"), ("PING",)]
+
+
+def test_the_reader_only_reads_its_clusters_keys(local_cluster):
+    cluster = local_cluster(nodes=2, name="test")
+    admin_password = read_password(cluster.state.password_file)
+    password = read_password(cluster.state.reader_password_file)
+    admin = cluster_client([(n.host, n.port) for n in cluster.plan.nodes], admin_password, decode_responses=True)
+    reader = cluster_client([(n.host, n.port) for n in cluster.plan.nodes], password, username=READER_USER,
+                            decode_responses=True)
+    try:
+        admin.set("ac:test:kept", "1")
+        admin.set("ac:other:model", "theirs")
+        for node in cluster.plan.nodes:
+            node_admin = node_client(node.host, node.port, admin_password)
+            for command in [*REFUSED, *WRITES]:
+                verdict = node_admin.execute_command("ACL", "DRYRUN", READER_USER, *command)
+                assert "no permissions" in verdict, (command, verdict)
+            for command in READS:
+                assert node_admin.execute_command("ACL", "DRYRUN", READER_USER, *command) == "OK", command
+            client = node_client(node.host, node.port, password, username=READER_USER)
+            for command in TRIED:
+                with pytest.raises(NoPermissionError):
+                    client.execute_command(*command)
+        assert reader.get("ac:test:kept") == "1"
+        with pytest.raises(NoPermissionError):
+            reader.set("ac:test:kept", "2")
+        with pytest.raises(NoPermissionError):
+            reader.delete("ac:test:kept")
+        for key in ("ac:other:model", "ac:testing:model", "model"):
+            with pytest.raises(NoPermissionError):
+                reader.get(key)
+        assert admin.get("ac:test:kept") == "1" and admin.get("ac:other:model") == "theirs"
+    finally:
+        admin.close()
+        reader.close()
+
+
+def test_status_needs_no_admin_password(local_cluster):
+    """Status probes log in as the reader: they work without the admin's password, and no node logs a
+    refused command or login (ACL LOG) for them."""
+    cluster = local_cluster(nodes=2, name="test")
+    admin_password = read_password(cluster.state.password_file)
+    node_admins = [node_client(n.host, n.port, admin_password) for n in cluster.plan.nodes]
+    for node_admin in node_admins:
+        node_admin.execute_command("ACL", "LOG", "RESET")
+    hidden = cluster.state.password_file.with_name("admin.password.hidden")
+    cluster.state.password_file.rename(hidden)
+    try:
+        status = cluster.status()
+    finally:
+        hidden.rename(cluster.state.password_file)
+    assert status.cluster_state == "ok" and status.slots_assigned == 16384, status
+    assert all(node_admin.execute_command("ACL", "LOG") == [] for node_admin in node_admins)
+    assert JOB_USERS["probe"] == READER_USER and JOB_USERS["bootstrap"] == "default"

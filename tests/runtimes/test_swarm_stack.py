@@ -115,17 +115,26 @@ def test_docker_stack_config_accepts_the_stack_and_places_by_group(setup):
 
 def test_the_password_never_appears_in_the_stack(setup):
     plan, state, _, groups = setup
+    plan = make_plan(plan.config.replace(dashboard=True), plan.data, addressing=SERVICE_ADDRESSING)
     text = render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, password=PASSWORD)
     assert PASSWORD not in text and state.training_password_file.read_text().strip() not in text
+    assert state.reader_password_file.read_text().strip() not in text
     stack = yaml.safe_load(text)
     for name, service in stack["services"].items():
         assert "ports" not in service
         assert all(PASSWORD not in str(value) for value in (service.get("environment") or {}).values())
-        # The admin password stays out of the training containers: they log in as the training user.
-        secrets = sorted(secret["source"] for secret in service["secrets"])
-        assert secrets == ({"bootstrap": ["redis_password"]}.get(name) or (
-            ["redis_password", "redis_users"] if name.startswith("redis-") else ["redis_training_password"])), name
+        # The admin password stays with Redis and bootstrap: the engine logs in as the training user, the
+        # dashboard as the reader.
+        secrets = sorted(secret["source"] for secret in service.get("secrets", []))
+        expected = {"bootstrap": ["redis_password"], "dashboard": ["redis_reader_password"], "dashboard-relay": []}
+        assert secrets == expected.get(name, ["redis_password", "redis_users"] if name.startswith("redis-")
+                                       else ["redis_training_password"]), name
+        # Where the state directory is mounted, the other users' password files are hidden.
+        hidden = {v["target"] for v in service.get("volumes", []) if v.get("source") == "/dev/null"}
+        assert hidden == {"dashboard": {"/state/redis.password", "/state/redis.training.password"},
+                          "master": {"/state/redis.password", "/state/redis.reader.password"}}.get(name, set()), name
     assert stack["secrets"]["redis_users"]["file"].endswith("/redis.users.conf")
+    assert stack["secrets"]["redis_reader_password"]["file"].endswith("/redis.reader.password")
 
 
 @needs_docker_cli

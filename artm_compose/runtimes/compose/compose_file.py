@@ -3,11 +3,14 @@
 One service per Redis instance (a virtual node's primary, or one of its replicas: a container of its own)
 with a fixed address (MEET needs IPs; ``nodes.conf`` keeps them); a ``control`` service that bootstraps the cluster from inside the network and then idles, so that later
 jobs (heal, probe) run in it with ``docker exec``; one service per executor with its own id and ranges
-on its command line; and the master. The password reaches containers as a Compose secret (a read-only
-file), never through the environment or a command line; the executors and the master get only the training
-user's (acl.py), the Redis nodes that user's definition. Every container runs as the host user, so it
-can read the secret and what the master writes into the state directory belongs to the user. The file
-also works by hand: executors wait for ``control`` to be healthy (bootstrapped).
+on its command line; and the master. Passwords reach containers as Compose secrets (read-only files),
+never through the environment or a command line, each container only those of the Redis users it logs in
+as (acl.py): the Redis nodes the admin's and the users' definitions, the executors and the master the
+training user's, the dashboard the reader's, and the control container all three (it bootstraps, and the
+jobs run in it log in as their own users). Where the state directory is mounted, the password files of
+the other users are hidden in it. Every container runs as the host user, so it can read its secrets and
+what the master writes into the state directory belongs to the user. The file also works by hand:
+executors wait for ``control`` to be healthy (bootstrapped).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from artm_compose import labels
+from artm_compose.acl import READER_USER, TRAINING_USER
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.containers import (REDIS_DIR_BYTES, SCRATCH_MOUNT, STATE_MOUNT, TMP_BYTES, TMP_DIR, Mount,
-                                     dashboard_command, data_mounts, engine_commands, escape_dollars,
-                                     in_cluster_command, redis_maxmemory)
+from artm_compose.containers import (READER_SECRET_NAME, REDIS_DIR_BYTES, SCRATCH_MOUNT, TMP_BYTES, TMP_DIR,
+                                     TRAINING_SECRET_NAME, USER_SECRETS, Mount, dashboard_command, data_mounts,
+                                     engine_commands, escape_dollars, in_cluster_command, redis_maxmemory,
+                                     state_mounts)
 from artm_compose.docker_env import NetworkLayout
 from artm_compose.in_cluster import READY_FILE
 from artm_compose.images.build import ImageTags
@@ -117,8 +122,11 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
         "master": master,
         "dashboard": dashboard_service(plan, root, vocab_path) if plan.config.dashboard else None,
         "mounts": [vars(m) for m in mounts],
-        "state_mount": vars(Mount(str(state.root), STATE_MOUNT, read_only=False)),
-        "state_readonly": vars(Mount(str(state.root), STATE_MOUNT)),
+        "state_mounts": {"control": [vars(m) for m in state_mounts(root, USER_SECRETS)],
+                         "dashboard": [vars(m) for m in state_mounts(root, [READER_USER])],
+                         "master": [vars(m) for m in state_mounts(root, [TRAINING_USER], read_only=False)]},
+        "secrets": {"control": list(USER_SECRETS.values()), "dashboard": [READER_SECRET_NAME],
+                    "engine": [TRAINING_SECRET_NAME]},
         "limits": {"redis": plan.config.redis_memory, "executor": plan.config.executor_memory,
                    "master": plan.config.master_memory},
         "network": {"name": network_name(plan), "labels": labels.base_labels(plan, root),
@@ -126,6 +134,7 @@ def compose_context(plan: Plan, state: StateDir, *, images: ImageTags, network: 
                     "gateway": str(network.gateway)},
         "password_file": str(state.password_file),
         "training_password_file": str(state.training_password_file),
+        "reader_password_file": str(state.reader_password_file),
         "users_file": str(state.users_conf),
     }
     return escape_dollars(context)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from artm_compose.acl import users_conf
+from artm_compose.acl import JOB_USERS, READER_USER, password_file, users_conf
 from artm_compose.addressing import Addressing
 from artm_compose.containers import engine_launch
 from artm_compose.bootstrap import bootstrap, bootstrap_timeout, check_health, seeded_nodes_conf, targets_from_plan
@@ -66,7 +66,7 @@ def render_local_files(plan: Plan, state: StateDir) -> list[Path]:
     it holds the passwords) and ``addresses.txt``, the reference's ``HOST PORT`` per node, which this
     machine (unlike one outside a container network) can use to reach the cluster."""
     password = state.ensure_password()
-    users = users_conf(plan.cluster, state.ensure_training_password())
+    users = users_conf(plan.cluster, state)
     written = []
     for node in plan.redis_nodes:
         path = state.redis_conf(node.index)
@@ -157,9 +157,9 @@ class LocalRuntime(Runtime):
                 for name, r in self._records().items()}
 
     def run_job(self, record: ClusterRecord, job: str, *arguments: str) -> dict[str, Any]:
-        """The in-cluster job, run in this process: this machine reaches the Redis nodes."""
-        args = parse_job([job, "--state-dir", str(self.state.root), "--password-file", str(self.state.password_file),
-                          *arguments])
+        """The in-cluster job, run in this process (this machine reaches the Redis nodes) as its Redis user."""
+        args = parse_job([job, "--state-dir", str(self.state.root),
+                          "--password-file", str(password_file(self.state, JOB_USERS[job])), *arguments])
         try:
             return run_job(args)
         except ArtmComposeError as error:
@@ -225,8 +225,9 @@ class LocalRuntime(Runtime):
                 f"port {plan.nodes[0].port}); run `artm-compose down --state-dir {self.state.root}` first "
                 f"or use another --state-dir")
         redis_up = all(redis_component(n.index) in running for n in plan.redis_nodes)
-        password = read_password(self.state.password_file) if self.state.password_file.exists() else None
-        healthy = redis_up and check_health(targets_from_plan(plan), password).ok
+        reader = self.state.reader_password_file
+        healthy = redis_up and check_health(targets_from_plan(plan), read_password(reader) if reader.exists() else None,
+                                            username=READER_USER).ok
         busy = [name for name in (MASTER, *(e.name for e in plan.executors)) if name in running]
         # Executors with neither a master nor a healthy Redis are what a lost cluster left: stopped below.
         if plan.data is not None and busy and (MASTER in busy or healthy):

@@ -32,9 +32,9 @@ from docker.types import ConfigReference, SecretReference
 from docker.types import Mount as DockerMount
 
 from artm_compose import labels
-from artm_compose.acl import write_users_conf
+from artm_compose.acl import JOB_USERS, write_users_conf
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.containers import (PASSWORD_FILE, SERVICE_ADDRESSING, STATE_MOUNT, Mount, corpus_mounts,
+from artm_compose.containers import (SERVICE_ADDRESSING, STATE_MOUNT, USER_SECRETS, Mount, corpus_mounts,
                                     in_cluster_command)
 from artm_compose.docker_access import (APIError, LogStream, NotFound, TaskView, cli, containers, docker_client,
                                         failing_as, log_lines, node_hostnames, service, services, tasks)
@@ -53,7 +53,8 @@ from artm_compose.runtimes.swarm.data_plan import check_local, data_plan
 from artm_compose.runtimes.swarm.node_check import check_on_nodes
 from artm_compose.runtimes.swarm.node_labels import apply_changes, list_nodes, require_manager
 from artm_compose.runtimes.swarm.stack import (
-    DASHBOARD_RELAY, RESTART, StackFiles, content_name, network_name, nodes_document, render_stack, stack_name,
+    DASHBOARD_RELAY, RESTART, StackFiles, content_name, network_name, nodes_document, password_secrets, render_stack,
+    stack_name,
 )
 from artm_compose.runtimes.swarm.one_shot import json_result, run_once, tail, task_logs
 from artm_compose.runtimes.swarm.tasks import last_failure, latest, run_state
@@ -79,7 +80,7 @@ class SwarmRecord:
     network: str
     manager: str
     images: ImageTags
-    secret: str
+    secrets: dict[str, str]  # the Swarm secret of each Redis user's password, by user (acl.py)
     nodes_config: str
     holdings: tuple[Holding, ...]
 
@@ -90,12 +91,12 @@ class SwarmRecord:
         if not extras:
             return None
         return cls(stack=extras["stack"], network=extras["network"], manager=extras["manager"],
-                   images=ImageTags(**extras["images"]), secret=extras["secret"], nodes_config=extras["nodes_config"],
+                   images=ImageTags(**extras["images"]), secrets=extras.get("secrets", {}), nodes_config=extras["nodes_config"],
                    holdings=tuple(Holding.from_dict(h) for h in extras["holdings"]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"stack": self.stack, "network": self.network, "manager": self.manager,
-                "images": {"redis": self.images.redis, "artm": self.images.artm}, "secret": self.secret,
+                "images": {"redis": self.images.redis, "artm": self.images.artm}, "secrets": self.secrets,
                 "nodes_config": self.nodes_config, "holdings": [h.to_dict() for h in self.holdings]}
 
 
@@ -291,7 +292,7 @@ class SwarmRuntime(Runtime):
                 password: str) -> SwarmRecord:
         """The Swarm part of cluster.json: where each virtual node runs and what the stack is made of."""
         return SwarmRecord(stack=stack_name(plan), network=network_name(plan), manager=manager_id, images=images,
-                           secret=content_name(plan, "password", password),
+                           secrets=password_secrets(plan, self.state, password),
                            nodes_config=content_name(plan, "nodes", nodes_document(plan)), holdings=holdings)
 
     def _deploy(self, plan: Plan, *, training: bool) -> None:
@@ -534,14 +535,16 @@ class SwarmRuntime(Runtime):
                     mounts: tuple[Mount, ...] = (), on_manager: bool = False) -> dict[str, Any]:
         """Run an ``in_cluster`` job as a one-shot service on the overlay network; its JSON result.
 
-        The job reads the stack's nodes config as its ``cluster.json`` and the password secret; with
+        The job reads the stack's nodes config as its ``cluster.json`` and the password secret of its Redis
+        user (acl.JOB_USERS); with
         ``on_manager`` it runs on this manager as the host user (to write into ``mounts`` here).
         """
         swarm = SwarmRecord.of(cluster)
         try:
             if swarm is None:
                 raise KeyError("no swarm record in cluster.json")
-            secret = client.secrets.get(swarm.secret)
+            user = JOB_USERS[job]
+            secret = client.secrets.get(swarm.secrets[user])
             config = client.configs.get(swarm.nodes_config)
         except (KeyError, NotFound) as error:
             raise BootstrapError(f"the stack's secret or nodes config is gone ({error}); run `artm-compose up`") from None
@@ -549,7 +552,7 @@ class SwarmRuntime(Runtime):
             outcome = run_once(
                 client, swarm.images.artm, in_cluster_command(job, *arguments), name=f"{swarm.stack}_{job}",
                 timeout=IN_CLUSTER_TIMEOUT, networks=[swarm.network],
-                secrets=[SecretReference(secret.id, secret.name, filename=PASSWORD_FILE.rsplit("/", 1)[1])],
+                secrets=[SecretReference(secret.id, secret.name, filename=USER_SECRETS[user])],
                 configs=[ConfigReference(config.id, config.name, filename=f"{STATE_MOUNT}/cluster.json")],
                 mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in mounts],
                 constraints=[f"node.id == {swarm.manager}"] if on_manager else [],

@@ -4,8 +4,11 @@ One service per Redis node, addressed by its service name with ``endpoint_mode: 
 IP would hide the task's own address, which the cluster gossips); one service per executor; the
 master; a one-shot ``bootstrap`` service (it exits when done; a failure is retried a few times) that
 assigns slots and joins the nodes from inside the attachable overlay network. Every service of virtual node i is constrained to the Swarm
-node whose ``artm.<cluster>.group`` label holds i. The password is a Swarm secret (a read-only file),
-never an environment variable or an argument; Redis ports are not published. With ``dashboard`` the
+node whose ``artm.<cluster>.group`` label holds i. Passwords are Swarm secrets (read-only files), never
+environment variables or arguments, and each service gets only that of the Redis user it logs in as
+(acl.py: the Redis nodes and bootstrap the admin's, the executors and the master the training user's, the
+dashboard the reader's); where the state directory is mounted, the other users' password files are hidden
+in it. Redis ports are not published. With ``dashboard`` the
 manager also runs the dashboard and its relay (:func:`dashboard_services`), which publish no port either.
 
 A Redis node keeps its directory (``/data``, owned by the image's redis user) in its container's own
@@ -24,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from artm_compose import labels
-from artm_compose.acl import users_conf
+from artm_compose.acl import ADMIN_USER, READER_USER, TRAINING_USER, password_file, users_conf
 from artm_compose.bootstrap import bootstrap_timeout
-from artm_compose.containers import (REDIS_DIR_BYTES, SECRET_NAME, STATE_MOUNT, TMP_BYTES, TMP_DIR,
-                                     TRAINING_SECRET_NAME, USERS_SECRET_NAME, Mount, dashboard_command, data_mounts,
-                                     engine_commands, escape_dollars, in_cluster_command, redis_maxmemory)
+from artm_compose.containers import (REDIS_DIR_BYTES, STATE_MOUNT, TMP_BYTES, TMP_DIR, USER_SECRETS,
+                                     USERS_SECRET_NAME, Mount, dashboard_command, data_mounts, engine_commands,
+                                     escape_dollars, in_cluster_command, redis_maxmemory, state_mounts)
 from artm_compose.images.build import ImageTags
 from artm_compose.plan import Plan
 from artm_compose.render import (CONTAINER_REDIS_DIR, DASHBOARD, plan_fingerprint, redis_component, redis_fingerprint,
@@ -104,6 +107,17 @@ def content_name(plan: Plan, kind: str, content: str) -> str:
     return f"{labels.project_name(plan.cluster)}-{kind}-{digest}"
 
 
+# The kind in the content name of each Redis user's password secret.
+SECRET_KINDS = {ADMIN_USER: "password", TRAINING_USER: "training-password", READER_USER: "reader-password"}
+
+
+def password_secrets(plan: Plan, state: StateDir, password: str) -> dict[str, str]:
+    """The Swarm secret of each Redis user's password (acl.py) by user; ``password`` is the admin's."""
+    passwords = {ADMIN_USER: password, TRAINING_USER: state.ensure_training_password(),
+                 READER_USER: state.ensure_reader_password()}
+    return {user: content_name(plan, SECRET_KINDS[user], secret) for user, secret in passwords.items()}
+
+
 def group_constraint(cluster: str, group: int) -> str:
     return f"node.labels.{group_label(cluster)} == {group}"
 
@@ -120,8 +134,8 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         raise ValueError(f"no Swarm group for virtual node(s) {missing}")
     files = StackFiles.of(state)
     root = state.root
-    training_password = state.ensure_training_password()
-    users = users_conf(plan.cluster, training_password)
+    users = users_conf(plan.cluster, state)
+    secret_names = password_secrets(plan, state, password)
     fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
     layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
 
@@ -137,7 +151,7 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         "labels": service_labels(labels.redis_labels(plan, root, node, layout), node.index),
     } for node in plan.nodes]
     mounts, batches_dir, vocab_path = data_mounts(plan)
-    dashboard = (dashboard_services(plan, root, files, manager_id, [*mounts, Mount(str(root), STATE_MOUNT)],
+    dashboard = (dashboard_services(plan, root, files, manager_id, [*mounts, *state_mounts(root, [READER_USER])],
                                     vocab_path) if plan.config.dashboard else None)
     executor_services: list[dict[str, Any]] = []
     master = None
@@ -179,7 +193,7 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         "master": master,
         "dashboard": dashboard,
         "data_mounts": [vars(m) for m in mounts],
-        "state_mount": vars(Mount(str(root), STATE_MOUNT, read_only=False)),
+        "master_state_mounts": [vars(m) for m in state_mounts(root, [TRAINING_USER], read_only=False)],
         "restart": {**RESTART, **{role: {**RESTART[role], "max_attempts": plan.config.max_restarts,
                                          "condition": "on-failure" if plan.config.max_restarts else "none"}
                                   for role in ("executor", "master")}},
@@ -188,10 +202,8 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         "reservations": {role: _reservation(plan, role) for role in DEFAULT_RESERVATIONS},
         "network": {"name": network_name(plan), "labels": base},
         "secrets": {
-            SECRET_NAME: {"name": content_name(plan, "password", password), "file": str(files.password),
-                          "labels": base},
-            TRAINING_SECRET_NAME: {"name": content_name(plan, "training-password", training_password),
-                                   "file": str(state.training_password_file), "labels": base},
+            **{USER_SECRETS[user]: {"name": name, "file": str(password_file(state, user)), "labels": base}
+               for user, name in secret_names.items()},
             USERS_SECRET_NAME: {"name": content_name(plan, "users", users), "file": str(state.users_conf),
                                 "labels": base},
         },
