@@ -54,7 +54,7 @@ DASHBOARD_START_TIMEOUT = 10.0
 
 def render_redis_conf(plan: Plan, state: StateDir, node: NodePlan, password: str, users: str) -> str:
     """The ``redis.conf`` of ``node``: its own directory and log file, cluster mode, node timeout,
-    noeviction, no persistence, the password (so none is on a command line) and the training user."""
+    noeviction, no persistence, the password (so none is on a command line) and the ACL users (acl.py)."""
     return render_template(__package__, "redis.conf.j2", cluster=plan.cluster, node=node, port=node.port, bind=node.host,
                            password=password, users=users, directory=str(state.redis_dir(node.index)),
                            logfile=str(state.log(redis_component(node.index))),
