@@ -91,7 +91,8 @@ class SwarmRecord:
         if not extras:
             return None
         return cls(stack=extras["stack"], network=extras["network"], manager=extras["manager"],
-                   images=ImageTags(**extras["images"]), secrets=extras.get("secrets", {}), nodes_config=extras["nodes_config"],
+                   images=ImageTags(**extras["images"]), secrets=extras.get("secrets", {}),
+                   nodes_config=extras["nodes_config"],
                    holdings=tuple(Holding.from_dict(h) for h in extras["holdings"]))
 
     def to_dict(self) -> dict[str, Any]:
