@@ -179,6 +179,56 @@ def containers(client: docker.DockerClient, **filters: Any) -> list[ContainerVie
     return [ContainerView.listed(s) for s in client.api.containers(all=True, filters=filters)]
 
 
+# -- networks and volumes -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AddressPool:
+    """One IPAM pool of a network: its subnet, gateway and the range Docker hands addresses out from."""
+
+    subnet: str
+    gateway: str | None = None
+    ip_range: str | None = None
+
+    def describe(self) -> str:
+        return f"subnet {self.subnet}, gateway {self.gateway or 'none'}, range {self.ip_range or 'the subnet'}"
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    """A network: its name, labels and address pools (a bridge network of ours has one)."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    pools: tuple[AddressPool, ...]
+
+    @classmethod
+    def of(cls, attrs: Mapping[str, Any]) -> NetworkView:
+        configs = (attrs.get("IPAM") or {}).get("Config") or []
+        pools = tuple(AddressPool(subnet=c["Subnet"], gateway=c.get("Gateway"), ip_range=c.get("IPRange"))
+                      for c in configs if c.get("Subnet"))
+        return cls(id=attrs["Id"], name=attrs["Name"], labels=attrs.get("Labels") or {}, pools=pools)
+
+
+@dataclass(frozen=True)
+class VolumeView:
+    """A named volume and its labels."""
+
+    name: str
+    labels: Mapping[str, str]
+
+
+def networks(client: docker.DockerClient, **filters: Any) -> list[NetworkView]:
+    """Every network matching the listing ``filters`` (label=..., name=...)."""
+    return [NetworkView.of(n) for n in client.api.networks(filters=filters)]
+
+
+def volumes(client: docker.DockerClient, **filters: Any) -> list[VolumeView]:
+    """Every volume matching the listing ``filters`` (label=...)."""
+    found = client.api.volumes(filters=filters).get("Volumes") or []
+    return [VolumeView(name=v["Name"], labels=v.get("Labels") or {}) for v in found]
+
+
 # -- Swarm services, tasks and nodes ------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import docker
 
+from artm_compose.docker_access import networks
 from artm_compose.errors import ConfigError, RuntimeUnavailable
 
 # Searched in order; Docker's own default pools (172.17-31.x, 192.168.x) come last.
@@ -72,11 +73,8 @@ def used_subnets(client: docker.DockerClient | None) -> list[ipaddress.IPv4Netwo
     """IPv4 subnets of every Docker network (if ``client``) and every route of this host."""
     used = list(host_routes())
     if client is not None:
-        for network in client.networks.list():
-            for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
-                subnet = config.get("Subnet")
-                if subnet and ":" not in subnet:
-                    used.append(ipaddress.ip_network(subnet, strict=False))
+        used += [ipaddress.ip_network(pool.subnet, strict=False) for network in networks(client)
+                 for pool in network.pools if ":" not in pool.subnet]
     return used
 
 

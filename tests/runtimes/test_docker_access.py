@@ -10,7 +10,7 @@ import pytest
 from docker.errors import APIError
 from python_on_whales.exceptions import DockerException as WhalesError
 
-from artm_compose.docker_access import ContainerView, ServiceView, TaskView, error_reason, failing_as
+from artm_compose.docker_access import ContainerView, NetworkView, ServiceView, TaskView, error_reason, failing_as
 from artm_compose.errors import BootstrapError, RuntimeUnavailable
 
 INSPECTED = {
@@ -81,3 +81,12 @@ def test_failing_as_names_the_step_and_picks_the_error():
     with pytest.raises(KeyError):  # not Docker's: passes through
         with failing_as("anything"):
             raise KeyError("x")
+
+
+def test_a_network_view_keeps_its_ipv4_and_ipv6_pools():
+    network = NetworkView.of({"Id": "n1", "Name": "artm-demo", "Labels": None,
+                              "IPAM": {"Config": [{"Subnet": "10.213.0.0/24", "Gateway": "10.213.0.1",
+                                                   "IPRange": "10.213.0.128/25"}, {"Subnet": "fd00::/64"}]}})
+    assert network.labels == {} and [p.subnet for p in network.pools] == ["10.213.0.0/24", "fd00::/64"]
+    assert network.pools[0].describe() == "subnet 10.213.0.0/24, gateway 10.213.0.1, range 10.213.0.128/25"
+    assert NetworkView.of({"Id": "n2", "Name": "none", "IPAM": {"Config": None}}).pools == ()

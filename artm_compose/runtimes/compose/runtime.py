@@ -37,8 +37,9 @@ from artm_compose.runtimes.compose.compose_file import (CONTROL, FINGERPRINT_LEN
                                                         network_name, published_port, render_compose)
 from artm_compose.containers import (ARTM_ENTRYPOINT, SCRATCH_MOUNT, SERVICE_ADDRESSING, corpus_mounts,
                                      in_cluster_command)
-from artm_compose.docker_access import (APIError, ContainerView, NotFound, compose_cli, container, containers,
-                                        docker_client, failing_as, log_lines)
+from artm_compose.docker_access import (AddressPool, APIError, ContainerView, NotFound, compose_cli, container,
+                                        containers, docker_client, failing_as, log_lines, networks)
+from artm_compose.docker_access import volumes as volume_list  # ``remove`` has a flag named volumes
 from artm_compose.docker_env import NetworkLayout, free_subnet, layout_network, prefix_for, used_subnets
 from artm_compose.data.batches import list_batches
 from artm_compose.errors import BootstrapError, BootstrapTimeout, ConfigError, RuntimeUnavailable, TrainingTimeout
@@ -93,7 +94,7 @@ class Inventory:
     containers: tuple[DockerObject, ...] = ()
     networks: tuple[DockerObject, ...] = ()
     volumes: tuple[DockerObject, ...] = ()
-    subnets: dict[str, dict[str, str]] = field(default_factory=dict)  # network name -> its IPAM config
+    subnets: dict[str, AddressPool] = field(default_factory=dict)  # network name -> its address pool
 
     def of_cluster(self, cluster: str) -> list[DockerObject]:
         return [o for o in (*self.containers, *self.networks, *self.volumes) if o.belongs_to(cluster)]
@@ -102,15 +103,11 @@ class Inventory:
     def collect(cls, client: docker.DockerClient) -> Inventory:
         # One listing call: inspecting containers one by one races with their removal by others.
         listed = tuple(_container_object(c) for c in containers(client))
-        networks, subnets = [], {}
-        for network in client.networks.list():
-            attrs = network.attrs
-            networks.append(DockerObject("network", attrs["Name"], attrs.get("Labels") or {}))
-            configs = (attrs.get("IPAM") or {}).get("Config") or []
-            if configs:
-                subnets[attrs["Name"]] = configs[0]
-        volumes = tuple(DockerObject("volume", v.name, v.attrs.get("Labels") or {}) for v in client.volumes.list())
-        return cls(containers=listed, networks=tuple(networks), volumes=volumes, subnets=subnets)
+        found = networks(client)
+        return cls(containers=listed,
+                   networks=tuple(DockerObject("network", n.name, dict(n.labels)) for n in found),
+                   volumes=tuple(DockerObject("volume", v.name, dict(v.labels)) for v in volume_list(client)),
+                   subnets={n.name: n.pools[0] for n in found if n.pools})
 
 
 def planned_containers(plan: Plan) -> dict[str, str]:
@@ -207,9 +204,9 @@ def network_layout(plan: Plan, inventory: Inventory, client: docker.DockerClient
     name = network_name(plan)
     existing = inventory.subnets.get(name)
     if existing is not None and any(n.name == name and n.belongs_to(plan.cluster) for n in inventory.networks):
-        layout = layout_network(ipaddress.ip_network(existing["Subnet"]), len(plan.redis_nodes))
-        if existing.get("IPRange") != str(layout.ip_range) or existing.get("Gateway") != str(layout.gateway):
-            raise ConfigError(f"network {name} exists with another layout ({existing}); "
+        layout = layout_network(ipaddress.ip_network(existing.subnet), len(plan.redis_nodes))
+        if existing.ip_range != str(layout.ip_range) or existing.gateway != str(layout.gateway):
+            raise ConfigError(f"network {name} exists with another layout ({existing.describe()}); "
                               f"run `artm-compose down` for cluster {plan.cluster!r} first")
         return layout
     prefix = prefix_for(len(plan.redis_nodes), len(plan.executors) + 2)
@@ -430,12 +427,12 @@ class ComposeRuntime(Runtime):
             batch = [c for c in members if rank(c) == step]
             with ThreadPoolExecutor(max_workers=REMOVE_THREADS) as pool:
                 messages.extend(pool.map(lambda c: _remove_container(client, c.id, c.name), batch))
-        for network in union(lambda selector: client.networks.list(filters=selector), lambda n: n.id):
-            network.remove()
+        for network in union(lambda selector: networks(client, **selector), lambda n: n.id):
+            client.api.remove_network(network.id)
             messages.append(f"removed network {network.name}")
         if volumes:
-            for volume in union(lambda selector: client.volumes.list(filters=selector), lambda v: v.id):
-                volume.remove(force=True)
+            for volume in union(lambda selector: volume_list(client, **selector), lambda v: v.name):
+                client.api.remove_volume(volume.name, force=True)
                 messages.append(f"removed volume {volume.name}")
         for message in messages:
             echo(message)
