@@ -28,7 +28,9 @@ from artm_compose.state import CHECKPOINT_FILE, SCORES_FILE, StateDir
 SERVICE_ADDRESSING = Addressing(host="redis-{index}", port_per_node=False)
 # Secrets, one per Redis user's password (acl.py): the admin's (the Redis nodes and bootstrap), the training
 # user's (the executors and the master), the reader's (probes, export, transform, the dashboard); and the
-# users' definitions (the Redis nodes). Each container gets only the ones its programs log in with.
+# users' definitions (the Redis nodes). Each container gets only the ones its programs log in with. A Redis
+# node's health check (docker/artm-redis-healthcheck) PINGs with the admin's: the node holds it anyway
+# (requirepass, masterauth), so the reader's would add a secret and take nothing away. `down` logs in as no one.
 SECRET_NAME = "redis_password"
 TRAINING_SECRET_NAME = "redis_training_password"
 READER_SECRET_NAME = "redis_reader_password"
