@@ -82,6 +82,10 @@ class OwnRows:
     nwt: np.ndarray | None = None  # float64, summed counters (or random values) awaiting n_t
 
 
+class HeartbeatLapsed(TrainingError):
+    """The executor's heartbeat lapsed while it worked on a command: its results are not written."""
+
+
 _SOURCES = {"random": "seeded random rows", "file": "a phi file", "continue": "the model in Redis"}
 
 
@@ -109,6 +113,7 @@ class Executor:
         self.topic_names: list[str] = []
         self.own_slots = np.zeros(0, dtype=np.int64)  # class slot of each own row
         self.pending_terms: list = []  # phi regularizer terms awaiting the master's gamma coefficients
+        self.lapses = heartbeat.lapses  # the heartbeat's lapses before the current command was taken
 
     def take_ranges(self, token_range: tuple[int, int], batch_range: tuple[int, int]) -> None:
         """Own ``token_range`` and E-step the batches of ``batch_range`` (loaded here unless they are the
@@ -123,6 +128,16 @@ class Executor:
         self.is_own = (self.corpus.rows >= self.own.begin) & (self.corpus.rows < self.own.end)
         self.status.token_range, self.status.batch_range = token_range, batch_range
         self.status.documents = self.corpus.docs.count
+
+    def fence(self) -> None:
+        """Before changing the model in Redis: raise HeartbeatLapsed if the heartbeat lapsed since the command
+        was taken (stopped or starved past its TTL). The master may have given this executor up meanwhile, taken
+        over its share and laid the model out anew: what the command would write (phi rows, contributions) or
+        delete (others' contributions) now belongs to another layout or pass."""
+        self.heartbeat.beat()
+        if self.heartbeat.lapses != self.lapses:
+            raise HeartbeatLapsed(f"executor {self.args.executor_id}: its heartbeat lapsed (stopped or starved past "
+                                  f"its time to live) during this command; its results are not written")
 
     def use_model_settings(self, command: dict[str, Any]) -> None:
         """Classes, class weights and regularizers of the run (the master's, so all executors agree)."""
@@ -189,6 +204,7 @@ class Executor:
                 source = Layout.from_dict(self.args.cluster, command["source_layout"])
                 self.own.phi = store.read_range(self.client, source, int(command["source_generation"]), begin, end)
             if end > begin:
+                self.fence()
                 store.write_range(self.client, self.layout, int(command["generation"]), begin, self.own.phi)
         return {**reply, **self.corpus_figures()}
 
@@ -206,6 +222,7 @@ class Executor:
             self.own.phi[rows] = normalise_rows(self.own.nwt[rows], n_t[self.own_slots[rows]])
         self.own.nwt = None
         if self.own.end > self.own.begin:
+            self.fence()
             store.write_range(self.client, self.layout, int(command["generation"]), self.own.begin, self.own.phi)
         if "kernel_n_t" not in command:
             return {}
@@ -242,6 +259,7 @@ class Executor:
             every = np.zeros((len(self.corpus.rows), self.layout.topics), dtype=np.float32)
             every[used] = increments
             self.own_increments = every[self.is_own]
+        self.fence()
         blocks = store.write_contributions(self.client, self.layout, command["run"], int(command["pass"]),
                                            self.args.executor_id, rows[~is_own], increments[~is_own])
         return {"class_loglik": result.class_loglik.tolist(), "class_weight": result.class_weight.tolist(),
@@ -253,6 +271,7 @@ class Executor:
     def aggregate(self, command: dict[str, Any]) -> dict[str, Any]:
         assert self.layout is not None and self.own_increments is not None
         wanted = [(int(block), int(executor)) for block, executor in command["contributions"]]
+        self.fence()  # the read deletes what it reads
         parts = store.read_contributions(self.client, self.layout, command["run"], int(command["pass"]), wanted)
         own_rows = self.corpus.rows[self.is_own]
         begin = self.own.begin
@@ -299,6 +318,7 @@ class Executor:
                     "e-step": ("e-step", self.e_step), "aggregate": ("aggregate", self.aggregate),
                     "regularize": ("regularization", self.regularize)}
         while True:
+            self.lapses = self.heartbeat.lapses  # a lapse from here on may have let the master give us up
             try:
                 command = channel.next_command(deadline, self.heartbeat.tick, attached=self.attached(channel))
             except REDIS_ERRORS as error:
@@ -320,6 +340,10 @@ class Executor:
             try:
                 reply = handlers[op][1](command)
                 reply["cpu_seconds"] = time.process_time() - cpu
+            except HeartbeatLapsed as error:  # the master redoes the pass, with this executor or without it
+                print(f"{error}; waiting for the master's next command", flush=True)
+                self.answer(channel, command, error=str(error), lapsed=True)
+                continue
             except (*REDIS_ERRORS, store.LostContribution) as error:
                 # The master redoes the pass from the committed model; this command's work is void.
                 self.ride_out(error, handlers[op][0])

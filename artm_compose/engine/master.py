@@ -354,6 +354,8 @@ class Master:
                 raise TrainingError(f"{lost}: {why}; executor {heir}'s {kind} {a} does not adjoin {b}")
             ranges[kind] = (a[0], b[1])
         executors[heir] = dataclasses.replace(kept, **ranges)
+        # Should it go on after all (it was stopped, not gone), it ends instead of waiting on its queue.
+        self.channel.send({lost.executor: {"op": "terminate"}})
         self.echo(f"{lost}: {why}; executor {heir} takes over its batches {gone.batch_range} and tokens "
                   f"{gone.token_range}")
         layout, generation = self.relayout()

@@ -119,7 +119,9 @@ class Heartbeat:
     """A daemon thread that keeps ``key`` alive while the owner keeps calling :meth:`tick`.
 
     ``payload()`` gives the key's value (JSON) at each beat. :meth:`stop` ends the thread and,
-    with ``delete=True``, removes the key at once (a clean exit should not look alive).
+    with ``delete=True``, removes the key at once (a clean exit should not look alive). ``lapses`` counts
+    the beats that came after the key had expired (the owner was stopped, starved or cut off from Redis
+    past the key's TTL): meanwhile the other side may have given the owner up.
     """
 
     def __init__(self, client: RedisCluster, key: str, timeout: float, payload: Callable[[], dict[str, Any]]):
@@ -127,7 +129,8 @@ class Heartbeat:
         self._key = key
         self._timeout = timeout
         self._payload = payload
-        self._last_tick = time.monotonic()
+        self._last_tick = self._beaten = time.monotonic()
+        self.lapses = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {key}", daemon=True)
@@ -165,6 +168,10 @@ class Heartbeat:
         """Refresh the key now (the caller's state changed)."""
         with self._lock:
             self._client.set(self._key, json.dumps(self._payload()), px=int(self._timeout * TTL_FRACTION * 1000))
+            now = time.monotonic()
+            if now - self._beaten > self._timeout * TTL_FRACTION:
+                self.lapses += 1
+            self._beaten = now
 
     def _run(self) -> None:
         interval = self._timeout * BEAT_FRACTION
@@ -319,6 +326,11 @@ class MasterChannel:
                 if reply is None or reply.get("run") != self.run or reply.get("seq") != sequence:
                     continue
                 executor = int(reply["executor"])
+                if reply.get("lapsed"):  # it did not write its results: the pass again, with it or without it
+                    lost = ExecutorLost(executor, phase, pass_number, f"executor {executor}'s heartbeat lapsed "
+                                        f"during {phase} of pass {pass_number}{_kept(kept_pass)}")
+                    self.watch(phase, pass_number, True)  # unless a Redis failover took the heartbeat key
+                    raise lost
                 if reply.get("interrupted"):
                     raise ClusterInterrupted(f"executor {executor} lost Redis in {phase} of pass {pass_number}: "
                                              f"{reply.get('error')}", pass_number)
