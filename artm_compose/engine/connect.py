@@ -20,6 +20,12 @@ DEFAULT_STARTUP_TIMEOUT = 300.0
 # A failover takes cluster-node-timeout plus an election (about a second); longer node timeouts get more
 # (failover_timeout).
 DEFAULT_FAILOVER_TIMEOUT = 60.0
+# Opening a connection to a Redis node. The node's kernel accepts it even while redis-server is busy or stopped,
+# so inside the cluster's network that takes well under a millisecond; the address of a lost container never
+# answers instead (no refusal: the connect times out), and redis-py tries a command again and again (up to 10
+# times) until the cluster has failed over, each try costing this timeout: 2 s a try kept the engine waiting
+# up to ~8 s on a failover that Redis had finished in ~5 s (BENCHMARKS.md, "A lost Redis primary").
+CONNECT_TIMEOUT = 0.5
 
 
 def failover_timeout(node_timeout_ms: int) -> float:
@@ -79,7 +85,7 @@ def connect(args: argparse.Namespace, deadline: float) -> RedisCluster:
     while True:
         try:
             client = cluster_client([(args.redis_ip, args.redis_port)], password, username=args.redis_user,
-                                    timeout=max(10.0, args.heartbeat_timeout))
+                                    timeout=max(10.0, args.heartbeat_timeout), connect_timeout=CONNECT_TIMEOUT)
             client.ping()
             return client
         except (RedisError, RedisClusterException, OSError) as error:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -42,18 +43,18 @@ class ClusterView:
     state: str = "?"  # cluster_state
 
 
-def observe(client: RedisCluster) -> ClusterView:
-    """Ask the nodes ``client`` knows, first answer wins; every serving primary is pinged too (logged in as
-    ``client`` is: the training user, acl.py)."""
-    login = {key: client.nodes_manager.connection_kwargs.get(key) for key in ("username", "password")}
+def observe(client: RedisCluster, ping: bool = True) -> ClusterView:
+    """Ask the nodes ``client`` knows, first answer wins (logged in as ``client`` is: the training user, acl.py);
+    with ``ping``, every serving primary is pinged too (a lost one that is not failed yet is a ``problem``)."""
+    login = {key: client.nodes_manager.connection_kwargs.get(key)
+             for key in ("username", "password", "socket_connect_timeout")}
     seen: set[tuple[str, int]] = set()
     last_error = "no Redis node known"
     for node in [*client.get_nodes(), *client.nodes_manager.startup_nodes.values()]:
         if (node.host, node.port) in seen:
             continue
         seen.add((node.host, node.port))
-        probe = node_client(node.host, node.port, login["password"], username=login["username"],
-                            timeout=_PROBE_TIMEOUT)
+        probe = _probe(node.host, node.port, login)
         try:
             info = parse_info(probe.execute_command("CLUSTER", "INFO"))
             views = parse_cluster_nodes(probe.execute_command("CLUSTER", "NODES"))
@@ -62,13 +63,21 @@ def observe(client: RedisCluster) -> ClusterView:
             continue
         finally:
             probe.close()
-        return _judge(info, views, node.host, login)
+        return _judge(info, views, node.host, login, ping)
     # Every node gone: no replica is left to take over, and nodes restarted empty hold no model.
     message = f"no Redis node of the cluster answers ({last_error})"
     return ClusterView(problem=message, hopeless=message)
 
 
-def _judge(info: dict[str, str], views: list[NodeView], host: str, login: dict[str, str | None]) -> ClusterView:
+def _probe(host: str, port: int, login: dict) -> redis.Redis:
+    """A client of one node that logs in and connects as the cluster client whose settings ``login`` holds, and
+    tries once: the callers look again and again, and the address of a lost node costs every try the connect
+    timeout (with redis-py's 10 retries and 2 s a connect, one look at a lost node took 18 s)."""
+    return node_client(host, port, login["password"], username=login["username"], timeout=_PROBE_TIMEOUT,
+                       connect_timeout=login["socket_connect_timeout"] or _PROBE_TIMEOUT, retries=0)
+
+
+def _judge(info: dict[str, str], views: list[NodeView], host: str, login: dict, ping: bool) -> ClusterView:
     epoch, state = int(info.get("cluster_current_epoch", -1)), info.get("cluster_state", "?")
     primaries = [v for v in views if v.slots and not v.replica]
     for primary in primaries:
@@ -81,10 +90,9 @@ def _judge(info: dict[str, str], views: list[NodeView], host: str, login: dict[s
                                f"serve its slots (use --replicas to have one)", state)
     if state != "ok":
         return ClusterView(epoch, f"cluster_state:{state}", state=state)
-    for primary in primaries:
+    for primary in primaries if ping else ():
         address = host if primary.myself else primary.ip
-        probe = node_client(address, primary.port, login["password"], username=login["username"],
-                            timeout=_PROBE_TIMEOUT)
+        probe = _probe(address, primary.port, login)
         try:
             probe.ping()
         except REDIS_ERRORS as error:
@@ -114,7 +122,7 @@ class FailoverWatch:
     def __init__(self, client: RedisCluster, every: float = 1.0):
         self.client = client
         self.every = every
-        self.baseline = observe(client).epoch
+        self.baseline = observe(client, ping=False).epoch
         self.next_look = time.monotonic() + every
 
     def reset(self, epoch: int) -> None:
@@ -125,8 +133,9 @@ class FailoverWatch:
         if time.monotonic() < self.next_look and not now:
             return
         self.next_look = time.monotonic() + self.every
-        view = observe(self.client)
-        # Not every problem: a primary slow to answer on a loaded machine is no reason to redo a pass.
+        # Only the epoch and the state: a primary slow to answer on a loaded machine is no reason to redo a pass,
+        # and pinging a lost one (not failed yet) would only keep the master from its replies.
+        view = observe(self.client, ping=False)
         if view.state == "fail" or view.epoch > self.baseline:
             what = (f"cluster_state:{view.state}" if view.state == "fail"
                     else f"the cluster's epoch rose from {self.baseline} to {view.epoch} (a failover)")
