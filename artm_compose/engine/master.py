@@ -499,6 +499,9 @@ class Master:
             generation += 1
             normalised = self.round({e: {**normalise, "generation": generation} for e in executors},
                                     "normalisation", number)
+            # Never commit across a failover: one that the pass's commands rode out (redis-py retries them until
+            # the replica serves) raised nothing here, and the watch looks only when a reply is slow to come.
+            self.channel.watch("normalisation", number, True)
             phi_partials = [normalised[e]["phi_scores"] for e in sorted(normalised) if "phi_scores" in normalised[e]]
             pending = ModelRecord(generation=generation, pass_number=number, layout=layout, run=self.channel.run,
                                   n_t=all_classes(n_t))
