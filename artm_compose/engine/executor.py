@@ -34,7 +34,7 @@ from artm_compose.engine.kernel import Modalities, e_step, normalise_rows, warm_
 from artm_compose.engine.layout import Layout, prepare_slot_tags
 from artm_compose.engine.online import blend, update_documents
 from artm_compose.engine.protocol import (ExecutorChannel, ExecutorStatus, Heartbeat, MasterGone, NoMaster,
-                                          RunAborted, heartbeat_key)
+                                          RunAborted, TTL_FRACTION, heartbeat_key)
 from artm_compose.engine.model_inputs import e_step_inputs
 from artm_compose.engine.regularizers import (Regularizer, check_against_model, combine_terms, make_regularizer,
                                               phi_terms, relative_regularizers, relative_sums)
@@ -397,7 +397,8 @@ def run(args: argparse.Namespace) -> None:
     started = time.monotonic()
     deadline = started + args.startup_timeout
     client = connect(args, deadline=deadline)
-    channel = ExecutorChannel(client=client, cluster=args.cluster, executor=args.executor_id)
+    patience = (1 - TTL_FRACTION) * args.heartbeat_timeout  # the master's lease lives TTL_FRACTION of it
+    channel = ExecutorChannel(client=client, cluster=args.cluster, executor=args.executor_id, patience=patience)
     status = ExecutorStatus(executor=args.executor_id, token_range=(args.token_begin_index, args.token_end_index),
                             batch_range=(args.batch_begin_index, args.batch_end_index))
     heartbeat = Heartbeat(client, heartbeat_key(args.cluster, args.executor_id), args.heartbeat_timeout, status.payload)
@@ -426,7 +427,8 @@ def run(args: argparse.Namespace) -> None:
             except MasterGone as gone:  # a restarted master resumes the run: wait for it, fresh
                 print(f"executor {args.executor_id}: {gone}; waiting up to {args.startup_timeout:g} s for a new "
                       f"master", flush=True)
-                channel = ExecutorChannel(client=client, cluster=args.cluster, executor=args.executor_id)
+                channel = ExecutorChannel(client=client, cluster=args.cluster, executor=args.executor_id,
+                                          patience=patience)
                 executor = Executor(args, client, vocab, corpus, status, heartbeat)
                 status.run, status.state = None, "waiting"
                 deadline = time.monotonic() + args.startup_timeout

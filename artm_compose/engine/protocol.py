@@ -21,9 +21,11 @@ In the spirit of the reference's per-executor command keys, with the weak points
 * **One master per cluster.** ``ac:<c>:master`` is also the master's lease: a master takes it
   only if it is free (SET NX); a held lease that its holder refreshes means another master runs
   (refused, naming its run), one that expires means its holder died (taken).
-* **Master loss.** An executor that has worked for a run leaves it when ``ac:<c>:master`` is gone
-  or names another run (the TTL there is the master's heartbeat), and waits, up to the start-up
-  timeout, for the next master (a restarted one resumes the run, ``engine.master``).
+* **Master loss.** An executor that has worked for a run leaves it when ``ac:<c>:master`` names
+  another run, or has been gone for the rest of the heartbeat timeout (the TTL there is the master's
+  heartbeat; a Redis failover can take the key for a while, and the master sets it again), and
+  waits, up to the start-up timeout, for the next master (a restarted one resumes the run,
+  ``engine.master``).
 * **States** (the reference's, shown in heartbeats and progress): ``waiting`` -> ``preparation`` ->
   ``normalisation`` -> ``iterations`` (``e-step``, ``aggregate``, ``normalise`` per pass) ->
   ``termination``.
@@ -448,6 +450,11 @@ class ExecutorChannel:
     executor: int
     run: str | None = None
     started: bool = False  # accepted a command of ``run``: from then on it is bound to it
+    # How long the bound run's lease may be missing before its master counts as gone: a Redis failover can take
+    # the key's node for longer than the key lives (the master sets it again once the replica serves). A lease
+    # naming another run ends the run at once.
+    patience: float = 0.0
+    missing_since: float | None = None
 
     def attach(self, deadline: float, tick: Callable[[], None]) -> str:
         """Wait (until ``deadline``, monotonic) for a master and take its run id."""
@@ -474,9 +481,14 @@ class ExecutorChannel:
             master = read_master(self.client, self.cluster)
             current = None if master is None else master.get("run")
             if self.started and current != self.run:
-                self.raise_if_aborted()  # a master that aborts leaves at once: its last word may be queued
-                raise MasterGone(f"the master of run {self.run} is gone"
-                                 + ("" if current is None else f" (replaced by run {current})"))
+                if current is None and self.missing_since is None:
+                    self.missing_since = time.monotonic()
+                if current is not None or time.monotonic() - self.missing_since >= self.patience:
+                    self.raise_if_aborted()  # a master that aborts leaves at once: its last word may be queued
+                    raise MasterGone(f"the master of run {self.run} is gone"
+                                     + ("" if current is None else f" (replaced by run {current})"))
+            else:
+                self.missing_since = None
             if not self.started and (current is None or current != self.run):
                 if current is None:
                     self.attach(deadline, tick)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -568,3 +569,29 @@ def test_an_executor_that_loses_its_master_leaves_the_queued_commands_for_its_ne
     client.set(master_key("test"), json.dumps({"run": "r1"}))
     again = ExecutorChannel(client=client, cluster="test", executor=0)
     assert again.next_command(time.monotonic() + 5, tick=lambda: None, attached=lambda: None)["seq"] == 7
+
+
+def test_an_executor_keeps_its_run_while_its_master_lease_is_missing_for_less_than_its_patience(local_cluster):
+    # A Redis failover can take the lease's node for longer than the lease lives; the master sets it again once
+    # the replica serves. Leaving the run then made the master wait for a new instance that never came.
+    from artm_compose.engine.protocol import ExecutorChannel, MasterGone
+
+    cluster = local_cluster(nodes=1)
+    client = client_of(cluster)
+    channel = ExecutorChannel(client=client, cluster="test", executor=0, run="r1", started=True, patience=5.0)
+    command = json.dumps({"op": "e-step", "run": "r1", "seq": 8})
+
+    def master_back() -> None:
+        client.set(master_key("test"), json.dumps({"run": "r1"}))
+        client.rpush(queue_key("test", "r1", 0), command)
+
+    back = threading.Timer(1.5, master_back)  # missing for a BLPOP round or more, less than the patience
+    back.start()
+    try:
+        assert channel.next_command(time.monotonic() + 10, tick=lambda: None, attached=lambda: None)["seq"] == 8
+    finally:
+        back.cancel()
+    client.delete(master_key("test"))
+    impatient = ExecutorChannel(client=client, cluster="test", executor=0, run="r1", started=True, patience=0.5)
+    with pytest.raises(MasterGone, match="the master of run r1 is gone"):
+        impatient.next_command(time.monotonic() + 10, tick=lambda: None, attached=lambda: None)
