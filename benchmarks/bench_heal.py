@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from artm_compose.api import Cluster
@@ -35,7 +36,6 @@ from artm_compose.docker_access import docker_client
 from artm_compose.engine.protocol import read_progress
 from artm_compose.redis_client import cluster_client, read_addresses
 from artm_compose.state import read_password
-from artm_compose.runtimes.swarm.tasks import created
 from artm_compose.waiting import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,7 +87,7 @@ def one_run(corpus: Path, state: Path, topics: int, heartbeat: float, kill: str)
         client.close()
         if master is not None:  # when Docker had started the master again (its clock is this host's)
             master.reload()
-            restarted = created({"CreatedAt": master.attrs["State"]["StartedAt"]}).timestamp() - killed_at
+            restarted = datetime.fromisoformat(master.attrs["State"]["StartedAt"]).timestamp() - killed_at
     finally:
         cluster.down(echo=lambda _line: None)
     healed = {"executor": scores["restarts"], "master": scores["resumed"], "redis": scores["failovers"]}[kill]
