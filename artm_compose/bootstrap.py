@@ -175,10 +175,16 @@ class Health:
         return sum(1 for s in self.states if s.error is None)
 
     def roles(self) -> dict[str, str]:
-        """Each answering instance's role by name: ``primary``, or ``replica of <name>``."""
+        """Each answering instance's role by name: ``primary``, ``replica of <name>``, or, for one that serves
+        no slots and copies nothing (e.g. restarted empty by Swarm after a failover), ``no slots``."""
         names = {s.myid: s.target.name for s in self.states if s.myid}
-        return {s.target.name: (f"replica of {names.get(s.me.master, s.me.master)}" if s.me.replica else "primary")
-                for s in self.states if s.me is not None}
+
+        def role(me: NodeView) -> str:
+            if me.replica:
+                return f"replica of {names.get(me.master, me.master)}"
+            return "primary" if me.slots else "no slots (`up` joins it)"
+
+        return {s.target.name: role(s.me) for s in self.states if s.me is not None}
 
     def summary_info(self) -> dict[str, str]:
         """``CLUSTER INFO`` of the first node that answered (empty if none did)."""

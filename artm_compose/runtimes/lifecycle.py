@@ -140,8 +140,6 @@ class Runtime(ABC):
     serves_dashboard: ClassVar[bool] = False
     # Whether `scale` can replace the executors of a running training (replace_executors).
     scales_executors: ClassVar[bool] = False
-    # Whether it starts the plan's replicas (plan.replicas), each beside the virtual node the plan says.
-    places_replicas: ClassVar[bool] = False
 
     def __init__(self, state: StateDir):
         self.state = state
@@ -162,9 +160,6 @@ class Runtime(ABC):
         if plan.config.init_phi is not None:
             check_initial_phi(plan)
         check_model_settings(plan)
-        if plan.replicas and not self.places_replicas:
-            raise ConfigError(f"replicas={plan.config.replicas}: the {self.name} runtime does not start replicas yet; "
-                              f"use --runtime compose or local, or --replicas 0")
         if plan.config.dashboard and not self.serves_dashboard:
             raise ConfigError(f"dashboard=True: the {self.name} runtime cannot run the dashboard; run "
                               f"`artm-compose dashboard --state-dir {self.state.root}` on a machine that reaches it")

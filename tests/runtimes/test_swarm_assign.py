@@ -6,9 +6,12 @@ import re
 
 import pytest
 
+from artm_compose.config import ClusterConfig
+from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.errors import ConfigError
+from artm_compose.plan import make_plan
 from artm_compose.runtimes.swarm.assign import (
-    SwarmNode, assign, holdings_from_labels, largest_remainder, removal, usable_holdings,
+    SwarmNode, assign, holdings_from_labels, largest_remainder, removal, replica_groups, usable_holdings,
 )
 
 CLUSTER = "demo"
@@ -159,3 +162,35 @@ def test_usable_holdings_accept_a_complete_labelling_only():
     drained = [SwarmNode(n.id, n.hostname, "drain" if n.hostname == "b" else "active", n.state, n.labels)
                for n in labelled]
     assert usable_holdings(CLUSTER, 4, drained) is None
+
+
+def placed_replicas(nodes: int, replicas: int, swarm: list[SwarmNode]) -> tuple[dict[int, int], dict[int, int], list]:
+    """(virtual node -> group, replica instance -> group, the plan's replicas) of a cluster on ``swarm``."""
+    plan = make_plan(ClusterConfig(name=CLUSTER, runtime="swarm", nodes=nodes, replicas=replicas),
+                     addressing=SERVICE_ADDRESSING)
+    groups = {v: h.group for h in assign(CLUSTER, nodes, swarm).holdings for v in h.vnodes}
+    return groups, replica_groups(plan.replicas, groups), list(plan.replicas)
+
+
+def test_on_one_swarm_node_every_replica_stays_beside_its_planned_node():
+    groups, placed, replicas = placed_replicas(3, 2, [node("a")])
+    assert placed == {r.index: 0 for r in replicas} and set(groups.values()) == {0}
+
+
+@pytest.mark.parametrize("nodes,replicas,machines", [(4, 1, 2), (6, 1, 3), (6, 2, 3), (5, 2, 2), (3, 1, 3)])
+def test_replicas_go_to_another_swarm_node_than_their_primary_when_there_is_one(nodes, replicas, machines):
+    groups, placed, planned = placed_replicas(nodes, replicas, [node(f"m{i}") for i in range(machines)])
+    for primary in range(nodes):
+        copies = [placed[r.index] for r in planned if r.replica_of == primary]
+        assert groups[primary] not in copies
+        # Copies of one primary on as many different Swarm nodes as there are others to take them.
+        assert len(set(copies)) == min(replicas, machines - 1), (primary, copies)
+    hosted = [sum(1 for g in placed.values() if g == group) for group in range(machines)]
+    assert max(hosted) - min(hosted) <= replicas, hosted  # spread, not piled on one Swarm node
+
+
+def test_a_replica_whose_planned_neighbour_shares_its_swarm_node_moves_to_the_next_other_one():
+    # m0 holds 0-1 and m1 holds 2-3; the plan puts replica j of node i beside node (i + j) mod 4.
+    groups, placed, _ = placed_replicas(4, 1, [node("m0"), node("m1")])
+    assert groups == {0: 0, 1: 0, 2: 1, 3: 1}
+    assert placed == {4: 1, 5: 1, 6: 0, 7: 0}  # 4 (of 0) beside 1 on m0 -> beside 2; 6 (of 2) beside 3 -> beside 0

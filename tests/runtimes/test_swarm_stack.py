@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -111,6 +112,27 @@ def test_docker_stack_config_accepts_the_stack_and_places_by_group(setup):
     assert network["driver"] == "overlay" and network["attachable"] is True
     assert stack["secrets"]["redis_password"]["file"] == str(files.password)
     assert stack["configs"]["nodes"]["file"] == str(files.nodes)
+
+
+@needs_docker_cli
+def test_replicas_are_services_of_their_own_on_another_swarm_node_than_their_primary(setup):
+    plan, state, files, groups = setup
+    plan = make_plan(plan.config.replace(replicas=1), plan.data, addressing=SERVICE_ADDRESSING)
+    files.nodes.write_text(nodes_document(plan))
+    files.stack.write_text(render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER,
+                                        password=PASSWORD, training=False))
+    services = stack_config(files.stack)["services"]
+    assert set(services) == {f"redis-{i}" for i in range(8)} | {"bootstrap"}
+    # "big" holds 0-2 (group 0), "small" 3 (group 1): the copies of 0-2 go to "small", that of 3 to "big".
+    placed = {name: service["deploy"]["placement"]["constraints"] for name, service in services.items()
+              if name.startswith("redis-")}
+    assert placed == {f"redis-{i}": [f"node.labels.artm.demo.group == {group}"]
+                      for i, group in enumerate([0, 0, 0, 1, 1, 1, 1, 0])}
+    assert services["redis-5"]["deploy"]["labels"][labels.SLOTS] == services["redis-1"]["deploy"]["labels"][labels.SLOTS]
+    # The bootstrap job attaches them: its nodes document lists every instance with its primary.
+    document = json.loads(files.nodes.read_text())
+    assert [(n["name"], n.get("replica_of")) for n in document["nodes"]] == (
+        [(f"redis-{i}", None) for i in range(4)] + [(f"redis-{4 + i}", i) for i in range(4)])
 
 
 def test_the_password_never_appears_in_the_stack(setup):

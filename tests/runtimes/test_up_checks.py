@@ -70,10 +70,3 @@ def test_a_matching_initial_phi_passes_the_check(corpus, tmp_path):
     config = ClusterConfig(runtime="local", data_dir=corpus, topics=TOPICS, state_dir=tmp_path / "state",
                            init_phi=_npz(tmp_path / "ok.npz", list(reversed(tokens)) + ["extra"], TOPICS))
     check_initial_phi(make_plan(config, addressing=LOOPBACK))
-
-
-def test_replicas_on_a_runtime_that_does_not_place_them_are_refused_before_anything_starts(tmp_path):
-    cluster = Cluster(ClusterConfig(runtime="swarm", nodes=3, replicas=1, state_dir=tmp_path / "state"))
-    with pytest.raises(ConfigError, match="replicas=1: the swarm runtime does not start replicas"):
-        cluster.up(detach=True, echo=lambda _message: None)
-    assert not (tmp_path / "state").exists()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from artm_compose.config import ClusterConfig
 from artm_compose.data.collection import write_collection
@@ -186,6 +187,15 @@ def run_training(cluster, data_dir: Path, work: Path, nodes: int, executors_per_
         training.stop()
     scores = json.loads(training.scores.read_text()) if training.scores.exists() else None
     return scores, codes, training
+
+
+def assert_healed_by_one_failover(healed: dict, clean: dict, echoed: list[str]) -> None:
+    """The scores of a run that lost a Redis primary once (``echoed``: what `up` said while following it):
+    one failover, nothing else redone, and the uninterrupted run's perplexities (``clean``'s)."""
+    assert len(healed["failovers"]) == 1 and healed["restarts"] == healed["resumed"] == healed["taken_over"] == [], \
+        (healed["failovers"], healed["restarts"], healed["resumed"], [e for e in echoed if "topic_" not in e])
+    assert healed["perplexity"] == pytest.approx(clean["perplexity"], rel=1e-6, abs=0)
+    assert any(line.startswith("Redis failed during pass") for line in echoed), echoed
 
 
 def _spawn(program: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:

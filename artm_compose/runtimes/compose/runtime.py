@@ -221,7 +221,6 @@ class ComposeRuntime(Runtime):
     where = "on Docker"
     serves_dashboard = True
     scales_executors = True
-    places_replicas = True  # one container each: never its primary's
     missing = "no container"
 
     # -- primitives of up ---------------------------------------------------------------------------

@@ -84,7 +84,6 @@ class LocalRuntime(Runtime):
     where = "on this machine"
     serves_dashboard = True
     scales_executors = True
-    places_replicas = True
 
     # -- primitives of up ---------------------------------------------------------------------------
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from artm_compose.errors import ConfigError
+from artm_compose.plan import NodePlan
 
 LABEL_ROOT = "artm"
 DEFAULT_CAPACITY_LABEL = "artm.capacity"
@@ -179,6 +180,31 @@ def assign(cluster: str, vnode_count: int, nodes: list[SwarmNode], *,
     changes = tuple(_change(cluster, node, desired.get(node.id, {}))
                     for node in sorted(nodes, key=lambda n: (n.hostname, n.id)))
     return Assignment(cluster=cluster, holdings=tuple(holdings), changes=changes, skipped=skipped)
+
+
+def replica_groups(replicas: Sequence[NodePlan], groups: Mapping[int, int]) -> dict[int, int]:
+    """The Swarm group (node) of each replica, by instance index; ``groups`` maps each virtual node to its group.
+
+    A replica goes where the Swarm node of its primary is not, or it protects nothing when that machine is
+    lost (PITFALLS.md, "Replicas, failover, restarts"): beside the virtual node the plan puts it beside when
+    another Swarm node holds that one, else beside the next virtual node (cyclically) that another Swarm
+    node holds, preferring a Swarm node that holds no other copy of the same primary. On a Swarm of one
+    node every replica stays beside its planned virtual node (another container all the same).
+    """
+    vnodes = sorted(groups)
+    placed: dict[int, int] = {}
+    holding: dict[int, set[int]] = {}  # primary -> the groups that hold a copy of it
+    for replica in replicas:
+        assert replica.replica_of is not None and replica.beside is not None, replica
+        own = groups[replica.replica_of]
+        taken = holding.setdefault(replica.replica_of, {own})
+        start = vnodes.index(replica.beside)
+        candidates = [groups[vnodes[(start + step) % len(vnodes)]] for step in range(len(vnodes))]
+        group = next((g for g in candidates if g not in taken),
+                     next((g for g in candidates if g != own), groups[replica.beside]))
+        placed[replica.index] = group
+        taken.add(group)
+    return placed
 
 
 def removal(cluster: str, nodes: list[SwarmNode]) -> tuple[LabelChange, ...]:

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.runtimes.base import Bootstrapped, ClusterStatus, Echo, MemberState, TransformJob
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import write_text_atomic
-from artm_compose.runtimes.swarm.assign import Holding, assign, removal, usable_holdings
+from artm_compose.runtimes.swarm.assign import Holding, assign, removal, replica_groups, usable_holdings
 from artm_compose.runtimes.swarm.data_plan import check_local, data_plan
 from artm_compose.runtimes.swarm.node_check import check_on_nodes
 from artm_compose.runtimes.swarm.node_labels import apply_changes, list_nodes, require_manager
@@ -74,7 +74,8 @@ LOG_LAG = 2.0
 
 @dataclass(frozen=True)
 class SwarmRecord:
-    """The Swarm's part of the cluster record: the stack, where each virtual node runs, and its objects."""
+    """The Swarm's part of the cluster record: the stack, where each virtual node and replica runs, and its
+    objects."""
 
     stack: str
     network: str
@@ -83,6 +84,7 @@ class SwarmRecord:
     secrets: dict[str, str]  # the Swarm secret of each Redis user's password, by user (acl.py)
     nodes_config: str
     holdings: tuple[Holding, ...]
+    replica_groups: dict[int, int] = field(default_factory=dict)  # replica instance -> the group it runs in
 
     @classmethod
     def of(cls, cluster: ClusterRecord) -> SwarmRecord | None:
@@ -93,12 +95,14 @@ class SwarmRecord:
         return cls(stack=extras["stack"], network=extras["network"], manager=extras["manager"],
                    images=ImageTags(**extras["images"]), secrets=extras.get("secrets", {}),
                    nodes_config=extras["nodes_config"],
-                   holdings=tuple(Holding.from_dict(h) for h in extras["holdings"]))
+                   holdings=tuple(Holding.from_dict(h) for h in extras["holdings"]),
+                   replica_groups={int(i): g for i, g in (extras.get("replica_groups") or {}).items()})
 
     def to_dict(self) -> dict[str, Any]:
         return {"stack": self.stack, "network": self.network, "manager": self.manager,
                 "images": {"redis": self.images.redis, "artm": self.images.artm}, "secrets": self.secrets,
-                "nodes_config": self.nodes_config, "holdings": [h.to_dict() for h in self.holdings]}
+                "nodes_config": self.nodes_config, "holdings": [h.to_dict() for h in self.holdings],
+                "replica_groups": {str(i): g for i, g in self.replica_groups.items()}}
 
 
 @dataclass(frozen=True)
@@ -193,11 +197,11 @@ class SwarmRuntime(Runtime):
         before = _one_shot_state(client, bootstrap)
         self._deploy(plan, training=False)
         _run_again_if_unchanged(client, bootstrap, before)
-        redis = [redis_component(n.index) for n in plan.nodes]
+        redis = [redis_component(n.index) for n in plan.redis_nodes]
         echo(f"deployed stack {stack_name(plan)}: {len(redis)} Redis service(s) on network {network_name(plan)}")
         self._wait_running(client, plan, redis, SERVICE_START_TIMEOUT)
         report = self._wait_bootstrap(client, bootstrap, before[1] if before else set(),
-                                      bootstrap_timeout(len(plan.nodes)) + 30)
+                                      bootstrap_timeout(len(plan.redis_nodes)) + 30)
         return Bootstrapped(actions=tuple(report.get("actions", ())), seconds=report.get("seconds"))
 
     def start_dashboard(self, plan: Plan, echo: Echo) -> None:
@@ -292,9 +296,11 @@ class SwarmRuntime(Runtime):
     def _record(self, plan: Plan, holdings: tuple[Holding, ...], manager_id: str, images: ImageTags,
                 password: str) -> SwarmRecord:
         """The Swarm part of cluster.json: where each virtual node runs and what the stack is made of."""
+        groups = {v: h.group for h in holdings for v in h.vnodes}
         return SwarmRecord(stack=stack_name(plan), network=network_name(plan), manager=manager_id, images=images,
                            secrets=password_secrets(plan, self.state, password),
-                           nodes_config=content_name(plan, "nodes", nodes_document(plan)), holdings=holdings)
+                           nodes_config=content_name(plan, "nodes", nodes_document(plan)), holdings=holdings,
+                           replica_groups=replica_groups(plan.replicas, groups))
 
     def _deploy(self, plan: Plan, *, training: bool) -> None:
         files = StackFiles.of(self.state)
@@ -427,7 +433,8 @@ class SwarmRuntime(Runtime):
         swarm = SwarmRecord.of(record)
         holdings = list(swarm.holdings) if swarm is not None else []
         return SwarmStatus(**{f.name: getattr(status, f.name) for f in fields(status)},
-                           swarm_nodes=tuple(_node_rows(holdings, record, views, names)))
+                           swarm_nodes=tuple(_node_rows(holdings, swarm.replica_groups if swarm else {}, record,
+                                                        views, names)))
 
     def run_job(self, record: ClusterRecord, job: str, *arguments: str) -> dict[str, Any]:
         return self._in_cluster(docker_client(), record, job, *arguments)
@@ -639,9 +646,10 @@ def _describe_holdings(holdings: tuple[Holding, ...]) -> str:
     return ", ".join(f"{h.hostname} holds {h.first}-{h.last} (group {h.group})" for h in holdings)
 
 
-def _node_rows(holdings: list[Holding], cluster: ClusterRecord, views: dict[str, ServiceView],
-               names: dict[str, str]) -> list[dict[str, Any]]:
-    """Per Swarm node: its range and the state of the services placed on it."""
+def _node_rows(holdings: list[Holding], replicas: dict[int, int], cluster: ClusterRecord,
+               views: dict[str, ServiceView], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Per Swarm node: its range and the state of the services placed on it (``replicas``: the group of each
+    replica instance)."""
     executors_of = {}
     for executor in cluster.executors:
         executors_of.setdefault(executor.node, []).append(executor.name)
@@ -651,6 +659,7 @@ def _node_rows(holdings: list[Holding], cluster: ClusterRecord, views: dict[str,
         for vnode in holding.vnodes:
             components.append(redis_component(vnode))
             components.extend(executors_of.get(vnode, []))
+        components.extend(redis_component(index) for index, group in sorted(replicas.items()) if group == holding.group)
         services = {}
         for component in components:
             found = views.get(component)

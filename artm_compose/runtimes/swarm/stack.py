@@ -1,11 +1,13 @@
 """The Swarm stack file of a plan (pure: plan, images, placement and file paths in, YAML text out).
 
-One service per Redis node, addressed by its service name with ``endpoint_mode: dnsrr`` (a virtual
-IP would hide the task's own address, which the cluster gossips); one service per executor; the
-master; a one-shot ``bootstrap`` service (it exits when done; a failure is retried a few times) that
-assigns slots and joins the nodes from inside the attachable overlay network. Every service of virtual node i is constrained to the Swarm
-node whose ``artm.<cluster>.group`` label holds i. Passwords are Swarm secrets (read-only files), never
-environment variables or arguments, and each service gets only that of the Redis user it logs in as
+One service per Redis instance (a virtual node's primary, or one of its replicas), addressed by its service
+name with ``endpoint_mode: dnsrr`` (a virtual IP would hide the task's own address, which the cluster
+gossips); one service per executor; the master; a one-shot ``bootstrap`` service (it exits when done; a
+failure is retried a few times) that assigns slots, joins the nodes and attaches the replicas from inside
+the attachable overlay network. Every service of virtual node i is constrained to the Swarm node whose
+``artm.<cluster>.group`` label holds i; a replica to another Swarm node than its primary's when there is one
+(:func:`artm_compose.runtimes.swarm.assign.replica_groups`). Passwords are Swarm secrets (read-only files),
+never environment variables or arguments, and each service gets only that of the Redis user it logs in as
 (acl.py: the Redis nodes and bootstrap the admin's, the executors and the master the training user's, the
 dashboard the reader's); where the state directory is mounted, the other users' password files are hidden
 in it. Redis ports are not published. With ``dashboard`` the
@@ -37,7 +39,7 @@ from artm_compose.plan import Plan
 from artm_compose.render import (CONTAINER_REDIS_DIR, DASHBOARD, plan_fingerprint, redis_component, redis_fingerprint,
                                  render_template)
 from artm_compose.state import StateDir
-from artm_compose.runtimes.swarm.assign import group_label
+from artm_compose.runtimes.swarm.assign import group_label, replica_groups
 
 ROLE_GROUP = f"{labels.PREFIX}.swarm-group"
 FINGERPRINT_LENGTH = 12
@@ -96,8 +98,8 @@ def network_name(plan: Plan) -> str:
 
 
 def nodes_document(plan: Plan) -> str:
-    """What the bootstrap job reads as its ``cluster.json``: the nodes, their addresses and slots."""
-    nodes = [{**n.to_dict(), "bus_port": n.bus_port} for n in plan.nodes]
+    """What the bootstrap job reads as its ``cluster.json``: the Redis instances, their addresses and slots."""
+    nodes = [{**n.to_dict(), "bus_port": n.bus_port} for n in plan.redis_nodes]
     return json.dumps({"cluster": plan.cluster, "nodes": nodes}, indent=2, sort_keys=True) + "\n"
 
 
@@ -139,17 +141,20 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
     fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
     layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
 
+    # Every Redis instance's group: a primary's is its virtual node's, a replica's another Swarm node's.
+    instances = {**groups, **replica_groups(plan.replicas, groups)}
+
     def placed(node: int) -> dict[str, Any]:
-        return {"constraints": [group_constraint(plan.cluster, groups[node])],
-                "group": groups[node]}
+        return {"constraints": [group_constraint(plan.cluster, instances[node])],
+                "group": instances[node]}
 
     def service_labels(values: dict[str, str], node: int | None = None) -> dict[str, str]:
-        return {**values, **({ROLE_GROUP: str(groups[node])} if node is not None else {})}
+        return {**values, **({ROLE_GROUP: str(instances[node])} if node is not None else {})}
 
     redis_services = [{
         "service": redis_component(node.index), "dnsrr": True, **placed(node.index),
         "labels": service_labels(labels.redis_labels(plan, root, node, layout), node.index),
-    } for node in plan.nodes]
+    } for node in plan.redis_nodes]
     mounts, batches_dir, vocab_path = data_mounts(plan)
     dashboard = (dashboard_services(plan, root, files, manager_id, [*mounts, *state_mounts(root, [READER_USER])],
                                     vocab_path) if plan.config.dashboard else None)
@@ -187,7 +192,7 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         "bootstrap": {"constraints": [],
                       "labels": labels.role_labels(plan, root, "bootstrap"),
                       "command": in_cluster_command("bootstrap", "--timeout",
-                                                    f"{bootstrap_timeout(len(plan.nodes)):g}"),
+                                                    f"{bootstrap_timeout(len(plan.redis_nodes)):g}"),
                       "nodes_target": f"{STATE_MOUNT}/cluster.json"},
         "executor_services": executor_services,
         "master": master,
