@@ -346,6 +346,10 @@ def test_a_killed_redis_primary_container_fails_over_and_up_ends_with_the_uninte
         roles = redis_roles(cluster)
         assert roles["redis-4"] == (True, "primary") and roles["redis-1"][0] is False, roles
         assert cluster.status().training["failovers"] == 1
+    except BaseException:
+        # The containers and their logs go with `down`: pytest shows this output with the failure.
+        print(cluster.logs("master"), cluster.logs("executor"), sep="\n")
+        raise
     finally:
         ComposeRuntime(cluster.state).down(echo=QUIET, volumes=True)
         assert leftovers(cluster.config.name) == []
