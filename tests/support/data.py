@@ -86,11 +86,12 @@ def write_dpkg_vw(path: Path) -> Path:
     lines = []
     for document in documents:
         fields = [document.title]
+        section = None  # a new |class header wherever the class changes
         for index, weight in zip(document.vocab_index.tolist(), document.weights.tolist()):
-            if not fields[1:] or class_ids[index] != class_ids[previous]:
-                fields.append(f"|{class_ids[index]}")
+            if class_ids[index] != section:
+                section = class_ids[index]
+                fields.append(f"|{section}")
             fields.append(f"{tokens[index]}:{weight:g}")
-            previous = index
         lines.append(" ".join(fields))
     path.write_text("\n".join(lines) + "\n")
     return path
