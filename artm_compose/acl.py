@@ -13,7 +13,7 @@ configuration at start (a restarted node or a promoted replica has them too).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,16 +85,22 @@ def reader_rules(cluster: str, password: str) -> list[str]:
     return _rules(password, f"%R~{key_prefix(cluster)}*", READER_COMMANDS + CLIENT_COMMANDS)
 
 
-def users_conf(cluster: str, state: StateDir) -> str:
-    """The ``user`` lines of a ``redis.conf`` that define the training user and the reader (their passwords
-    made on first use)."""
-    users = ((TRAINING_USER, training_rules(cluster, state.ensure_training_password())),
-             (READER_USER, reader_rules(cluster, state.ensure_reader_password())))
+def user_passwords(state: StateDir) -> dict[str, str]:
+    """Every Redis user's password by user, from ``state`` (each made on first use)."""
+    return {ADMIN_USER: state.ensure_password(), TRAINING_USER: state.ensure_training_password(),
+            READER_USER: state.ensure_reader_password()}
+
+
+def users_conf(cluster: str, passwords: Mapping[str, str]) -> str:
+    """The ``user`` lines of a ``redis.conf`` that define the training user and the reader of ``cluster``,
+    given each user's password (``user_passwords``)."""
+    users = ((TRAINING_USER, training_rules(cluster, passwords[TRAINING_USER])),
+             (READER_USER, reader_rules(cluster, passwords[READER_USER])))
     return "".join(" ".join(["user", name, *rules]) + "\n" for name, rules in users)
 
 
 def write_users_conf(cluster: str, state: StateDir) -> Path:
     """Write ``redis.users.conf`` (mode 0600): the users, which Redis nodes in containers read as a secret
     (local nodes have them in their ``redis.conf``)."""
-    write_text_atomic(state.users_conf, users_conf(cluster, state), mode=0o600)
+    write_text_atomic(state.users_conf, users_conf(cluster, user_passwords(state)), mode=0o600)
     return state.users_conf

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artm_compose.acl import ADMIN_USER, READER_USER, TRAINING_USER
 from artm_compose.runtimes.compose.compose_file import render_compose
 from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING
@@ -32,8 +33,9 @@ EXAMPLE = Path("/srv/artm")
 IMAGES = ImageTags(redis="artm-compose/redis:latest", artm="artm-compose/artm:latest")
 NODES, EXECUTORS_PER_NODE, BATCHES, VOCABULARY = 4, 2, 16, 10_000
 USER = "1000:1000"
-# Only its hash names the Swarm secret; the real password is the state directory's redis.password.
-PLACEHOLDER_PASSWORD = "written-by-artm-compose-up"
+# Only their hashes go into the files (the Swarm secrets' and the users config's names); the real passwords
+# are the state directory's, made by `up`. Fixed here, so the examples do not depend on this machine.
+PLACEHOLDER_PASSWORDS = {user: f"written-by-artm-compose-up-for-{user}" for user in (ADMIN_USER, TRAINING_USER, READER_USER)}
 
 
 def example_plan():
@@ -53,7 +55,7 @@ def rendered() -> dict[Path, str]:
     compose = render_compose(plan, state, images=IMAGES, network=network, user=USER)
     swarm_plan = make_plan(plan.config.replace(runtime="swarm"), plan.data, addressing=SERVICE_ADDRESSING)
     stack = render_stack(swarm_plan, state, images=IMAGES, groups={n: n for n in range(NODES)},
-                         manager_id="MANAGER-NODE-ID", password=PLACEHOLDER_PASSWORD, user=USER)
+                         manager_id="MANAGER-NODE-ID", passwords=PLACEHOLDER_PASSWORDS, user=USER)
     return {OUT / "compose.yml": compose, OUT / "stack.yml": stack}
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from artm_compose import labels
-from artm_compose.acl import write_users_conf
+from artm_compose.acl import ADMIN_USER, user_passwords, write_users_conf
 from artm_compose.config import ClusterConfig
 from artm_compose.containers import SERVICE_ADDRESSING
 from artm_compose.data.summary import DataSummary
@@ -68,7 +68,7 @@ needs_docker_cli = pytest.mark.skipif(shutil.which("docker") is None, reason="th
 def test_docker_stack_config_accepts_the_stack_and_places_by_group(setup):
     plan, state, files, groups = setup
     assert groups == {0: 0, 1: 0, 2: 0, 3: 1}  # "big" (capacity 3) holds 0-2, "small" holds 3
-    text = render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, password=PASSWORD)
+    text = render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, passwords=user_passwords(state))
     files.stack.write_text(text)
     stack = stack_config(files.stack)
     services = stack["services"]
@@ -120,7 +120,7 @@ def test_replicas_are_services_of_their_own_on_another_swarm_node_than_their_pri
     plan = make_plan(plan.config.replace(replicas=1), plan.data, addressing=SERVICE_ADDRESSING)
     files.nodes.write_text(nodes_document(plan))
     files.stack.write_text(render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER,
-                                        password=PASSWORD, training=False))
+                                        passwords=user_passwords(state), training=False))
     services = stack_config(files.stack)["services"]
     assert set(services) == {f"redis-{i}" for i in range(8)} | {"bootstrap"}
     # "big" holds 0-2 (group 0), "small" 3 (group 1): the copies of 0-2 go to "small", that of 3 to "big".
@@ -138,7 +138,7 @@ def test_replicas_are_services_of_their_own_on_another_swarm_node_than_their_pri
 def test_the_password_never_appears_in_the_stack(setup):
     plan, state, _, groups = setup
     plan = make_plan(plan.config.replace(dashboard=True), plan.data, addressing=SERVICE_ADDRESSING)
-    text = render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, password=PASSWORD)
+    text = render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, passwords=user_passwords(state))
     assert PASSWORD not in text and state.training_password_file.read_text().strip() not in text
     assert state.reader_password_file.read_text().strip() not in text
     stack = yaml.safe_load(text)
@@ -163,16 +163,16 @@ def test_the_password_never_appears_in_the_stack(setup):
 def test_redis_only_stack_leaves_training_out(setup):
     plan, state, files, groups = setup
     files.stack.write_text(render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER,
-                                        password=PASSWORD, training=False))
+                                        passwords=user_passwords(state), training=False))
     assert set(stack_config(files.stack)["services"]) == {f"redis-{i}" for i in range(4)} | {"bootstrap"}
 
 
 def test_secret_and_config_names_follow_their_content(setup):
     plan, state, _, groups = setup
     one = yaml.safe_load(render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER,
-                                      password=PASSWORD))
+                                      passwords=user_passwords(state)))
     other = yaml.safe_load(render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER,
-                                        password=PASSWORD[::-1]))
+                                        passwords={**user_passwords(state), ADMIN_USER: PASSWORD[::-1]}))
     assert one["secrets"]["redis_password"]["name"] != other["secrets"]["redis_password"]["name"]
     assert one["configs"]["nodes"]["name"] == other["configs"]["nodes"]["name"]
 
@@ -181,7 +181,7 @@ def test_a_virtual_node_without_group_is_refused(setup):
     plan, state, _, groups = setup
     del groups[3]
     with pytest.raises(ValueError, match=r"\[3\]"):
-        render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, password=PASSWORD)
+        render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER, passwords=user_passwords(state))
 
 
 @needs_docker_cli
@@ -190,7 +190,7 @@ def test_dashboard_services_run_on_the_manager_and_publish_no_port(setup):
     plan = make_plan(plan.config.replace(dashboard=True, dashboard_port=18265), plan.data,
                      addressing=SERVICE_ADDRESSING)
     files.stack.write_text(render_stack(plan, state, images=IMAGES, groups=groups, manager_id=MANAGER,
-                                        password=PASSWORD, training=False))
+                                        passwords=user_passwords(state), training=False))
     stack = stack_config(files.stack)
     dashboard, relay = stack["services"]["dashboard"], stack["services"]["dashboard-relay"]
     for service in (dashboard, relay):

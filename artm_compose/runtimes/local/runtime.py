@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from artm_compose.acl import JOB_USERS, READER_USER, password_file, users_conf
+from artm_compose.acl import ADMIN_USER, JOB_USERS, READER_USER, password_file, user_passwords, users_conf
 from artm_compose.addressing import Addressing
 from artm_compose.containers import engine_launch
 from artm_compose.bootstrap import bootstrap, bootstrap_timeout, check_health, seeded_nodes_conf, targets_from_plan
@@ -65,8 +65,9 @@ def render_local_files(plan: Plan, state: StateDir) -> list[Path]:
     """Write what only this runtime reads beside ``cluster.json``: each node's ``redis.conf`` (mode 0600:
     it holds the passwords) and ``addresses.txt``, the reference's ``HOST PORT`` per node, which this
     machine (unlike one outside a container network) can use to reach the cluster."""
-    password = state.ensure_password()
-    users = users_conf(plan.cluster, state)
+    passwords = user_passwords(state)
+    password = passwords[ADMIN_USER]
+    users = users_conf(plan.cluster, passwords)
     written = []
     for node in plan.redis_nodes:
         path = state.redis_conf(node.index)

@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from docker.types import ConfigReference, SecretReference
 from docker.types import Mount as DockerMount
 
 from artm_compose import labels
-from artm_compose.acl import JOB_USERS, write_users_conf
+from artm_compose.acl import JOB_USERS, user_passwords, write_users_conf
 from artm_compose.bootstrap import bootstrap_timeout
 from artm_compose.containers import (SERVICE_ADDRESSING, STATE_MOUNT, USER_SECRETS, Mount, corpus_mounts,
                                     in_cluster_command)
@@ -162,9 +162,9 @@ class SwarmRuntime(Runtime):
         write_text_atomic(files.nodes, nodes_document(plan))
         if plan.config.dashboard:
             files.make_dashboard_dir()
-        self._password = password = self.state.ensure_password()
+        self._passwords = passwords = user_passwords(self.state)
         record = self.state_record()
-        record.with_extras(self._record(plan, holdings, manager_id, images, password).to_dict()).save(self.state)
+        record.with_extras(self._record(plan, holdings, manager_id, images, passwords).to_dict()).save(self.state)
         self._groups = {v: h.group for h in holdings for v in h.vnodes}
 
     def render(self, plan: Plan) -> list[Path]:
@@ -188,7 +188,7 @@ class SwarmRuntime(Runtime):
             files.make_dashboard_dir()
         write_text_atomic(files.stack, render_stack(plan, self.state, images=image_tags(), manager_id=manager_id,
                                                     groups={v: h.group for h in holdings for v in h.vnodes},
-                                                    password=self.state.ensure_password()))
+                                                    passwords=user_passwords(self.state)))
         return RenderedStack(paths=[*written, files.nodes, files.stack], stack=files.stack, labelled=labelled)
 
     def start_redis(self, plan: Plan, echo: Echo) -> Bootstrapped:
@@ -248,7 +248,7 @@ class SwarmRuntime(Runtime):
         deployed = yaml.safe_load(files.stack.read_text())
         stack = yaml.safe_load(render_stack(plan, self.state, images=swarm.images, manager_id=swarm.manager,
                                             groups={v: h.group for h in swarm.holdings for v in h.vnodes},
-                                            password=self.state.ensure_password()))
+                                            passwords=user_passwords(self.state)))
         stack["services"] = {**{name: spec for name, spec in deployed["services"].items()
                                 if not name.startswith("executor-")},
                              **{name: spec for name, spec in stack["services"].items() if name.startswith("executor-")}}
@@ -294,18 +294,18 @@ class SwarmRuntime(Runtime):
                               f"(artm-compose logs master -f) or stop it (artm-compose down)")
 
     def _record(self, plan: Plan, holdings: tuple[Holding, ...], manager_id: str, images: ImageTags,
-                password: str) -> SwarmRecord:
+                passwords: Mapping[str, str]) -> SwarmRecord:
         """The Swarm part of cluster.json: where each virtual node runs and what the stack is made of."""
         groups = {v: h.group for h in holdings for v in h.vnodes}
         return SwarmRecord(stack=stack_name(plan), network=network_name(plan), manager=manager_id, images=images,
-                           secrets=password_secrets(plan, self.state, password),
+                           secrets=password_secrets(plan, passwords),
                            nodes_config=content_name(plan, "nodes", nodes_document(plan)), holdings=holdings,
                            replica_groups=replica_groups(plan.replicas, groups))
 
     def _deploy(self, plan: Plan, *, training: bool) -> None:
         files = StackFiles.of(self.state)
         write_text_atomic(files.stack, render_stack(plan, self.state, images=self._images, groups=self._groups,
-                                                    manager_id=self._manager_id, password=self._password,
+                                                    manager_id=self._manager_id, passwords=self._passwords,
                                                     training=training))
         # Prune: the first deploy of a run drops the previous run's executors and master.
         _deploy_stack(self._whales, stack_name(plan), files.stack)

@@ -113,11 +113,9 @@ def content_name(plan: Plan, kind: str, content: str) -> str:
 SECRET_KINDS = {ADMIN_USER: "password", TRAINING_USER: "training-password", READER_USER: "reader-password"}
 
 
-def password_secrets(plan: Plan, state: StateDir, password: str) -> dict[str, str]:
-    """The Swarm secret of each Redis user's password (acl.py) by user; ``password`` is the admin's."""
-    passwords = {ADMIN_USER: password, TRAINING_USER: state.ensure_training_password(),
-                 READER_USER: state.ensure_reader_password()}
-    return {user: content_name(plan, SECRET_KINDS[user], secret) for user, secret in passwords.items()}
+def password_secrets(plan: Plan, passwords: Mapping[str, str]) -> dict[str, str]:
+    """The Swarm secret of each Redis user's password (acl.py, ``user_passwords``) by user."""
+    return {user: content_name(plan, kind, passwords[user]) for user, kind in SECRET_KINDS.items()}
 
 
 def group_constraint(cluster: str, group: int) -> str:
@@ -125,7 +123,8 @@ def group_constraint(cluster: str, group: int) -> str:
 
 
 def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Mapping[int, int],
-                  manager_id: str, password: str, user: str | None = None, training: bool = True) -> dict[str, Any]:
+                  manager_id: str, passwords: Mapping[str, str], user: str | None = None,
+                  training: bool = True) -> dict[str, Any]:
     """Everything the template needs; ``groups`` maps each virtual node to its Swarm group label.
 
     ``training=False`` leaves out the executors and the master (``up`` deploys those once the Redis
@@ -136,8 +135,8 @@ def stack_context(plan: Plan, state: StateDir, *, images: ImageTags, groups: Map
         raise ValueError(f"no Swarm group for virtual node(s) {missing}")
     files = StackFiles.of(state)
     root = state.root
-    users = users_conf(plan.cluster, state)
-    secret_names = password_secrets(plan, state, password)
+    users = users_conf(plan.cluster, passwords)
+    secret_names = password_secrets(plan, passwords)
     fingerprint = plan_fingerprint(plan)[:FINGERPRINT_LENGTH]
     layout = redis_fingerprint(plan)[:FINGERPRINT_LENGTH]
 
@@ -233,10 +232,11 @@ def dashboard_services(plan: Plan, root: Path, files: StackFiles, manager_id: st
 
 
 def render_stack(plan: Plan, state: StateDir, *, images: ImageTags, groups: Mapping[int, int], manager_id: str,
-                 password: str, user: str | None = None, training: bool = True) -> str:
-    """The stack file of ``plan`` as YAML text."""
+                 passwords: Mapping[str, str], user: str | None = None, training: bool = True) -> str:
+    """The stack file of ``plan`` as YAML text; ``passwords`` are every Redis user's (only their hashes
+    go into it, as the secrets' and the users config's content names)."""
     return render_template(__package__, "stack.yml.j2", **stack_context(plan, state, images=images, groups=groups,
-                                                            manager_id=manager_id, password=password, user=user,
+                                                            manager_id=manager_id, passwords=passwords, user=user,
                                                             training=training))
 
 
