@@ -2,12 +2,13 @@
 its data.
 
 Every ``--checkpoint-every`` passes the master writes the model it has just committed as a phi export
-(``.npz``, :mod:`artm_compose.engine.export`: read from Redis and written in chunks) with three more
-members: ``run``, ``last_pass`` (the run's final pass) and ``scores`` (the run's scores up to that
-pass, JSON). It is one file, replaced by a rename, so a checkpoint is whole or absent.
+(``.npz``, :mod:`artm_compose.engine.export`: read from Redis and written in chunks) with four more
+members: ``run``, ``last_pass`` (the run's final pass), ``scores`` (the run's scores up to that
+pass, JSON) and ``executors`` (the executors training it and their ranges, as the model record lists
+them after take-overs and scales, JSON). It is one file, replaced by a rename, so a checkpoint is whole or absent.
 
 A master that finds no model in Redis (every node lost its data) and a checkpoint of an unfinished run
-with its topic count and vocabulary goes on with that run: it writes the checkpoint's phi into Redis as
+with its topic count and vocabulary goes on with that run and those executors: it writes the checkpoint's phi into Redis as
 the committed model, in its own layout, and the executors load it as they do after a lost master; the
 passes after the checkpoint are redone, bit for bit as the first time (phi is all the state a pass
 starts from offline). A run that ends removes its checkpoint, and a master starting a new run removes an
@@ -42,6 +43,7 @@ class Checkpoint:
     scores: dict[str, Any]
     tokens: list[tuple[str, str]]
     phi: np.ndarray  # float32, vocabulary x topics
+    executors: store.Assignment | None = None  # None: a checkpoint written before they were recorded
 
     @property
     def finished(self) -> bool:
@@ -49,12 +51,13 @@ class Checkpoint:
 
 
 def write_checkpoint(client: RedisCluster, cluster: str, vocab_path: Path, path: Path, *, last_pass: int,
-                     scores: dict[str, Any]) -> float:
-    """Write the committed model and ``scores`` to ``path``; the seconds it took."""
+                     scores: dict[str, Any], executors: store.Assignment) -> float:
+    """Write the committed model, ``scores`` and ``executors`` to ``path``; the seconds it took."""
     started = time.perf_counter()
     export_model(client, cluster, vocab_path, path, extra={
         "run": np.asarray(scores["run"]), "last_pass": np.asarray(last_pass),
-        "scores": np.asarray(json.dumps(scores))})
+        "scores": np.asarray(json.dumps(scores)),
+        "executors": np.asarray(json.dumps(store.executors_to_dict(executors)))})
     return time.perf_counter() - started
 
 
@@ -66,7 +69,9 @@ def read_checkpoint(path: Path) -> Checkpoint:
                               n_t=None if np.isnan(n_t).any() else n_t.tolist(),
                               scores=json.loads(str(data["scores"])),
                               tokens=list(zip((str(c) for c in data["class_ids"]), (str(t) for t in data["tokens"]))),
-                              phi=np.asarray(data["phi"], dtype=np.float32))
+                              phi=np.asarray(data["phi"], dtype=np.float32),
+                              executors=(store.executors_from_dict(json.loads(str(data["executors"])))
+                                         if "executors" in data else None))
     except (OSError, ValueError, KeyError) as error:
         raise DataError(f"checkpoint {path} cannot be read: {error}") from error
 

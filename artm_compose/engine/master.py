@@ -40,9 +40,9 @@ from artm_compose.engine.progress import ProgressLine
 from artm_compose.engine.regularizers import (check_against_model, check_class_weights, parse_class_weight,
                                               parse_shorthand, relative_coefficients, relative_regularizers)
 from artm_compose.engine import scores as score_math
-from artm_compose.engine.protocol import (ClusterInterrupted, ExecutorLost, MasterChannel, Heartbeat, master_key,
-                                          master_payload, new_run_id, read_master, read_progress, take_scale_request,
-                                          write_progress)
+from artm_compose.engine.protocol import (ClusterInterrupted, ExecutorInfo, ExecutorLost, MasterChannel, Heartbeat,
+                                          master_key, master_payload, new_run_id, read_master, read_progress,
+                                          take_scale_request, write_progress)
 from artm_compose.errors import ConfigError, DataError, TrainingError
 
 TOP_TOKENS = 10
@@ -360,6 +360,7 @@ class Master:
                   f"{gone.token_range}")
         layout, generation = self.relayout()
         self.scores.taken_over.append({"executor": lost.executor, "by": heir, "pass": lost.pass_number, **ranges})
+        self.scores.executors = len(executors)  # the executors left (their ids need not be 0..n-1)
         self.progress["executor_count"] = max(executors) + 1
         return layout, generation
 
@@ -436,7 +437,7 @@ class Master:
         path = self.args.checkpoint_path
         seconds = write_checkpoint(self.client, self.args.cluster, self.args.vocab_path, path,
                                    last_pass=self.scores.first_pass + self.args.num_outer_iter - 1,
-                                   scores=self.scores.to_dict())
+                                   scores=self.scores.to_dict(), executors=self.committed.executors)
         self.scores.checkpoints.append({"pass": number, "seconds": seconds, "bytes": path.stat().st_size})
         if self.args.scores_path:
             write_scores(self.args.scores_path, self.scores)
@@ -680,6 +681,8 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
     if resume is not None:  # restarted with its first command line: the run may have been scaled since
         args.num_executors = resume[0].executors
         expected = resume[1].executors  # and some taken over
+    elif restored is not None:
+        expected = restored.executors
     ids = sorted(expected) if expected else list(range(args.num_executors))
     channel = MasterChannel(client=client, cluster=args.cluster, run=run_id, tick=heartbeat.tick)
     master = Master(args, client, channel, echo, ProgressLine(args.num_outer_iter))
@@ -690,10 +693,16 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
              + ("" if ids == list(range(len(ids))) else f" ({', '.join(map(str, ids))}: the others' shares were "
                                                          f"taken over)"))
         master.set_state("waiting")
-        channel.wait_for_registration(ids, args.startup_timeout, echo)
+        # Going on with a run, one that does not heartbeat for --restart-timeout is gone (as in a run):
+        # its share is taken over below.
+        channel.wait_for_registration(ids, args.startup_timeout, echo,
+                                      absent_after=args.restart_timeout if expected else None)
+        gone = [e for e in ids if e not in channel.executors]
         for executor, (tokens, batches) in (expected or {}).items():  # the committed model's, not the flags'
-            channel.executors[executor] = dataclasses.replace(channel.executors[executor], token_range=tokens,
-                                                              batch_range=batches)
+            known = channel.executors.get(executor) or ExecutorInfo(id=executor, instance="gone", host="", pid=0,
+                                                                    token_range=tokens, batch_range=batches)
+            channel.executors[executor] = dataclasses.replace(known, token_range=tokens, batch_range=batches)
+        channel.executors = dict(sorted(channel.executors.items()))
         channel.watch = watch = FailoverWatch(client)
         layout = Layout(cluster=args.cluster, topics=args.num_topics,
                         starts=tuple(block_starts(check_ranges(channel.executors, vocab_size), vocab_size,
@@ -713,7 +722,14 @@ def run(args: argparse.Namespace, echo: Callable[[str], None]) -> Scores:
             master.scores.resumed.append({"run": restored.run, "pass": restored.pass_number, "from": "checkpoint"})
             master.scores.run = run_id
             going_on = restore(client, layout, restored, run_id)
-        generation = master.prepare(layout, going_on)
+        if gone:  # taken over from the committed model, as in a run; this loads it for every executor
+            master.committed = going_on
+            for executor in gone:
+                absent = ExecutorLost(executor, "registration", going_on.pass_number + 1,  # the pass to redo
+                                      f"executor {executor} did not come back with the master")
+                layout, generation = master.take_over(absent, f"no heartbeat for {args.restart_timeout:g} s")
+        else:
+            generation = master.prepare(layout, going_on)
         if going_on is None:
             master.scores.init_seconds = time.monotonic() - started
         if args.scores_path:  # names this run at once: a master restarted from now on resumes it

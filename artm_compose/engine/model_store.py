@@ -45,6 +45,9 @@ def model_key(cluster: str) -> str:
     return f"ac:{cluster}:model"
 
 
+Assignment = dict[int, tuple[tuple[int, int], tuple[int, int]]]  # executor id -> (token range, batch range)
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """What ``ac:<cluster>:model`` says about the committed model."""
@@ -55,24 +58,32 @@ class ModelRecord:
     run: str
     n_t: list[float] | None
     # The executors that train it: id -> (token range, batch range), after take-overs and scales; a
-    # restarted master waits for these and hands them these ranges. None: not recorded (a checkpoint's).
-    executors: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = None
+    # restarted master waits for these and hands them these ranges. None: not recorded (a restored checkpoint's).
+    executors: Assignment | None = None
 
     def to_json(self) -> str:
-        executors = None if self.executors is None else {
-            str(e): {"token_range": list(tokens), "batch_range": list(batches)}
-            for e, (tokens, batches) in sorted(self.executors.items())}
         return json.dumps({"generation": self.generation, "pass": self.pass_number, "run": self.run,
-                           "layout": self.layout.to_dict(), "n_t": self.n_t, "executors": executors})
+                           "layout": self.layout.to_dict(), "n_t": self.n_t,
+                           "executors": executors_to_dict(self.executors)})
 
     @classmethod
     def from_json(cls, cluster: str, text: str | bytes) -> ModelRecord:
         data = json.loads(text)
-        executors = data.get("executors")
-        if executors is not None:
-            executors = {int(e): (tuple(r["token_range"]), tuple(r["batch_range"])) for e, r in executors.items()}
         return cls(generation=int(data["generation"]), pass_number=int(data["pass"]), run=str(data["run"]),
-                   layout=Layout.from_dict(cluster, data["layout"]), n_t=data.get("n_t"), executors=executors)
+                   layout=Layout.from_dict(cluster, data["layout"]), n_t=data.get("n_t"),
+                   executors=executors_from_dict(data.get("executors")))
+
+
+def executors_to_dict(executors: Assignment | None) -> dict[str, dict[str, list[int]]] | None:
+    """An assignment as JSON data (the model record's, a checkpoint's)."""
+    return None if executors is None else {
+        str(e): {"token_range": list(tokens), "batch_range": list(batches)}
+        for e, (tokens, batches) in sorted(executors.items())}
+
+
+def executors_from_dict(data: dict[str, dict[str, list[int]]] | None) -> Assignment | None:
+    return None if data is None else {int(e): (tuple(r["token_range"]), tuple(r["batch_range"]))
+                                      for e, r in data.items()}
 
 
 def read_model_record(client: RedisCluster, cluster: str) -> ModelRecord | None:

@@ -272,14 +272,22 @@ class MasterChannel:
     watch: Callable[[str, int, bool], None] = lambda phase, pass_number, now: None
 
     def wait_for_registration(self, ids: Sequence[int], timeout: float, echo: Callable[[str], None],
-                              gone: frozenset[str] = frozenset()) -> dict[int, ExecutorInfo]:
+                              gone: frozenset[str] = frozenset(),
+                              absent_after: float | None = None) -> dict[int, ExecutorInfo]:
         """Wait until executors ``ids`` all heartbeat with this run id; bounded by ``timeout``.
-        Instances in ``gone`` (terminated ones whose heartbeat may linger a moment) do not count."""
-        deadline = time.monotonic() + timeout
+        Instances in ``gone`` (terminated ones whose heartbeat may linger a moment) do not count.
+        With ``absent_after``: once all the others registered, executors without any heartbeat (of any
+        run) for that long are not waited for and are left out of the result (a restarted master takes
+        their shares over)."""
+        started = time.monotonic()
+        deadline = started + timeout
         announced: set[int] = set()
+        heard = dict.fromkeys(ids, started)  # when each one's heartbeat key was last seen
         while True:
             self.tick()
             beats = read_heartbeats(self.client, self.cluster, ids)
+            now = time.monotonic()
+            heard.update({e: now for e, b in beats.items() if b is not None})
             ready = {e: b for e, b in beats.items()
                      if b is not None and b.get("run") == self.run and str(b.get("instance")) not in gone}
             for executor, beat in sorted(ready.items()):
@@ -289,7 +297,12 @@ class MasterChannel:
             for executor in sorted(set(ready) - announced):
                 echo(f"executor {executor} registered ({ready[executor].get('host')}, pid {ready[executor].get('pid')})")
                 announced.add(executor)
-            if len(ready) == len(ids):
+            absent = ({e for e in ids if now - heard[e] > absent_after} - set(ready) if absent_after is not None
+                      else set())
+            if ready and len(ready) + len(absent) == len(ids):
+                for executor in sorted(absent):
+                    echo(f"executor {executor} has had no heartbeat for {now - heard[executor]:.1f} s "
+                         f"({heartbeat_key(self.cluster, executor)}): not waiting for it")
                 self.executors = {
                     e: ExecutorInfo(id=e, instance=str(b["instance"]), host=str(b.get("host")), pid=int(b.get("pid", 0)),
                                     token_range=tuple(b["token_range"]), batch_range=tuple(b["batch_range"]))

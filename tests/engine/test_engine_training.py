@@ -438,11 +438,15 @@ def test_scaling_from_4_to_2_executors_and_back_mid_run_ends_as_an_uninterrupted
     np.testing.assert_allclose(phi, clean_phi, rtol=1e-3, atol=1e-7)
 
 
+# Long enough for the kills to land mid-run; an executor gone for 2 s is taken over.
+TAKE_OVER_RUN = dict(topics=96, seed=SEED, iterations=60, heartbeat_timeout=3.0, restart_timeout=2.0)
+
+
 def test_an_executor_that_never_comes_back_has_its_share_taken_over_also_for_a_restarted_master(
         local_cluster, corpus_dir, tmp_path):
     cluster = local_cluster(nodes=2)
     client = client_of(cluster)
-    common = dict(topics=96, seed=SEED, iterations=60, heartbeat_timeout=3.0, restart_timeout=2.0)
+    common = TAKE_OVER_RUN
     clean, _, clean_run, training = uninterrupted_then_again(cluster, corpus_dir, tmp_path, 2, **common)
     try:
         wait_for_pass(client, 3, clean_run)
@@ -475,6 +479,85 @@ def test_an_executor_that_never_comes_back_has_its_share_taken_over_also_for_a_r
     assert "executor 1 takes over its batches" in training.log("master")
     assert len(taken["resumed"]) == 1 and "waiting for 3 executor(s) in cluster 'test' (0, 1, 3:" in training.log("master")
     np.testing.assert_allclose(taken["perplexity"], clean["perplexity"], rtol=1e-6)
+
+
+def kill(process) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def assert_taken_over_as_uninterrupted(client, scores, clean, clean_phi) -> None:
+    """The model of a run with take-overs is the uninterrupted run's up to float rounding: the heirs sum their
+    shares' contributions in another order (phi: 8.6e-8 at most seen)."""
+    np.testing.assert_allclose(scores["perplexity"], clean["perplexity"], rtol=1e-6)
+    _, phi = read_model(client, "test")
+    print("largest phi difference to the uninterrupted run:", np.abs(phi - clean_phi).max())
+    np.testing.assert_allclose(phi, clean_phi, rtol=1e-6, atol=5e-7)
+
+
+def test_a_master_restarted_while_an_executor_is_gone_takes_its_share_over(local_cluster, corpus_dir, tmp_path):
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    common = TAKE_OVER_RUN
+    clean, clean_phi, clean_run, training = uninterrupted_then_again(cluster, corpus_dir, tmp_path, 2, **common)
+    try:
+        # The master and executor 2 die together: the record lists executor 2, which never comes back.
+        wait_for_pass(client, 3, clean_run)
+        kill(training.executors[2])
+        kill(training.master)
+        training.start_master()
+        taken = wait_for(lambda: json.loads(training.scores.read_text())["taken_over"], TIMEOUT, "the take-over of 2")
+        # Executor 3 dies, and the master dies while it waits for it to come back (before its take-over).
+        wait_for_pass(client, taken[0]["pass"] + 1, clean_run)
+        kill(training.executors[3])
+        wait_for(lambda: read_progress(client, "test").get("executor") == 3, TIMEOUT, "the recovery of executor 3")
+        assert training.master.poll() is None, "the run ended before the master could be killed"
+        kill(training.master)
+        training.start_master()
+        codes = training.wait_all(TIMEOUT)
+        assert codes.pop("master") == 0, training.log("master")
+        assert codes == {"executor-0": 0, "executor-1": 0, "executor-2": -9, "executor-3": -9}, codes
+    finally:
+        training.stop()
+    healed = json.loads(training.scores.read_text())
+    assert [(t["executor"], t["by"]) for t in healed["taken_over"]] == [(2, 1), (3, 1)], training.log("master")
+    assert healed["executors"] == 2 and len(healed["resumed"]) == 2
+    assert training.log("master").count("not waiting for it") == 2
+    assert_taken_over_as_uninterrupted(client, healed, clean, clean_phi)
+
+
+def test_a_checkpoint_after_a_take_over_is_restored_with_the_executors_left(local_cluster, corpus_dir, tmp_path):
+    from artm_compose.engine.checkpoint import read_checkpoint
+
+    cluster = local_cluster(nodes=2)
+    client = client_of(cluster)
+    common = {**TAKE_OVER_RUN, "checkpoint_every": 2}
+    clean, clean_phi, clean_run, training = uninterrupted_then_again(cluster, corpus_dir, tmp_path, 2, **common)
+    checkpoint = tmp_path / "again" / "checkpoint.npz"
+    try:
+        wait_for_pass(client, 3, clean_run)
+        kill(training.executors[2])
+        taken = wait_for(lambda: json.loads(training.scores.read_text())["taken_over"], TIMEOUT, "the take-over of 2")
+        wait_for(lambda: checkpoint.exists() and read_checkpoint(checkpoint).pass_number > taken[0]["pass"], TIMEOUT,
+                 "a checkpoint after the take-over")
+        training.stop()  # everything, then every node's data
+        saved = read_checkpoint(checkpoint)
+        assert saved.executors is not None and sorted(saved.executors) == [0, 1, 3]
+        assert saved.scores["executors"] == 3
+        client.flushall()
+        for executor in (0, 1, 3):  # executor 2 stays gone
+            training.start_executor(executor)
+        training.start_master()
+        assert training.wait_master(TIMEOUT) == 0, training.log("master")
+        codes = training.wait_all(TIMEOUT)
+        assert codes["executor-2"] == -9 and {codes[f"executor-{e}"] for e in (0, 1, 3)} == {0}, codes
+    finally:
+        training.stop()
+    assert f"going on with run {saved.run} from its checkpoint of pass {saved.pass_number}" in training.log("master")
+    assert "waiting for 3 executor(s) in cluster 'test' (0, 1, 3:" in training.log("master")
+    restored = json.loads(training.scores.read_text())
+    assert restored["executors"] == 3 and [(t["executor"], t["by"]) for t in restored["taken_over"]] == [(2, 1)]
+    assert_taken_over_as_uninterrupted(client, restored, clean, clean_phi)
 
 
 def test_an_executor_stopped_past_its_heartbeat_is_taken_back_when_it_goes_on(local_cluster, corpus_dir, tmp_path):
