@@ -86,6 +86,18 @@ def check_model_settings(plan: Plan) -> None:
                         list(dict.fromkeys(vocab.class_ids)), config.inner_iterations)
 
 
+def redis_lost(all_running: bool, probe: Callable[[], dict[str, Any]]) -> bool:
+    """Whether the cluster's Redis lost data: a Redis node of the plan is down, gone or was replaced
+    (``all_running`` False) and the nodes there now do not serve the cluster (``probe``, the in-cluster job,
+    says so or cannot run). A cluster that still serves, e.g. a replica took over a dead node, lost nothing."""
+    if all_running:
+        return False
+    try:
+        return probe()["cluster_state"] != "ok"
+    except BootstrapError:  # no node answers, or the job cannot run
+        return True
+
+
 # A master's lease (its heartbeat key) found by ``up`` is watched this many of its beats: a live master
 # refreshes it meanwhile, a dead one's only runs down (the new master takes it once expired).
 LEASE_WATCH_BEATS = 2.5
@@ -237,6 +249,12 @@ class Runtime(ABC):
         beat = float(record.config.get("heartbeat_timeout", 30.0)) * BEAT_FRACTION
         # Not refreshed within the watch: its master is dead, and its lease no reason to refuse.
         poll_until(released, beat * LEASE_WATCH_BEATS, interval=min(beat / 2, 0.5))
+
+    def goes_on_from_checkpoint(self, plan: Plan, lost: bool) -> bool:
+        """Whether ``up`` after Redis lost data (``lost``, see :func:`redis_lost`) starts every Redis node
+        anew: the nodes left hold only part of the model (no replicas took over), so the master is to go on
+        from the whole checkpoint rather than start over on that part."""
+        return lost and plan.data is not None and self.state.checkpoint.exists()
 
     def scale(self, plan: Plan, echo: Echo = print) -> None:
         """Go on with the executors of ``plan`` (the recorded cluster with another executor count) in the

@@ -27,7 +27,9 @@ from artm_compose import labels
 from artm_compose.api import Cluster
 from artm_compose.cli import cli
 from artm_compose.config import ClusterConfig
+from artm_compose.engine.checkpoint import read_checkpoint
 from artm_compose.engine.protocol import master_key
+from artm_compose.errors import DataError
 from artm_compose.docker_access import docker_client
 from artm_compose.images.build import build_images
 from artm_compose.slots import SLOT_COUNT, split_slots
@@ -403,6 +405,43 @@ def test_a_killed_redis_primary_task_fails_over_and_up_ends_with_the_uninterrupt
     again = cluster.up(detach=True, echo=QUIET)
     assert "redis-1: replicates redis-4" in again.actions, again.actions
     assert redis_roles(cluster)["redis-1"] == "replica of redis-4"
+
+
+def test_up_after_every_redis_task_lost_its_data_goes_on_from_the_checkpoint(swarm_cluster, corpus_dir):
+    """Chaos without replicas, after a checkpoint: `docker kill` of every Redis task's container. Swarm starts
+    new tasks of the Redis services by themselves, empty and at other addresses; `up` with the same config
+    removes the run's executor and master services (their restart policy would keep them coming back),
+    starts every Redis service anew, bootstraps them, and the run goes on from its checkpoint to the
+    uninterrupted run's perplexities."""
+    cluster = swarm_cluster(nodes=2, executors_per_node=1, data_dir=corpus_dir,
+                            **{**TRAINING, "topics": 96, "iterations": 60, "heartbeat_timeout": 4.0,
+                               "checkpoint_every": 5})
+    assert cluster.up(detach=False, echo=QUIET).training == "finished"
+    clean = json.loads(cluster.state.scores.read_text())
+    cluster.up(detach=True, echo=QUIET)
+    client = docker_client()
+    stack = labels.project_name(cluster.config.name)
+
+    def checkpointed() -> bool:
+        try:
+            return read_checkpoint(cluster.state.checkpoint).run != clean["run"]
+        except DataError:  # absent, or being replaced as we read it
+            return False
+
+    wait_until(checkpointed, 300, "a checkpoint of the run just started", interval=0.05)
+    for node in cluster.plan.nodes:
+        for task in client.services.get(f"{stack}_redis-{node.index}").tasks(filters={"desired-state": "running"}):
+            if task["Status"]["State"] == "running":
+                client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"]).kill()
+    lines: list[str] = []
+    assert cluster.up(detach=False, echo=lines.append).training == "finished", lines[-30:]
+    assert sum("(left by a run that lost its Redis)" in line for line in lines) == 3, lines
+    restored = json.loads(cluster.state.scores.read_text())
+    [resumed] = restored["resumed"]
+    assert resumed["from"] == "checkpoint" and resumed["run"] != clean["run"] and resumed["pass"] < 60
+    assert any(f"going on with run {resumed['run']} from its checkpoint of pass {resumed['pass']}" in line
+               for line in lines), lines[-30:]
+    assert restored["perplexity"] == pytest.approx(clean["perplexity"], rel=1e-6, abs=0)
 
 
 def scores_so_far(cluster: Cluster) -> dict:

@@ -50,6 +50,7 @@ from artm_compose.processes import port_free, port_owner
 from artm_compose.render import DASHBOARD, MASTER, redis_component, redis_fingerprint, render_all
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.runtimes.base import Bootstrapped, Echo, MemberState, TransformJob
+from artm_compose.runtimes import lifecycle
 from artm_compose.runtimes.lifecycle import Runtime
 from artm_compose.state import StateDir
 from artm_compose.waiting import poll_until, wait_until
@@ -162,17 +163,11 @@ def find_conflicts(plan: Plan, state: StateDir, inventory: Inventory,
 
 
 def redis_lost(plan: Plan, inventory: Inventory, probe: Callable[[], dict[str, Any]]) -> bool:
-    """Whether the cluster's Redis lost data: a Redis container of the plan is down or gone and the nodes
-    left do not serve the cluster (``probe``, the in-cluster job, says so or cannot run). A cluster that
-    still serves, e.g. a replica took over a dead node, lost nothing."""
+    """Whether the cluster's Redis lost data (:func:`artm_compose.runtimes.lifecycle.redis_lost`): a Redis
+    container of the plan is down or gone and the nodes left do not serve the cluster."""
     redis = [o for o in inventory.of_cluster(plan.cluster)
              if o.kind == "container" and o.labels.get(labels.ROLE) == "redis"]
-    if len(redis) >= len(plan.redis_nodes) and all(o.running for o in redis):
-        return False
-    try:
-        return probe()["cluster_state"] != "ok"
-    except BootstrapError:  # no control container, or no node answers
-        return True
+    return lifecycle.redis_lost(len(redis) >= len(plan.redis_nodes) and all(o.running for o in redis), probe)
 
 
 def training_containers(plan: Plan, inventory: Inventory) -> list[DockerObject]:
@@ -239,9 +234,7 @@ class ComposeRuntime(Runtime):
             raise ConfigError("; ".join(problems))
         for left in left_over:
             echo(_remove_container(client, left.name, left.name) + " (left by a run that lost its Redis)")
-        # The nodes left hold part of the model (no replicas took over): every node starts empty, so that
-        # the master goes on from the whole checkpoint rather than starting over on that part.
-        self._start_empty = lost and plan.data is not None and self.state.checkpoint.exists()
+        self._start_empty = self.goes_on_from_checkpoint(plan, lost)
         images = build_images(echo=echo, client=client)
         layout = network_layout(plan, inventory, client)
         self.render(plan, images=images, layout=layout, status=Status.STARTING)

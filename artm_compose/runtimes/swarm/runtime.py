@@ -46,7 +46,7 @@ from artm_compose.processes import check_dashboard_port
 from artm_compose.render import DASHBOARD, MASTER, redis_component, render_all
 from artm_compose.record import ClusterRecord, Status, TrainingRecord
 from artm_compose.runtimes.base import Bootstrapped, ClusterStatus, Echo, MemberState, TransformJob
-from artm_compose.runtimes.lifecycle import Runtime
+from artm_compose.runtimes.lifecycle import Runtime, redis_lost
 from artm_compose.state import write_text_atomic
 from artm_compose.runtimes.swarm.assign import Holding, assign, removal, replica_groups, usable_holdings
 from artm_compose.runtimes.swarm.data_plan import check_local, data_plan
@@ -141,6 +141,7 @@ class SwarmRuntime(Runtime):
         self._client = client = docker_client()
         self._whales = whales = cli()
         self._manager_id = manager_id = require_manager(whales)
+        self._remove_after_lost_redis(client, plan, echo)
         self._check_conflicts(client, plan)
         if plan.config.dashboard:
             relay = self._service_view(client, plan.cluster, DASHBOARD_RELAY)
@@ -279,6 +280,39 @@ class SwarmRuntime(Runtime):
         if problems:
             raise DataError(f"data for the Swarm nodes is incomplete: {'; '.join(problems[:5])}")
         echo(f"data checked on {len(found)} other Swarm node(s): every file they need is readable")
+
+    def _remove_after_lost_redis(self, client: docker.DockerClient, plan: Plan, echo: Echo) -> None:
+        """If the cluster's Redis lost data (:func:`artm_compose.runtimes.lifecycle.redis_lost`), remove the
+        run's executor and master services (they cannot go on; their restart policy would keep them coming
+        back) and, when the run goes on from its checkpoint, every Redis service, which the deploy then
+        starts anew (the nodes left hold only part of the model). A Redis service
+        with a failed task was replaced by Swarm: a new, empty container. Before the conflict checks, which
+        then find no training in progress."""
+        views = [v for v in self._services(client, plan.cluster) if v.role == "redis"]
+        record = ClusterRecord.load_if_any(self.state)
+
+        def probe() -> dict[str, Any]:
+            if record is None:
+                raise BootstrapError("no cluster recorded")
+            return self.run_job(record, "probe")
+
+        lost = redis_lost(len(views) >= len(plan.redis_nodes) and all(
+            v.task is not None and v.task.running and v.failure is None for v in views), probe)
+        if not lost:
+            return
+        gone = [v for v in self._services(client, plan.cluster) if v.role in ("executor", "master")]
+        if self.goes_on_from_checkpoint(plan, lost):
+            echo("every Redis node starts anew: the Redis Cluster lost data and the run goes on from its checkpoint")
+            gone += views
+        names = {f"{stack_name(plan)}_{v.component}": v.role for v in gone}
+        for name, role in names.items():
+            _ignore_missing(lambda: client.api.remove_service(name))  # noqa: B023 (called at once)
+            echo(f"removed service {name}" + (" (left by a run that lost its Redis)" if role != "redis" else ""))
+        selector = {"label": labels.selector(plan.cluster, self.name)}
+        _wait_gone(lambda: [*(s for s in services(client, **selector) if s.name in names),
+                            *(c for c in containers(client, **selector)
+                              if c.labels.get("com.docker.swarm.service.name") in names)],
+                   "the services of the run that lost its Redis and their containers", REMOVE_TIMEOUT)
 
     def _check_conflicts(self, client: docker.DockerClient, plan: Plan) -> None:
         found = services(client, label=labels.selector(plan.cluster, self.name))
