@@ -26,9 +26,9 @@ READER_USER = "artm-reader"
 # What the engine sends: heartbeats, leases, queues, scale requests and progress (engine/protocol.py), the
 # model's blocks and n_wt increments (engine/model_store.py, INFO for the bytes moved per pass), the start-up
 # PING (engine/connect.py), and its look at the cluster while it rides out a failover (engine/failover.py:
-# CLUSTER INFO and NODES, PING to each primary).
+# CLUSTER INFO and NODES, PING to each primary; WAIT for the replicas before a commit).
 ENGINE_COMMANDS = ("get", "set", "getrange", "pttl", "expire", "del", "unlink", "rpush", "lrange", "blpop",
-                   "info", "ping", "cluster|info", "cluster|nodes")
+                   "info", "ping", "cluster|info", "cluster|nodes", "wait")
 # What the lookers send: the progress record and heartbeats (GET), the committed model (GET, GETRANGE), and
 # each node's health (PING, INFO, CLUSTER INFO and NODES: bootstrap.check_health, the dashboard's nodes).
 READER_COMMANDS = ("get", "getrange", "info", "ping", "cluster|info", "cluster|nodes")

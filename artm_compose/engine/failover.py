@@ -143,6 +143,42 @@ class FailoverWatch:
                                      pass_number)
 
 
+def wait_for_replicas(client: RedisCluster, cluster: str, timeout: float, phase: str, pass_number: int) -> None:
+    """Return once every online replica holds what its primary has taken so far (the pass's phi and n_t), or
+    raise :class:`ClusterInterrupted`. Replication is asynchronous: without this, a primary lost just after the
+    master committed a pass can take the pass's phi with it, and its promoted replica serves, under the same
+    key, the phi of two generations back (the buffers alternate), which the next passes read without an error.
+
+    ``WAIT`` counts the writes of its own connection, so on each primary one connection writes a marker key of
+    the cluster (slotted to that primary; after the executors' writes, which were acknowledged) and waits for
+    that write. A primary without replicas is not waited for."""
+    primaries = {node.name: node for node in client.get_primaries()}
+    markers: dict[str, str] = {}
+    for index in range(100 * len(primaries) + 1000):
+        if len(markers) == len(primaries):
+            break
+        key = f"ac:{cluster}:replicated:{index}"
+        markers.setdefault(client.get_node_from_key(key).name, key)
+    for name, node in primaries.items():
+        pool = node.redis_connection.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command("SET", markers[name], str(pass_number), "EX", "60")
+            connection.read_response()
+            connection.send_command("INFO", "replication")
+            info = parse_info(connection.read_response().decode())
+            online = sum(1 for field, value in info.items() if field.startswith("slave") and "state=online" in value)
+            if online:
+                connection.send_command("WAIT", online, max(1, int(timeout * 1000)))
+                acknowledged = int(connection.read_response())
+                if acknowledged < online:
+                    raise ClusterInterrupted(f"{acknowledged} of the {online} replica(s) of {node.host}:{node.port} "
+                                             f"acknowledged the writes of {phase} of pass {pass_number} within "
+                                             f"{timeout:g} s", pass_number)
+        finally:
+            pool.release(connection)
+
+
 def wait_for_cluster(client: RedisCluster, timeout: float, why: str, tick: Callable[[], None]) -> ClusterView:
     """Wait until every slot is served by an answering primary (bounded by ``timeout``), then refresh the
     client's slot table. Raises :class:`TrainingError` at once when a lost primary has no replica left.

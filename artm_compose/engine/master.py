@@ -31,7 +31,7 @@ from artm_compose.engine.connect import (DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_T
                                          check_timeouts, connect, run_or_exit)
 from artm_compose.engine.export import topic_names
 from artm_compose.engine.failover import (REDIS_ERRORS, FailoverWatch, describe_redis_error, wait_for_cluster,
-                                          wait_for_heartbeats)
+                                          wait_for_heartbeats, wait_for_replicas)
 from artm_compose.engine.layout import Layout, block_starts, prepare_slot_tags
 from artm_compose.engine.model_store import ModelRecord
 from artm_compose.engine.online import (DEFAULT_KAPPA, DEFAULT_TAU0, DEFAULT_UPDATE_EVERY, MODES, OnlineSchedule,
@@ -46,6 +46,8 @@ from artm_compose.engine.protocol import (ClusterInterrupted, ExecutorInfo, Exec
 from artm_compose.errors import ConfigError, DataError, TrainingError
 
 TOP_TOKENS = 10
+# How long (fraction of the heartbeat timeout) the replicas may take to acknowledge a pass's writes.
+REPLICATION_FRACTION = 0.2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -500,6 +502,9 @@ class Master:
             generation += 1
             normalised = self.round({e: {**normalise, "generation": generation} for e in executors},
                                     "normalisation", number)
+            # The replicas first hold the pass's writes, so a primary lost after the commit loses none of them.
+            wait_for_replicas(self.client, self.args.cluster, REPLICATION_FRACTION * self.args.heartbeat_timeout,
+                              "normalisation", number)
             # Never commit across a failover: one that the pass's commands rode out (redis-py retries them until
             # the replica serves) raised nothing here, and the watch looks only when a reply is slow to come.
             self.channel.watch("normalisation", number, True)

@@ -172,7 +172,7 @@ def second_run_at_pass_3(cluster, client, first_run: str) -> dict:
     cluster.up(detach=True, echo=lambda _line: None)
     deadline = time.monotonic() + 120
     while True:
-        progress = read_progress(client, "test")
+        progress = read_progress(client, cluster.plan.config.name)
         if progress.get("run") != first_run and progress.get("pass", 0) >= 3:
             return progress
         assert time.monotonic() < deadline, f"no pass 3 of the second run within 120 s: {progress}"
@@ -351,12 +351,26 @@ def test_scale_from_4_to_2_executors_and_back_while_training(local_cluster, tmp_
         cluster.scale(2)
 
 
+def cluster_name_with_the_lease_on(node: int, nodes: int) -> str:
+    """A cluster name whose master lease key hashes to ``node``'s slots (of ``nodes`` primaries)."""
+    from redis.crc import key_slot
+
+    from artm_compose.engine.protocol import master_key
+    from artm_compose.slots import split_slots
+
+    first, last = split_slots(nodes)[node]
+    return next(name for name in (f"lease{i}" for i in range(1000))
+                if first <= key_slot(master_key(name).encode()) <= last)
+
+
+@pytest.mark.parametrize("lease_on_killed_node", [False, True], ids=["lease-elsewhere", "lease-on-killed-node"])
 def test_a_killed_redis_primary_fails_over_to_its_replica_and_the_run_ends_as_an_uninterrupted_one(
-        local_cluster, tmp_path):
+        local_cluster, tmp_path, lease_on_killed_node):
     from support.engine import acl_denials, client_of, dpkg_corpus
 
-    cluster = local_cluster(nodes=3, replicas=1, up=False, data_dir=dpkg_corpus(tmp_path / "dpkg"), topics=96,
-                            iterations=20, seed=4, heartbeat_timeout=10.0)
+    name = cluster_name_with_the_lease_on(1 if lease_on_killed_node else 0, 3)
+    cluster = local_cluster(nodes=3, replicas=1, up=False, name=name, data_dir=dpkg_corpus(tmp_path / "dpkg"),
+                            topics=96, iterations=20, seed=4, heartbeat_timeout=10.0)
     assert cluster.up(detach=False, echo=lambda _line: None).training == "finished"
     clean = json.loads(cluster.state.scores.read_text())
     progress = second_run_at_pass_3(cluster, client_of(cluster), clean["run"])
