@@ -412,7 +412,16 @@ class Master:
         wait_for_heartbeats(self.client, args.cluster, self.channel.executors, args.failover_timeout,
                             self.channel.tick)
         self.set_state("recovery", failover=len(self.scores.failovers) + 1)
-        committed = self.rejoin_committed(pass_number)
+        try:
+            committed = self.rejoin_committed(pass_number)
+        except ExecutorLost as lost:
+            if not lost.lapsed:
+                raise
+            # Its heartbeat key was out of reach past its TTL (on the lost node, or the executor cut off): the
+            # executor counted a lapse while it waited for a command, and refused this one. Every heartbeat is
+            # back and nobody was given up: it takes the next command.
+            self.echo(f"{lost}: the failover's doing; bringing the executors back again")
+            committed = self.rejoin_committed(pass_number)
         seconds = time.monotonic() - started
         self.scores.failovers.append({"pass": pass_number, "error": describe_redis_error(error), "seconds": seconds,
                                       "epoch": view.epoch})

@@ -343,7 +343,7 @@ class MasterChannel:
                 executor = int(reply["executor"])
                 if reply.get("lapsed"):  # it did not write its results: the pass again, with it or without it
                     lost = ExecutorLost(executor, phase, pass_number, f"executor {executor}'s heartbeat lapsed "
-                                        f"during {phase} of pass {pass_number}{_kept(kept_pass)}")
+                                        f"during {phase} of pass {pass_number}{_kept(kept_pass)}", lapsed=True)
                     self.watch(phase, pass_number, True)  # unless a Redis failover took the heartbeat key
                     raise lost
                 if reply.get("interrupted"):
@@ -427,11 +427,12 @@ def _kept(kept_pass: int | None) -> str:
 class ExecutorLost(TrainingError):
     """An executor died, hung or was replaced in the middle of a run."""
 
-    def __init__(self, executor: int, phase: str, pass_number: int, message: str):
+    def __init__(self, executor: int, phase: str, pass_number: int, message: str, lapsed: bool = False):
         super().__init__(message)
         self.executor = executor
         self.phase = phase
         self.pass_number = pass_number
+        self.lapsed = lapsed  # it answered that its heartbeat had lapsed (it is alive and wrote nothing)
 
 
 class ClusterInterrupted(TrainingError):
