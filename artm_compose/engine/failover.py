@@ -22,7 +22,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from artm_compose.bootstrap import NodeView, parse_cluster_nodes, parse_info
-from artm_compose.engine.protocol import ClusterInterrupted, read_heartbeats
+from artm_compose.engine.protocol import BEAT_FRACTION, TTL_FRACTION, ClusterInterrupted, heartbeat_key
 from artm_compose.errors import TrainingError, TrainingTimeout
 from artm_compose.redis_client import node_client
 from artm_compose.waiting import poll_until, wait_until
@@ -103,16 +103,22 @@ def _judge(info: dict[str, str], views: list[NodeView], host: str, login: dict, 
 
 
 def wait_for_heartbeats(client: RedisCluster, cluster: str, executors: Iterable[int], timeout: float,
-                        tick: Callable[[], None]) -> bool:
-    """Wait (bounded) until every executor's heartbeat key is there again: keys on the lost node's slots may
-    have expired during the failover, and come back with the executors' next beat. False if some did not."""
-    wanted = list(executors)
+                        heartbeat_timeout: float, tick: Callable[[], None]) -> bool:
+    """Wait (bounded) until every executor's heartbeat key is there again and fresh (beaten within the last two
+    beats): keys may have expired during the failover (on the lost node, or their executor stuck in Redis
+    retries), and come back with the executors' next beat; a key merely present may be about to expire, and
+    the recovery would count its executor lost. False if some did not."""
+    wanted = [heartbeat_key(cluster, executor) for executor in executors]
+    fresh_ms = (TTL_FRACTION - 2 * BEAT_FRACTION) * heartbeat_timeout * 1000
 
-    def present() -> bool:
+    def fresh() -> bool:
         tick()
-        return all(beat is not None for beat in read_heartbeats(client, cluster, wanted).values())
+        pipe = client.pipeline()
+        for key in wanted:
+            pipe.pttl(key)
+        return all(left >= fresh_ms for left in pipe.execute())
 
-    return bool(poll_until(present, timeout, interval=0.1))
+    return bool(poll_until(fresh, timeout, interval=0.1))
 
 
 class FailoverWatch:

@@ -410,7 +410,7 @@ class Master:
         view = wait_for_cluster(self.client, args.failover_timeout, why, self.channel.tick)
         watch.reset(view.epoch)
         wait_for_heartbeats(self.client, args.cluster, self.channel.executors, args.failover_timeout,
-                            self.channel.tick)
+                            args.heartbeat_timeout, self.channel.tick)
         self.set_state("recovery", failover=len(self.scores.failovers) + 1)
         try:
             committed = self.rejoin_committed(pass_number)
