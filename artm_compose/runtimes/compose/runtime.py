@@ -619,17 +619,21 @@ def _lines_through_restarts(client: docker.DockerClient, name: str,
             return
 
 
+# What Docker says to an update of a container whose exit it has not recorded yet (the full suite saw each).
+EXITING = ("stopped container", "container not running", "deleted process")
+
+
 def _restart_no_more(client: docker.DockerClient, container: str) -> None:
     """Switch the container's restart policy off. Docker refuses to update a container in the middle of
-    its exit ("cannot update a stopped container", or runc's "container not running") until it has recorded
-    the exit: retried (bounded)."""
+    its exit ("cannot update a stopped container", or runc's "container not running" and "cannot update a
+    deleted process") until it has recorded the exit: retried (bounded)."""
     def switched() -> bool:
         try:
             client.api.update_container(container, restart_policy={"Name": "no"})
         except NotFound:
             return True
         except APIError as error:
-            if not any(words in str(error) for words in ("stopped container", "container not running")):
+            if not any(words in str(error) for words in EXITING):
                 raise
             return False
         return True
